@@ -1,0 +1,41 @@
+"""svc-collector: run the collector with settings from the environment."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+import structlog
+
+from collector import logs, settings
+from collector.deadletter import DeadLetters
+from collector.influx import InfluxWriter
+from collector.service import Collector
+
+
+def main() -> int:
+    try:
+        config = settings.from_env()
+    except settings.SettingsError as e:
+        print(f"svc-collector: {e}", file=sys.stderr)
+        return 2
+    logs.configure(config.log_level)
+    log = structlog.get_logger("collector")
+    writer = InfluxWriter(config.influx_url, config.influx_db, config.influx_token)
+    dead = DeadLetters(config.state_dir / "deadletter.jsonl")
+    collector = Collector(config, writer, dead)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        collector.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("starting", mqtt=f"{config.mqtt.host}:{config.mqtt.port}", influx=config.influx_url)
+    collector.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Rejected messages, kept with their reason in a JSONL file and counted by reason."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+
+class DeadLetters:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(self, topic: str, payload: bytes, reason: str, kind: str) -> None:
+        """Append one record and flush it to disk before the message is acknowledged."""
+        try:
+            text: str | None = payload.decode()
+            raw = None
+        except UnicodeDecodeError:
+            text, raw = None, base64.b64encode(payload).decode()
+        entry = {
+            "received_ms": int(time.time() * 1000),
+            "topic": topic,
+            "kind": kind,
+            "reason": reason,
+            "payload": text,
+            "payload_b64": raw,
+        }
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.flush()
+            self.counts[kind] += 1

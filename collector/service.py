@@ -1,0 +1,209 @@
+"""The MQTT side: subscribe, batch, store, then acknowledge in the order received.
+
+paho runs the network in its own thread and hands each message to on_message,
+which only queues it. The main thread takes batches off that queue, writes them
+to InfluxDB (or the dead-letter file), and only then sends the PUBACKs, so a
+crash at any instant leaves every unstored message with the broker.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from collector import rating as rating_msg
+from collector import topics
+from collector.deadletter import DeadLetters
+from collector.influx import InfluxError, InfluxWriter
+from collector.settings import Settings
+
+log = structlog.get_logger("collector")
+
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 10.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    connection: int
+    received_ms: int
+
+
+class Collector:
+    def __init__(self, settings: Settings, writer: InfluxWriter, dead: DeadLetters) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.dead = dead
+        self.inbox: queue.Queue[Delivery] = queue.Queue()
+        self.stored = 0
+        self._connection = 0
+        self._stop = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            clean_session=False,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
+        if settings.mqtt.username:
+            self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    @property
+    def rating_filter(self) -> str:
+        return f"{self.settings.topic_root}/+/+/rating"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Serve until stop(); then store what was taken, acknowledge it and disconnect."""
+        if not self._ensure_database():
+            return
+        self.client.connect_async(self.settings.mqtt.host, self.settings.mqtt.port, keepalive=30)
+        self.client.loop_start()
+        try:
+            while not self._stop.is_set():
+                batch = self._take_batch()
+                if batch:
+                    self._store(batch)
+            self._drain()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            log.info("stopped", stored=self.stored, rejected=dict(self.dead.counts))
+
+    def _ensure_database(self) -> bool:
+        return self._retrying(self.writer.ensure_database, "influx_unavailable")
+
+    def _retrying(self, action: Callable[[], None], event: str) -> bool:
+        """Call action until it succeeds (True) or stop() is called first (False).
+
+        A permanent InfluxError is raised to the caller: retrying cannot help it.
+        """
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                action()
+                return True
+            except InfluxError as e:
+                if e.permanent:
+                    raise
+                log.warning(event, error=str(e), retry_in_s=delay)
+            if self._stop.wait(delay):
+                return False
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def _drain(self) -> None:
+        """After stop: what was already queued is stored and acknowledged, nothing newer."""
+        pending: list[Delivery] = []
+        while True:
+            try:
+                pending.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        if pending:
+            self._store(pending)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("mqtt_refused", reason=str(reason))
+            return
+        self._connection += 1
+        log.info("mqtt_connected", session_present=flags.session_present, filter=self.rating_filter)
+        client.subscribe(self.rating_filter, qos=1)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        log.warning("mqtt_disconnected", reason=str(reason))
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        received_ms = int(time.time() * 1000)
+        self.inbox.put(
+            Delivery(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._connection, received_ms)
+        )
+
+    def _take_batch(self) -> list[Delivery]:
+        try:
+            batch = [self.inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.settings.batch_linger_s
+        while len(batch) < self.settings.batch_max:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self.inbox.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
+
+    def _store(self, batch: list[Delivery]) -> None:
+        points: list[tuple[Delivery, str]] = []
+        for delivery in batch:
+            point = self._point(delivery)
+            if point is not None:
+                points.append((delivery, point))
+        if self._write_all(points):
+            self._acknowledge(batch)
+
+    def _point(self, delivery: Delivery) -> str | None:
+        """The message's line, or None after it went to the dead-letter file."""
+        try:
+            where = topics.parse(delivery.topic, self.settings.topic_root)
+            parsed = rating_msg.parse(where, delivery.payload)
+            return parsed.point(delivery.received_ms)
+        except topics.TopicError as e:
+            self._reject(delivery, "bad_topic", str(e))
+        except rating_msg.Rejected as e:
+            self._reject(delivery, e.kind, str(e))
+        return None
+
+    def _reject(self, delivery: Delivery, kind: str, reason: str) -> None:
+        log.warning("rejected", topic=delivery.topic[:200], kind=kind, reason=reason)
+        self.dead.record(delivery.topic, delivery.payload, reason, kind)
+
+    def _write_all(self, points: list[tuple[Delivery, str]]) -> bool:
+        """Write until InfluxDB takes the batch; False when stopped before it did."""
+        lines = [p for _, p in points]
+        try:
+            done = self._retrying(lambda: self.writer.write(lines), "influx_write_failed")
+        except InfluxError:
+            return self._write_one_by_one(points)
+        if done:
+            self.stored += len(points)
+        return done
+
+    def _write_one_by_one(self, points: list[tuple[Delivery, str]]) -> bool:
+        """InfluxDB refused the batch: set aside the points it refuses, write the rest."""
+        for delivery, point in points:
+            try:
+                if not self._retrying(partial(self.writer.write, [point]), "influx_write_failed"):
+                    return False
+                self.stored += 1
+            except InfluxError as e:
+                self._reject(delivery, "refused_by_influx", str(e))
+        return True
+
+    def _acknowledge(self, batch: list[Delivery]) -> None:
+        # A PUBACK from an earlier connection would name a packet id the broker
+        # has since reused; those messages come again and are stored again, harmlessly.
+        for delivery in batch:
+            if delivery.qos and delivery.connection == self._connection:
+                self.client.ack(delivery.mid, delivery.qos)

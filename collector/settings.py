@@ -1,0 +1,76 @@
+"""The collector's settings, from environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting has a value the collector cannot use."""
+
+
+@dataclass(frozen=True)
+class MqttAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    mqtt: MqttAddress
+    influx_url: str
+    influx_db: str
+    influx_token: str | None
+    topic_root: str
+    state_dir: Path
+    client_id: str
+    batch_max: int
+    batch_linger_s: float
+    log_level: str
+
+
+def parse_mqtt_url(url: str) -> MqttAddress:
+    """mqtt://[user[:password]@]host[:port]"""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise SettingsError(f"SVC_MQTT_URL must look like mqtt://user:pass@host:port, not {url!r}")
+    return MqttAddress(
+        host=parts.hostname,
+        port=parts.port or 1883,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def from_env(env: Mapping[str, str] = os.environ) -> Settings:
+    influx_url = env.get("SVC_INFLUX_URL", "http://127.0.0.1:8086").rstrip("/")
+    if urlsplit(influx_url).scheme not in ("http", "https"):
+        raise SettingsError(f"SVC_INFLUX_URL must be http(s)://host:port, not {influx_url!r}")
+    return Settings(
+        mqtt=parse_mqtt_url(env.get("SVC_MQTT_URL", "mqtt://127.0.0.1:1883")),
+        influx_url=influx_url,
+        influx_db=env.get("SVC_INFLUX_DB", "service_quality"),
+        influx_token=env.get("SVC_INFLUX_TOKEN") or None,
+        topic_root=env.get("SVC_TOPIC_ROOT", "svc/v1").strip("/"),
+        state_dir=Path(env.get("SVC_STATE_DIR", "collector-state")),
+        client_id=env.get("SVC_CLIENT_ID", "svc-collector"),
+        batch_max=_int(env, "SVC_BATCH_MAX", 5000),
+        batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 200) / 1000,
+        log_level=env.get("SVC_LOG_LEVEL", "info").lower(),
+    )

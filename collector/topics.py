@@ -1,0 +1,34 @@
+"""Topic names of the contract: svc/v1/{site}/{device}/{kind}."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+class TopicError(ValueError):
+    """The topic does not follow the contract's pattern."""
+
+
+@dataclass(frozen=True)
+class DeviceTopic:
+    site: str
+    device: str
+    kind: str
+
+
+def parse(topic: str, root: str) -> DeviceTopic:
+    prefix = root + "/"
+    if not topic.startswith(prefix):
+        raise TopicError(f"topic outside root {root!r}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 3:
+        raise TopicError("topic must be {root}/{site}/{device}/{kind}")
+    site, device, kind = parts
+    if not NAME.fullmatch(site):
+        raise TopicError(f"site {site!r} breaks [a-z0-9][a-z0-9-]{{0,31}}")
+    if not NAME.fullmatch(device):
+        raise TopicError(f"device {device!r} breaks [a-z0-9][a-z0-9-]{{0,31}}")
+    return DeviceTopic(site, device, kind)

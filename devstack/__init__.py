@@ -1,0 +1,12 @@
+"""Local Mosquitto and InfluxDB servers as child processes, for tests and the demo.
+
+Each server gets a generated config file, a free loopback port and its own data folder,
+and is stopped with its process when the context ends.
+"""
+
+from devstack.collector import CollectorProcess
+from devstack.influxdb import InfluxServer
+from devstack.mosquitto import MosquittoServer
+from devstack.process import ServerFailedError
+
+__all__ = ["CollectorProcess", "InfluxServer", "MosquittoServer", "ServerFailedError"]

@@ -1,0 +1,75 @@
+"""svc-collector as a child process, pointed at a local broker and database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack.influxdb import InfluxServer
+from devstack.mosquitto import MosquittoServer
+from devstack.process import ServerFailedError
+
+
+class CollectorProcess:
+    def __init__(
+        self,
+        broker: MosquittoServer,
+        influx: InfluxServer,
+        state_dir: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.log_path = state_dir / "collector.log"
+        self.env = {
+            **os.environ,
+            "SVC_MQTT_URL": broker.url,
+            "SVC_INFLUX_URL": influx.url,
+            "SVC_STATE_DIR": str(state_dir),
+            **(extra_env or {}),
+        }
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Start and wait until it has subscribed (its log says mqtt_connected)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "collector.cli"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServerFailedError(f"collector exited: {self.log()[-2000:]}")
+            if '"mqtt_connected"' in self.log():
+                return
+            time.sleep(0.05)
+        raise ServerFailedError(f"collector did not connect: {self.log()[-2000:]}")
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGTERM and wait; returns the exit code (killed: negative)."""
+        if self._proc is None:
+            return 0
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        code = self._proc.returncode
+        self._proc = None
+        return code
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""

@@ -1,0 +1,49 @@
+"""A Mosquitto broker on a loopback port with persistence in its own folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from devstack.process import ChildServer, find_binary, port_open
+
+
+class MosquittoServer(ChildServer):
+    name = "mosquitto"
+
+    def __init__(self, data_dir: Path, extra_config: str = "") -> None:
+        super().__init__(data_dir)
+        self.extra_config = extra_config
+        self.binary = find_binary("mosquitto", "/usr/sbin")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def command(self, port: int) -> list[str]:
+        conf = self.data_dir / "mosquitto.conf"
+        conf.write_text(self.config(port))
+        return [self.binary, "-c", str(conf)]
+
+    def config(self, port: int) -> str:
+        lines = [
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.data_dir}/",
+            "autosave_interval 1",
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if os.geteuid() == 0:
+            # Mosquitto drops to user "mosquitto" when started as root; that user
+            # could not write the temporary persistence folder.
+            lines.append("user root")
+        return "\n".join(lines) + "\n" + self.extra_config
+
+    def is_ready(self) -> bool:
+        return port_open(self.port)

@@ -1,0 +1,186 @@
+# A small asyncio MQTT 3.1.1 client for the rating terminal.
+#
+# Like umqtt.simple, its API mirrors the protocol (connect, publish, subscribe,
+# ping, disconnect) and adds nothing of its own: no reconnect loop, no queue.
+# Unlike umqtt.simple it never blocks the event loop, and it hands every
+# PUBACK to its owner, which removes a rating from the flash queue only then.
+# The owner (terminal.py) decides when to reconnect and what to resend.
+# Runs unchanged under MicroPython and CPython.
+import asyncio
+import struct
+
+CONNECT = 0x10
+CONNACK = 0x20
+PUBLISH = 0x30
+PUBACK = 0x40
+SUBSCRIBE = 0x82
+SUBACK = 0x90
+PINGREQ = 0xC0
+PINGRESP = 0xD0
+DISCONNECT = 0xE0
+
+
+class MQTTError(Exception):
+    pass
+
+
+def _str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("!H", len(b)) + b
+
+
+def _packet(first_byte, body):
+    n = len(body)
+    head = bytearray([first_byte])
+    while True:
+        digit = n & 0x7F
+        n >>= 7
+        head.append(digit | 0x80 if n else digit)
+        if not n:
+            return bytes(head) + body
+
+
+class MQTTClient:
+    """One connection to a broker.
+
+    on_message(topic: str, payload: bytes, retained: bool) and on_puback(pid: int)
+    are called from read_loop(); both are plain functions.
+    """
+
+    def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60):
+        self.client_id = client_id
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.keepalive = keepalive
+        self.will = None
+        self.on_message = None
+        self.on_puback = None
+        self._reader = None
+        self._writer = None
+        self._pid = 0
+
+    def set_last_will(self, topic, payload, retain=False, qos=0):
+        self.will = (topic, payload, retain, qos)
+
+    def next_pid(self):
+        self._pid = self._pid % 65535 + 1
+        return self._pid
+
+    async def connect(self, clean_session=False, timeout_s=10):
+        """Open the socket and send CONNECT; returns the broker's session-present flag."""
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), timeout_s
+        )
+        flags = 0 if not clean_session else 0x02
+        payload = _str(self.client_id)
+        if self.will:
+            topic, msg, retain, qos = self.will
+            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+            payload += _str(topic) + _str(msg)
+        if self.user is not None:
+            flags |= 0x80
+            payload += _str(self.user)
+            if self.password is not None:
+                flags |= 0x40
+                payload += _str(self.password)
+        body = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", self.keepalive) + payload
+        await self._send(_packet(CONNECT, body))
+        resp = await asyncio.wait_for(self._reader.readexactly(4), timeout_s)
+        if resp[0] != CONNACK or resp[1] != 2:
+            raise MQTTError("bad CONNACK")
+        if resp[3] != 0:
+            raise MQTTError("connection refused, code %d" % resp[3])
+        return bool(resp[2] & 1)
+
+    async def publish(self, topic, payload, qos=0, retain=False, pid=None, dup=False):
+        """Send PUBLISH; for QoS 1 returns the packet id whose PUBACK will follow."""
+        first = PUBLISH | (qos << 1) | (1 if retain else 0) | (0x08 if dup and qos else 0)
+        body = _str(topic)
+        if qos:
+            pid = pid or self.next_pid()
+            body += struct.pack("!H", pid)
+        await self._send(_packet(first, body + payload))
+        return pid
+
+    async def subscribe(self, topic, qos=1):
+        pid = self.next_pid()
+        body = struct.pack("!H", pid) + _str(topic) + bytes([qos])
+        await self._send(_packet(SUBSCRIBE, body))
+        return pid
+
+    async def ping(self):
+        await self._send(bytes([PINGREQ, 0]))
+
+    async def disconnect(self):
+        try:
+            await self._send(bytes([DISCONNECT, 0]))
+        finally:
+            self.close()
+
+    def close(self):
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+        self._reader = self._writer = None
+
+    async def read_loop(self, idle_timeout_s):
+        """Read packets until the connection fails; raises OSError then.
+
+        idle_timeout_s bounds the silence between packets: the owner pings
+        often enough that a healthy broker always answers sooner.
+        """
+        while True:
+            first = (await asyncio.wait_for(self._read(1), idle_timeout_s))[0]
+            length = await self._read_length()
+            body = await self._read(length) if length else b""
+            await self._dispatch(first, body)
+
+    async def _dispatch(self, first, body):
+        kind = first & 0xF0
+        if kind == PUBACK:
+            if self.on_puback:
+                self.on_puback(struct.unpack("!H", body[:2])[0])
+        elif kind == PUBLISH:
+            await self._on_publish(first, body)
+        elif kind not in (SUBACK, PINGRESP):
+            raise MQTTError("unexpected packet 0x%02x" % first)
+
+    async def _on_publish(self, first, body):
+        n = struct.unpack("!H", body[:2])[0]
+        topic = body[2 : 2 + n].decode()
+        pos = 2 + n
+        qos = (first >> 1) & 3
+        if qos:
+            pid = struct.unpack("!H", body[pos : pos + 2])[0]
+            pos += 2
+            await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
+        if self.on_message:
+            self.on_message(topic, body[pos:], bool(first & 1))
+
+    async def _read(self, n):
+        if self._reader is None:
+            raise OSError("not connected")
+        try:
+            return await self._reader.readexactly(n)
+        except EOFError:
+            raise OSError("connection closed by broker")
+
+    async def _read_length(self):
+        n = 0
+        shift = 0
+        while True:
+            b = (await self._read(1))[0]
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+
+    async def _send(self, data):
+        if self._writer is None:
+            raise OSError("not connected")
+        self._writer.write(data)
+        await self._writer.drain()

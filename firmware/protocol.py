@@ -1,0 +1,45 @@
+# The wire contract (shared/PROTOCOL.md) as the terminal speaks it.
+import json
+import time
+
+VERSION = 1
+FW_VERSION = "0.1.0"
+SCORES = (1, 2, 3, 4, 5)
+REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+
+# Some ports count time from 2000; the wire always counts from 1970.
+EPOCH_OFFSET_MS = 946684800000 if time.gmtime(0)[0] == 2000 else 0
+
+
+def unix_ms():
+    return time.time_ns() // 1000000 + EPOCH_OFFSET_MS
+
+
+def topic(root, site, device, kind):
+    return "%s/%s/%s/%s" % (root, site, device, kind)
+
+
+def rating(seq, boot, ts, score, counter, staff, mode, reason=None, ticket=None, wait_ms=None):
+    return {
+        "v": VERSION,
+        "seq": seq,
+        "boot": boot,
+        "ts": ts,
+        "score": score,
+        "reason": reason,
+        "counter": counter,
+        "staff": staff,
+        "ticket": ticket,
+        "mode": mode,
+        "wait_ms": wait_ms,
+    }
+
+
+def state(online, boot=None):
+    if not online:
+        return {"v": VERSION, "online": False}
+    return {"v": VERSION, "online": True, "fw": FW_VERSION, "boot": boot}
+
+
+def encode(message):
+    return json.dumps(message, separators=(",", ":")).encode()

@@ -1,0 +1,57 @@
+# The per-device settings file written at deploy time: who the terminal is
+# and where its broker is. What a hall changes at run time (counter, staff,
+# buttons) arrives later as the retained config topic.
+import store
+
+DEFAULTS = {
+    "site": None,
+    "device": None,
+    "broker": "mqtt://127.0.0.1:1883",
+    "topic_root": "svc/v1",
+    "counter": None,
+    "staff": None,
+    "buttons": [5, 4, 3, 2, 1],
+    "keepalive_s": 30,
+}
+
+_NAME_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
+_NAME_REST = _NAME_FIRST + "-"
+
+
+class SettingsError(Exception):
+    pass
+
+
+def valid_name(name):
+    """site and device: [a-z0-9][a-z0-9-]{0,31} (MicroPython's re has no {m,n})."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32:
+        return False
+    if name[0] not in _NAME_FIRST:
+        return False
+    return all(c in _NAME_REST for c in name)
+
+
+def parse_broker_url(url):
+    """mqtt://[user[:password]@]host[:port] -> (host, port, user, password)."""
+    if not url.startswith("mqtt://"):
+        raise SettingsError("broker URL must start with mqtt://")
+    rest = url[7:].rstrip("/")
+    user = password = None
+    if "@" in rest:
+        cred, rest = rest.rsplit("@", 1)
+        user, _, password = cred.partition(":")
+        password = password or None
+    host, _, port = rest.partition(":")
+    if not host:
+        raise SettingsError("broker URL has no host")
+    return host, int(port) if port else 1883, user, password
+
+
+def load(path):
+    values = dict(DEFAULTS)
+    values.update(store.load(path, {}))
+    for key in ("site", "device"):
+        if not valid_name(values[key]):
+            raise SettingsError("%s %r breaks [a-z0-9][a-z0-9-]{0,31}" % (key, values[key]))
+    values["broker_addr"] = parse_broker_url(values["broker"])
+    return values

@@ -1,0 +1,1 @@
+"""Rating terminals without hardware: real firmware under the MicroPython Unix port."""

