@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -60,7 +61,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         except requests.RequestException:
             return False
 
-    def query(self, q: str, db: str = "service_quality") -> list[dict[str, object]]:
+    def query(self, q: str, db: str = "service_quality") -> list[dict[str, Any]]:
         """Run InfluxQL and return the rows of the first series of the first statement."""
         resp = requests.get(
             f"{self.url}/query", params={"db": db, "q": q, "epoch": "ns"}, timeout=10
@@ -69,9 +70,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return rows_of(resp.json())
 
 
-def rows_of(answer: dict[str, object]) -> list[dict[str, object]]:
+def rows_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten an InfluxQL JSON answer into one dict per row (tags merged in)."""
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     results = answer.get("results", [])
     assert isinstance(results, list)
     for result in results:

@@ -1,0 +1,178 @@
+"""The demo: a local broker, database and collector, and a small hall of real terminals.
+
+Everything runs under one data folder; every process started here is stopped on
+exit, whether the run ends by --duration, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from simulator import figures
+from simulator.firmware import FirmwareTerminal
+
+DATABASE = "service_quality"
+SITE = "demo-hall"
+BUTTONS = [5, 4, 3, 2, 1]
+
+# How customers at each counter tend to score (weights for 5, 4, 3, 2, 1).
+QUALITY_PROFILES = [
+    (60, 25, 10, 3, 2),
+    (45, 35, 12, 5, 3),
+    (25, 30, 25, 12, 8),
+    (55, 30, 10, 4, 1),
+]
+
+
+@dataclass
+class HallCounter:
+    terminal: FirmwareTerminal
+    weights: tuple[int, ...]
+    presses: int = 0
+
+    def press_random(self, rng: random.Random) -> None:
+        score = rng.choices(BUTTONS, weights=self.weights)[0]
+        self.terminal.press(BUTTONS.index(score))
+        self.presses += 1
+
+
+class Demo:
+    def __init__(self, data_dir: Path, terminals: int, mean_gap_s: float, seed: int) -> None:
+        self.data_dir = data_dir
+        self.terminal_count = terminals
+        self.mean_gap_s = mean_gap_s
+        self.rng = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.counters: list[HallCounter] = []
+
+    def run(self, duration_s: float | None, quiet: bool, console: Console) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        with ExitStack() as stack:
+            console.print(f"[bold]Starting[/] broker, database and collector under {self.data_dir}")
+            broker = MosquittoServer(self.data_dir / "mosquitto")
+            influx = InfluxServer(self.data_dir / "influxdb")
+            for server in (broker, influx):
+                server.start()
+                stack.callback(server.stop)
+            collector = CollectorProcess(
+                broker, influx, self.data_dir / "collector", {"SVC_INFLUX_DB": DATABASE}
+            )
+            collector.start()
+            stack.callback(collector.stop)
+            self._start_terminals(broker, stack)
+            console.print(
+                f"broker {broker.url}  database {influx.url}/{DATABASE}  "
+                f"collector log {collector.log_path}"
+            )
+            self._serve(influx, duration_s, quiet, console)
+        console.print("[bold]Stopped[/]: every process started by the demo has ended.")
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stop_event.set()
+
+    def _start_terminals(self, broker: MosquittoServer, stack: ExitStack) -> None:
+        for i in range(self.terminal_count):
+            terminal = FirmwareTerminal(
+                self.data_dir / "terminals" / f"ev-demo{i + 1:02d}",
+                {
+                    "site": SITE,
+                    "device": f"ev-demo{i + 1:02d}",
+                    "broker": broker.url,
+                    "counter": f"{i + 1:02d}",
+                    "staff": f"E{1001 + i}",
+                    "buttons": BUTTONS,
+                },
+            )
+            terminal.start()
+            stack.callback(terminal.stop)
+            profile = QUALITY_PROFILES[i % len(QUALITY_PROFILES)]
+            self.counters.append(HallCounter(terminal, profile))
+        for counter in self.counters:
+            counter.terminal.wait_for(lambda e: e["ev"] == "connected")
+
+    def _serve(
+        self, influx: InfluxServer, duration_s: float | None, quiet: bool, console: Console
+    ) -> None:
+        started = time.time()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        presser = threading.Thread(target=self._press_customers, daemon=True)
+        presser.start()
+        live = None if quiet else Live(console=console, auto_refresh=False)
+
+        def show() -> int:
+            """Draw the figures once; returns the ratings stored since the start."""
+            rows = figures.per_counter(influx, DATABASE, int(started * 1e9))
+            if live is None:
+                console.print(self._summary(rows, time.time() - started))
+            else:
+                live.update(self._view(rows, time.time() - started), refresh=True)
+            return sum(r.rated for r in rows)
+
+        with live or nullcontext():
+            period = 10.0 if quiet else 1.0
+            while not self.stop_event.is_set():
+                show()
+                left = period if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.stop_event.wait(min(period, left))
+            self.stop_event.set()
+            presser.join(timeout=5)
+            self._settle(show)
+
+    def _settle(self, show: Callable[[], int], timeout_s: float = 10.0) -> None:
+        """Let the last presses reach the database, so the final figures count them all."""
+        presses = sum(c.presses for c in self.counters)
+        end = time.monotonic() + timeout_s
+        while show() < presses and time.monotonic() < end:
+            time.sleep(0.5)
+
+    def _press_customers(self) -> None:
+        """Customers finish at random counters, about one every mean_gap_s per counter."""
+        due = [self.rng.expovariate(1 / self.mean_gap_s) for _ in self.counters]
+        start = time.monotonic()
+        while not self.stop_event.is_set():
+            i = min(range(len(due)), key=due.__getitem__)
+            if self.stop_event.wait(max(0.0, start + due[i] - time.monotonic())):
+                return
+            self.counters[i].press_random(self.rng)
+            due[i] += self.rng.expovariate(1 / self.mean_gap_s)
+
+    def _acked(self) -> int:
+        return sum(len(c.terminal.of_kind("acked")) for c in self.counters)
+
+    def _summary(self, rows: list[figures.CounterFigures], elapsed: float) -> str:
+        stored = sum(r.rated for r in rows)
+        presses = sum(c.presses for c in self.counters)
+        return f"{elapsed:5.0f}s  presses {presses}  acked {self._acked()}  stored {stored}"
+
+    def _view(self, rows: list[figures.CounterFigures], elapsed: float) -> Group:
+        table = Table(title=f"{SITE}: live satisfaction per counter (since demo start)")
+        for column in ("counter", "ratings", "满意率 satisfied", "avg score", "差评 poor"):
+            table.add_column(column, justify="right")
+        for row in rows:
+            rate = row.satisfaction
+            colour = "green" if rate >= 0.9 else "yellow" if rate >= 0.75 else "red"
+            table.add_row(
+                row.counter,
+                str(row.rated),
+                Text(f"{rate:.1%}", style=colour),
+                f"{row.mean_score:.2f}",
+                str(row.unhappy),
+            )
+        return Group(Text(self._summary(rows, elapsed), style="bold"), table)
