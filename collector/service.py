@@ -64,6 +64,7 @@ class Collector:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     @property
     def rating_filter(self) -> str:
@@ -128,6 +129,13 @@ class Collector:
         self._connection += 1
         log.info("mqtt_connected", session_present=flags.session_present, filter=self.rating_filter)
         client.subscribe(self.rating_filter, qos=1)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log.error("subscribe_refused", filter=self.rating_filter, reasons=failed)
+        else:
+            log.info("subscribed", filter=self.rating_filter)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         log.warning("mqtt_disconnected", reason=str(reason))

@@ -34,7 +34,7 @@ class CollectorProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 20.0) -> None:
-        """Start and wait until it has subscribed (its log says mqtt_connected)."""
+        """Start and wait until its subscription is in place (its log says so)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -48,7 +48,7 @@ class CollectorProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ServerFailedError(f"collector exited: {self.log()[-2000:]}")
-            if '"mqtt_connected"' in self.log():
+            if '"subscribed"' in self.log():
                 return
             time.sleep(0.05)
         raise ServerFailedError(f"collector did not connect: {self.log()[-2000:]}")

@@ -80,7 +80,7 @@ class Demo:
                 f"collector log {collector.log_path}"
             )
             self._serve(influx, duration_s, quiet, console)
-        console.print("[bold]Stopped[/]: every process started by the demo has ended.")
+        console.print("\n[bold]Stopped[/]: every process started by the demo has ended.")
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self.stop_event.set()

