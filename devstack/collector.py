@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from devstack.influxdb import InfluxServer
 from devstack.mosquitto import MosquittoServer
-from devstack.process import ServerFailedError
+from devstack.process import ServerFailedError, end_process
 
 
 class CollectorProcess:
@@ -57,14 +56,7 @@ class CollectorProcess:
         """SIGTERM and wait; returns the exit code (killed: negative)."""
         if self._proc is None:
             return 0
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        code = self._proc.returncode
+        code = end_process(self._proc, self._proc.terminate, timeout_s)
         self._proc = None
         return code
 

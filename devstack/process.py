@@ -81,15 +81,8 @@ class ChildServer:
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL); the port and data folder are kept."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            end_process(self._proc, self._proc.terminate, 10)
         self._proc = None
 
     def restart(self) -> None:
@@ -111,6 +104,18 @@ class ChildServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_process(proc: subprocess.Popen[bytes], ask: Callable[[], None], timeout_s: float) -> int:
+    """Ask a process to end (ask()), kill it if it has not within timeout_s; its exit code."""
+    if proc.poll() is None:
+        try:
+            ask()
+            proc.wait(timeout=timeout_s)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def wait_until(

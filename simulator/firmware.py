@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devstack.process import end_process
+
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
 
 Event = dict[str, Any]
@@ -111,13 +113,7 @@ class FirmwareTerminal:
         """Ask the firmware to quit; kill it if it does not within a few seconds."""
         if self._proc is None:
             return
-        if self.running:
-            try:
-                self._send("quit")
-                self._proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
+        end_process(self._proc, lambda: self._send("quit"), 5)
         if self._reader is not None:
             self._reader.join(timeout=5)
         self._proc = None

@@ -9,33 +9,34 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, ServerFailedError
+from devstack.process import ChildServer
+
+S = TypeVar("S", bound=ChildServer)
 from simulator.firmware import FirmwareError, micropython_binary
+
+
+def serve(server: S) -> Iterator[S]:
+    try:
+        server.start()
+    except ServerFailedError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
-    try:
-        server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"))
-        server.start()
-    except ServerFailedError as e:
-        pytest.fail(str(e), pytrace=False)
-    yield server
-    server.stop()
+    yield from serve(MosquittoServer(tmp_path_factory.mktemp("mosquitto")))
 
 
 @pytest.fixture(scope="session")
 def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
-    try:
-        server = InfluxServer(tmp_path_factory.mktemp("influxdb"))
-        server.start()
-    except ServerFailedError as e:
-        pytest.fail(str(e), pytrace=False)
-    yield server
-    server.stop()
+    yield from serve(InfluxServer(tmp_path_factory.mktemp("influxdb")))
 
 
 @pytest.fixture(scope="session")
