@@ -15,9 +15,9 @@ import pytest
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, ServerFailedError
 from devstack.process import ChildServer
+from simulator.firmware import FirmwareError, micropython_binary
 
 S = TypeVar("S", bound=ChildServer)
-from simulator.firmware import FirmwareError, micropython_binary
 
 
 def serve(server: S) -> Iterator[S]:
