@@ -30,6 +30,9 @@ class Terminal:
         root, site, device = settings["topic_root"], settings["site"], settings["device"]
         self.rating_topic = protocol.topic(root, site, device, "rating")
         self.state_topic = protocol.topic(root, site, device, "state")
+        # One client for the terminal's life: its packet ids keep counting across
+        # reconnects, so a resent rating never shares an id with a new one.
+        self.client = self._client()
 
     def on_press(self, button):
         buttons = self.settings["buttons"]
@@ -81,7 +84,7 @@ class Terminal:
         delay = BACKOFF_MIN_S
         while True:
             if await self.board.network_up():
-                client = self._client()
+                client = self.client
                 tasks = []
                 try:
                     await client.connect(clean_session=False)
