@@ -1,0 +1,131 @@
+# The rating flow at one window, as DOMAIN.md describes it: a state machine
+# with no I/O. The terminal feeds it prompts, clerk-key and button presses and
+# clock ticks; it answers with what to show and what happened.
+#
+# prompt mode: a prompt (queue system or clerk key) opens a window of
+#   window_s; the first press rates; a window that closes unrated is a
+#   skipped rating (score None). Presses with no window open are stray.
+# free mode: always ready; a press rates, then a lock-out of lockout_s in
+#   which presses are stray.
+# In both, a score <= 2 with ask_reason asks for the reason on the same
+# buttons; no answer within reason_s sends the rating with reason None.
+from ticks import ticks_add, ticks_diff
+
+IDLE = "idle"
+WINDOW = "window"
+REASON = "reason"
+THANKS = "thanks"
+
+REASONS_BY_BUTTONS = {
+    3: ("attitude", "efficiency", "other"),
+    4: ("attitude", "efficiency", "expertise", "other"),
+    5: ("attitude", "efficiency", "expertise", "environment", "other"),
+}
+
+THANKS_MS = 2000
+REASON_MS = 8000
+
+
+class Outcome:
+    """One service window's result, before it gets its seq, boot, time and clerk."""
+
+    def __init__(self, score, mode, ticket, wait_ms, at_ticks):
+        self.score = score
+        self.reason = None
+        self.mode = mode
+        self.ticket = ticket
+        self.wait_ms = wait_ms
+        self.at_ticks = at_ticks  # when pressed, or when the window closed unrated
+
+
+class RatingFlow:
+    """Each method returns a list of events:
+    ("show", state), ("opened", ticket), ("rating", Outcome), ("stray", why).
+    """
+
+    def __init__(self, config, now):
+        self.config = config
+        self.state = IDLE
+        self._deadline = None
+        self._opened_at = now
+        self._ticket = None
+        self._pending = None  # the Outcome waiting for its reason
+
+    def _cfg(self, key):
+        return self.config[key]
+
+    def next_deadline(self):
+        return self._deadline
+
+    def _enter(self, state, now, duration_ms, events):
+        self.state = state
+        self._deadline = None if duration_ms is None else ticks_add(now, duration_ms)
+        events.append(("show", state))
+
+    def prompt(self, now, ticket=None):
+        events = self.tick(now)
+        if self._cfg("mode") != "prompt":
+            events.append(("stray", "prompt in free mode"))
+            return events
+        self._finish(now, events)
+        self._opened_at = now
+        self._ticket = ticket
+        events.append(("opened", ticket))
+        self._enter(WINDOW, now, self._cfg("window_s") * 1000, events)
+        return events
+
+    def press(self, button, now):
+        events = self.tick(now)
+        buttons = self._cfg("buttons")
+        if self.state == REASON:
+            reasons = REASONS_BY_BUTTONS.get(len(buttons), ())
+            if button < len(reasons):
+                self._pending.reason = reasons[button]
+                self._rate(self._pending, now, events)
+            else:
+                events.append(("stray", "no reason on that button"))
+            return events
+        if button >= len(buttons):
+            events.append(("stray", "no score on that button"))
+            return events
+        free = self._cfg("mode") == "free"
+        if free and self.state == IDLE:
+            outcome = Outcome(buttons[button], "free", None, None, now)
+        elif not free and self.state == WINDOW:
+            waited = ticks_diff(now, self._opened_at)
+            outcome = Outcome(buttons[button], "prompt", self._ticket, waited, now)
+        else:
+            events.append(("stray", "no window open" if self.state == IDLE else "repeat"))
+            return events
+        if outcome.score <= 2 and self._cfg("ask_reason"):
+            self._pending = outcome
+            self._enter(REASON, now, REASON_MS, events)
+        else:
+            self._rate(outcome, now, events)
+        return events
+
+    def tick(self, now):
+        events = []
+        if self._deadline is None or ticks_diff(now, self._deadline) < 0:
+            return events
+        if self.state == THANKS:
+            self._enter(IDLE, now, None, events)
+        else:
+            self._finish(now, events)
+        return events
+
+    def _finish(self, now, events):
+        """Close whatever is open: an unrated window is skipped, a pending reason is None."""
+        if self.state == WINDOW:
+            events.append(("rating", Outcome(None, "prompt", self._ticket, None, now)))
+            self._ticket = None
+            self._enter(IDLE, now, None, events)
+        elif self.state == REASON:
+            self._rate(self._pending, now, events)
+
+    def _rate(self, outcome, now, events):
+        self._pending = None
+        self._ticket = None
+        events.append(("rating", outcome))
+        free = self._cfg("mode") == "free"
+        self._enter(THANKS, now, self._cfg("lockout_s") * 1000 if free else THANKS_MS, events)
