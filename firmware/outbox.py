@@ -1,0 +1,174 @@
+# The durable queue of ratings on flash, oldest first.
+#
+# A rating is appended here before the customer is thanked, and removed only
+# after the broker's PUBACK. Records are compact binary (about 36 bytes), kept
+# in segment files of a directory; a small head file says how far the queue
+# has been acknowledged. On littlefs an append and a rename each commit
+# atomically, so a power cut at any instant leaves either the old or the new
+# state: no record is lost or torn, and at worst the one rating whose PUBACK
+# had arrived but whose head move had not is sent again.
+#
+# Full policy: when the records would pass `capacity` bytes, a new rating is
+# refused (append returns False) and the oldest are kept; the terminal counts
+# it as dropped and shows an error, so the hall sees the terminal needs help.
+import os
+import struct
+
+import store
+
+_FIXED = "<IIqiB"  # seq, boot, time, wait_ms, flags
+_FIXED_SIZE = struct.calcsize(_FIXED)
+_MODES = ("prompt", "free")
+_REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+
+
+def encode(seq, boot, ts, at_ticks, score, reason, mode, wait_ms, counter, staff, ticket):
+    """A record: ts when known, else the press ticks (negative) to stamp it later."""
+    flags = (score or 0) | (_REASONS.index(reason) + 1 if reason else 0) << 3
+    flags |= _MODES.index(mode) << 6
+    t = ts if ts is not None else -(at_ticks + 1)
+    body = struct.pack(_FIXED, seq, boot, t, -1 if wait_ms is None else wait_ms, flags)
+    for text in (counter, staff, ticket):
+        raw = (text or "").encode()
+        body += bytes([len(raw)]) + raw
+    return body
+
+
+def decode(body):
+    """-> (fields dict as protocol.rating takes them, press ticks or None)."""
+    seq, boot, t, wait_ms, flags = struct.unpack_from(_FIXED, body)
+    texts = []
+    pos = _FIXED_SIZE
+    for _ in range(3):
+        n = body[pos]
+        texts.append(body[pos + 1 : pos + 1 + n].decode() or None)
+        pos += 1 + n
+    reason = (flags >> 3) & 7
+    fields = {
+        "seq": seq,
+        "boot": boot,
+        "ts": t if t >= 0 else None,
+        "score": (flags & 7) or None,
+        "reason": _REASONS[reason - 1] if reason else None,
+        "mode": _MODES[(flags >> 6) & 1],
+        "wait_ms": None if wait_ms < 0 else wait_ms,
+        "counter": texts[0],
+        "staff": texts[1],
+        "ticket": texts[2],
+    }
+    return fields, (-t - 1 if t < 0 else None)
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+class Outbox:
+    def __init__(self, directory, capacity=256 * 1024, segment_bytes=16 * 1024):
+        self.dir = directory
+        self.capacity = capacity
+        self.segment_bytes = segment_bytes
+        if not _exists(directory):
+            os.mkdir(directory)
+        self._head_path = directory + "/head"
+        self._recover()
+
+    def _seg_path(self, n):
+        return "%s/%08d" % (self.dir, n)
+
+    def _recover(self):
+        segments = sorted(int(name) for name in os.listdir(self.dir) if name.isdigit())
+        head = store.load(self._head_path, None)
+        if head is None:
+            self._seg, self._off = (segments[0] if segments else 1), 0
+        else:
+            self._seg, self._off = head["seg"], head["off"]
+        for n in segments:
+            if n < self._seg:  # fully acknowledged; the cut came before its delete
+                os.remove(self._seg_path(n))
+        self._segments = [n for n in segments if n >= self._seg] or [self._seg]
+        self.count = 0
+        self.bytes = 0
+        for n in self._segments:
+            start = self._off if n == self._seg else 0
+            for _, size in self._records(n, start):
+                self.count += 1
+                self.bytes += size
+
+    def _records(self, n, offset):
+        """(offset, size) of each whole record in segment n from offset on."""
+        try:
+            with open(self._seg_path(n), "rb") as f:
+                data = f.read()
+        except OSError:
+            return []
+        found = []
+        while offset < len(data):
+            size = 1 + data[offset]
+            if offset + size > len(data):
+                break  # a torn tail (never on littlefs): ignored
+            found.append((offset, size))
+            offset += size
+        return found
+
+    def __len__(self):
+        return self.count
+
+    def append(self, record):
+        """Store a record; False (nothing written) when the queue is full."""
+        size = 1 + len(record)
+        if self.bytes + size > self.capacity:
+            return False
+        tail = self._segments[-1]
+        path = self._seg_path(tail)
+        if _exists(path) and os.stat(path)[6] + size > self.segment_bytes:
+            tail += 1
+            self._segments.append(tail)
+            path = self._seg_path(tail)
+        with open(path, "ab") as f:
+            f.write(bytes([len(record)]) + record)
+        self.count += 1
+        self.bytes += size
+        return True
+
+    def peek(self):
+        """The oldest record not yet acknowledged, or None."""
+        while self.count:
+            try:
+                with open(self._seg_path(self._seg), "rb") as f:
+                    f.seek(self._off)
+                    n = f.read(1)
+                    record = f.read(n[0]) if n else b""
+                    if n and len(record) == n[0]:
+                        return record
+            except OSError:
+                pass
+            self._next_segment()
+        return None
+
+    def pop(self):
+        """The oldest record was acknowledged: move the head past it."""
+        record = self.peek()
+        if record is None:
+            return
+        self._off += 1 + len(record)
+        self.count -= 1
+        self.bytes -= 1 + len(record)
+        store.save(self._head_path, {"seg": self._seg, "off": self._off})
+
+    def _next_segment(self):
+        old = self._seg
+        self._segments.remove(old)
+        self._seg = self._segments[0] if self._segments else old + 1
+        if not self._segments:
+            self._segments.append(self._seg)
+        self._off = 0
+        store.save(self._head_path, {"seg": self._seg, "off": 0})
+        try:
+            os.remove(self._seg_path(old))
+        except OSError:
+            pass

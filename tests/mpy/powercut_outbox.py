@@ -1,0 +1,96 @@
+# Run under the MicroPython Unix port with the firmware on the path:
+# cuts the power at every single flash write of a run of ratings being
+# queued and acknowledged on littlefs, reboots, and checks that no rating
+# was lost, none came back after its acknowledgement was recorded, and no
+# seq can be handed out twice. Prints "ok <cuts>" or raises. File objects
+# that a cut left open on the dead mount are closed by the garbage collector,
+# which may print "OSError: 28" lines: that is the old mount, not the check.
+import os
+
+import outbox
+import store
+from simflash import PowerCut, SimFlash
+
+RATINGS = 40
+SEGMENT = 512  # small segments, so the run rolls over and deletes several
+
+
+def mount(flash):
+    try:
+        os.umount("/flash")
+    except OSError:
+        pass
+    os.mount(os.VfsLfs2(flash), "/flash")
+
+
+def record(seq, boot):
+    return outbox.encode(
+        seq, boot, 1795347568123 + seq, 0, 4, None, "prompt", 1830, "03", "E1023", "A%03d" % seq
+    )
+
+
+def workload(state):
+    """Queue RATINGS ratings, acknowledging two of every three as it goes."""
+    counters = store.Counters("/flash/counters.json")
+    box = outbox.Outbox("/flash/q", segment_bytes=SEGMENT)
+    while len(state["appended"]) < RATINGS:
+        seq = counters.next_seq()
+        state["reserved"] = seq
+        state["appending"] = seq
+        box.append(record(seq, counters.boot))
+        state["appended"].append(seq)
+        state["appending"] = None
+        if seq % 3:
+            head = outbox.decode(box.peek())[0]["seq"]
+            state["popping"] = head
+            box.pop()
+            state["popped"].append(head)
+            state["popping"] = None
+
+
+def new_state():
+    return {"appended": [], "popped": [], "appending": None, "popping": None, "reserved": 0}
+
+
+def check(state):
+    counters = store.Counters("/flash/counters.json")
+    assert counters.seq >= state["reserved"], "a seq handed out was forgotten"
+    box = outbox.Outbox("/flash/q", segment_bytes=SEGMENT)
+    queued = []
+    while box.peek() is not None:
+        fields, _ = outbox.decode(box.peek())
+        assert fields["ticket"] == "A%03d" % fields["seq"], "torn record"
+        queued.append(fields["seq"])
+        box.pop()
+    assert queued == sorted(set(queued)), "order or duplicate: %r" % queued
+    assert len(box) == 0
+    must = [s for s in state["appended"] if s not in state["popped"]]
+    may = set(must) | {state["appending"], state["popping"]}
+    for s in must:
+        assert s in queued, "lost %d (queued %r)" % (s, queued)
+    for s in queued:
+        assert s in may, "came back %d" % s
+    for s in queued + state["appended"]:
+        assert s <= counters.seq, "seq %d could be reused" % s
+
+
+def run(cut_after):
+    flash = SimFlash(block_size=512, blocks=128)
+    os.VfsLfs2.mkfs(flash)
+    mount(flash)
+    state = new_state()
+    flash.cut_after = cut_after
+    try:
+        workload(state)
+    except PowerCut:
+        pass
+    writes = flash.writes
+    mount(flash.reboot())
+    check(state)
+    return writes
+
+
+total = run(None)
+for n in range(total):
+    run(n)
+print("ok", total)

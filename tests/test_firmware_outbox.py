@@ -1,0 +1,144 @@
+"""The flash queue: compact records, order, segments, the full policy, recovery, power cuts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from simulator.firmware import FIRMWARE_DIR
+from tests.firmware_modules import firmware_module
+
+outbox = firmware_module("outbox")
+protocol = firmware_module("protocol")
+
+MPY_TESTS = FIRMWARE_DIR.parent / "tests" / "mpy"
+
+
+def record(seq, ticket="A023", staff="E1023"):
+    return outbox.encode(seq, 17, 1795347568123, 0, 4, None, "prompt", 1830, "03", staff, ticket)
+
+
+def test_a_record_round_trips_to_the_contract_fields():
+    body = outbox.encode(1042, 17, 1795347568123, 0, 4, None, "prompt", 1830, "03", "E1023", "A023")
+    fields, ticks = outbox.decode(body)
+    assert protocol.rating(**fields) == protocol.rating(
+        seq=1042,
+        boot=17,
+        ts=1795347568123,
+        score=4,
+        counter="03",
+        staff="E1023",
+        mode="prompt",
+        ticket="A023",
+        wait_ms=1830,
+    )
+    assert ticks is None
+    assert len(body) + 1 <= 40  # a typical rating, framed: 5,000 fit well within 256 KB
+
+
+@pytest.mark.parametrize(
+    ("score", "reason"), [(None, None), (1, "attitude"), (2, "other"), (5, None)]
+)
+def test_scores_reasons_and_unknown_time(score, reason):
+    body = outbox.encode(7, 0, None, 123456, score, reason, "free", None, None, None, None)
+    fields, ticks = outbox.decode(body)
+    assert (fields["score"], fields["reason"], fields["ts"], fields["mode"]) == (
+        score,
+        reason,
+        None,
+        "free",
+    )
+    assert (fields["wait_ms"], fields["counter"], fields["staff"], fields["ticket"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert ticks == 123456
+
+
+def test_oldest_first_and_survives_reopening(tmp_path):
+    path = str(tmp_path / "q")
+    box = outbox.Outbox(path)
+    for seq in range(1, 6):
+        assert box.append(record(seq))
+    assert len(box) == 5
+    box.pop()
+    again = outbox.Outbox(path)
+    assert len(again) == 4
+    seqs = []
+    while (body := again.peek()) is not None:
+        seqs.append(outbox.decode(body)[0]["seq"])
+        again.pop()
+    assert seqs == [2, 3, 4, 5]
+    assert len(outbox.Outbox(path)) == 0
+
+
+def test_segments_roll_over_and_acknowledged_ones_are_deleted(tmp_path):
+    path = tmp_path / "q"
+    box = outbox.Outbox(str(path), segment_bytes=200)
+    for seq in range(1, 31):
+        box.append(record(seq))
+    segments = sorted(p.name for p in path.iterdir() if p.name.isdigit())
+    assert len(segments) >= 5
+    for _ in range(30):
+        box.pop()
+    assert box.peek() is None
+    left = [p.name for p in path.iterdir() if p.name.isdigit()]
+    assert len(left) == 1  # only the tail is kept
+    box.append(record(31))
+    assert outbox.decode(outbox.Outbox(str(path), segment_bytes=200).peek())[0]["seq"] == 31
+
+
+def test_full_queue_refuses_new_ratings_and_keeps_the_oldest(tmp_path):
+    box = outbox.Outbox(str(tmp_path / "q"), capacity=400)
+    stored = 0
+    while box.append(record(stored + 1)):
+        stored += 1
+    assert 9 <= stored <= 11
+    assert not box.append(record(99))
+    assert outbox.decode(box.peek())[0]["seq"] == 1
+    box.pop()
+    assert box.append(record(100))
+
+
+def test_holds_five_thousand_typical_ratings_in_256_kb(tmp_path):
+    box = outbox.Outbox(str(tmp_path / "q"))
+    for seq in range(1, 5001):
+        assert box.append(record(seq, ticket=f"A{seq % 1000:03d}", staff="E1023"))
+    assert box.bytes <= 256 * 1024
+    assert len(outbox.Outbox(str(tmp_path / "q"))) == 5000
+
+
+def test_a_stale_segment_left_by_a_cut_is_removed_on_recovery(tmp_path):
+    path = tmp_path / "q"
+    box = outbox.Outbox(str(path), segment_bytes=100)
+    for seq in range(1, 10):
+        box.append(record(seq))
+    first = sorted(p for p in path.iterdir() if p.name.isdigit())[0]
+    stale = first.read_bytes()
+    while len(box) > 6:
+        box.pop()
+    box.peek()
+    first.write_bytes(stale)  # as if the power went between the head move and the delete
+    again = outbox.Outbox(str(path), segment_bytes=100)
+    assert not first.exists()
+    assert len(again) == 6
+
+
+def test_power_cut_at_every_flash_write_loses_nothing(micropython):
+    """Under MicroPython, on littlefs: the run is cut at each of its flash writes in turn."""
+    result = subprocess.run(
+        [micropython, str(MPY_TESTS / "powercut_outbox.py")],
+        env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("ok ")
+    assert int(last.split()[1]) > 300  # every one of them cut in turn
