@@ -1,43 +1,165 @@
 # The simulated board for the MicroPython Unix port.
 #
-# A test or the simulator drives it through a line-based control channel on
-# stdin ("press 2", "quit") and reads what a customer would see or hear, and
-# what the terminal did, as JSON lines on stdout. Nothing else differs from
-# the ESP32 board.
+# A test or the simulator drives it through lines on stdin (the board's local
+# control channel) and reads what a customer would see or hear, and what the
+# terminal did, as JSON lines on stdout. Flash is littlefs on a simulated
+# block device kept in flash.img in the device's host folder, so it survives
+# a restart; killing the process is a power cut.
+#
+# Control lines:
+#   press N | down N | up N   tap, hold or release score key N (0 = first)
+#   clerk                     tap the clerk's "please rate" key
+#   wifi off | wifi on        drop or restore the Wi-Fi link
+#   ntp off | ntp on          make time synchronisation fail or work
+#   crash                     make the key scan task fail (watchdog test)
+#   quit                      stop the process
 import asyncio
 import json
+import os
 import sys
 
 import protocol
+import ticks
+from simflash import SimFlash
+
+SCORE_KEYS = 5
+CLERK_KEY = SCORE_KEYS  # bit of the clerk key in read_keys()
+TAP_MS = 80
+FLASH_BLOCKS = 256  # 1 MB of 4 KB blocks, like an ESP32's file system partition
+RESET_EXIT_CODE = 3
 
 
 class Board:
+    key_count = SCORE_KEYS + 1
+
     def __init__(self):
+        self._mask = 0
+        self._wifi = True
+        self._ntp = True
+        self._synced = False
+        self._crash = False
+        self._wdt_ms = None
+        self._wdt_fed = 0
         self._stdin = asyncio.StreamReader(sys.stdin)
 
-    def now_ms(self):
-        """Wall-clock ms since 1970, or None while the time is unknown."""
-        return protocol.unix_ms()
+    # --- flash and identity ---
 
-    async def network_up(self):
-        return True
+    def mount_flash(self):
+        """Mount littlefs at /flash, install settings.json from the host folder, chdir."""
+        flash = SimFlash(4096, FLASH_BLOCKS, "flash.img")
+        if flash.fresh:
+            os.VfsLfs2.mkfs(flash)
+        settings = None
+        try:
+            with open("settings.json") as f:
+                settings = f.read()
+        except OSError:
+            pass
+        os.mount(os.VfsLfs2(flash), "/flash")
+        os.chdir("/flash")
+        if settings is not None:
+            with open("settings.json", "w") as f:
+                f.write(settings)
+        sim = json.loads(settings or "{}").get("sim", {})
+        self._ntp = sim.get("ntp", True)
+        self._wifi = sim.get("wifi", True)
 
-    async def next_input(self):
-        """The next ("press", button) or ("quit", None) from the control channel."""
-        while True:
-            line = await self._stdin.readline()
-            if not line:
-                return ("quit", None)
-            words = line.decode().split()
-            if words == ["quit"]:
-                return ("quit", None)
-            if len(words) == 2 and words[0] == "press" and words[1].isdigit():
-                return ("press", int(words[1]))
-            self.emit("log", msg="unknown control line", line=line.decode().strip())
+    def device_id(self):
+        return None  # the simulator always names its terminals
+
+    # --- keys, clock, network ---
+
+    def read_keys(self):
+        if self._crash:
+            raise RuntimeError("key scan failed (injected)")
+        return self._mask
+
+    def wall_ms(self):
+        """Ms since 1970 once the time was synchronised, else None."""
+        return protocol.unix_ms() if self._synced else None
+
+    def sync_time(self, host):
+        self._synced = self._synced or self._ntp
+        return self._ntp
+
+    async def wifi_connect(self, ssid, password):
+        return self._wifi
+
+    def wifi_connected(self):
+        return self._wifi
+
+    def rssi(self):
+        return -55 if self._wifi else None
+
+    def battery_mv(self):
+        return None
+
+    # --- feedback ---
 
     def show(self, state):
-        """LEDs and voice: idle, thanks, offline, error."""
+        """LEDs: idle, window, reason, thanks, offline, error."""
         self.emit("show", state=state)
+
+    def sound(self, name):
+        """Buzzer or voice module: prompt, thanks, reason, error."""
+        self.emit("sound", name=name)
+
+    # --- watchdog and reset ---
+
+    def wdt_start(self, timeout_ms):
+        self._wdt_ms = timeout_ms
+        self._wdt_fed = ticks.ticks_ms()
+
+    def wdt_feed(self):
+        self._wdt_fed = ticks.ticks_ms()
+
+    def reset(self, reason):
+        self.emit("reset", reason=reason)
+        sys.exit(RESET_EXIT_CODE)
+
+    # --- the simulation's own tasks ---
+
+    def start(self):
+        asyncio.create_task(self._control())
+        asyncio.create_task(self._watchdog())
+
+    async def _watchdog(self):
+        while True:
+            await asyncio.sleep_ms(100)
+            if self._wdt_ms and ticks.ticks_diff(ticks.ticks_ms(), self._wdt_fed) > self._wdt_ms:
+                self.reset("watchdog")
+
+    async def _control(self):
+        while True:
+            line = await self._stdin.readline()
+            words = line.decode().split()
+            if not line or words == ["quit"]:
+                self.emit("quit")
+                sys.exit(0)
+            try:
+                await self._command(words)
+            except (ValueError, IndexError):
+                self.emit("log", msg="bad control line", line=line.decode().strip())
+
+    async def _command(self, words):
+        verb = words[0]
+        if verb in ("press", "down", "up", "clerk"):
+            bit = 1 << (CLERK_KEY if verb == "clerk" else int(words[1]))
+            if verb == "up":
+                self._mask &= ~bit
+            else:
+                self._mask |= bit
+            if verb in ("press", "clerk"):
+                await asyncio.sleep_ms(TAP_MS)
+                self._mask &= ~bit
+        elif verb == "wifi":
+            self._wifi = words[1] == "on"
+        elif verb == "ntp":
+            self._ntp = words[1] == "on"
+        elif verb == "crash":
+            self._crash = True
+        else:
+            raise ValueError(verb)
 
     def emit(self, event, **fields):
         fields["ev"] = event

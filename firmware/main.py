@@ -1,25 +1,35 @@
-# Entry point: the terminal on the simulated Unix board, run from the
-# device's own folder (settings.json there, counters kept there).
+# Entry point on the ESP32 and under the MicroPython Unix port alike; only
+# the board module differs.
 import asyncio
+import sys
 
 import protocol
 import settings
 import store
-from board_unix import Board
+from config import Config
+from outbox import Outbox
 from terminal import Terminal
+
+if sys.platform == "esp32":
+    from board_esp32 import Board
+else:
+    from board_unix import Board
 
 
 def main():
     board = Board()
+    board.mount_flash()
     try:
-        config = settings.load("settings.json")
-    except settings.SettingsError as e:
+        values = settings.load("settings.json", board.device_id())
+    except (settings.SettingsError, ValueError) as e:
         board.emit("error", msg=str(e))
         board.show("error")
         return
     counters = store.Counters("counters.json")
-    board.emit("boot", boot=counters.boot, seq=counters.seq, fw=protocol.FW_VERSION)
-    asyncio.run(Terminal(board, config, counters).run())
+    config = Config("config.json", values)
+    box = Outbox("queue", values["queue_bytes"])
+    board.emit("boot", boot=counters.boot, seq=counters.seq, queue=len(box), fw=protocol.FW_VERSION)
+    asyncio.run(Terminal(board, values, config, counters, box).run())
 
 
 main()

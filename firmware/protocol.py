@@ -3,7 +3,7 @@ import json
 import time
 
 VERSION = 1
-FW_VERSION = "0.1.0"
+FW_VERSION = "0.2.0"
 SCORES = (1, 2, 3, 4, 5)
 REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
 
@@ -43,3 +43,24 @@ def state(online, boot=None):
 
 def encode(message):
     return json.dumps(message, separators=(",", ":")).encode()
+
+
+def telemetry(boot, uptime_s, rssi, heap_free, queue, battery_mv, stats, stuck_keys, time_known):
+    """PROTOCOL.md's telemetry, with the compatible extensions dropped, stuck_keys, time_known."""
+    return {
+        "v": VERSION,
+        "boot": boot,
+        "uptime_s": uptime_s,
+        "rssi": rssi,
+        "heap_free": heap_free,
+        "queue": queue,
+        "fw": FW_VERSION,
+        "battery_mv": battery_mv,
+        "prompts": stats["prompts"],
+        "rated": stats["rated"],
+        "skipped": stats["skipped"],
+        "stray": stats["stray"],
+        "dropped": stats["dropped"],
+        "stuck_keys": stuck_keys,
+        "time_known": time_known,
+    }

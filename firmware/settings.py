@@ -1,6 +1,6 @@
-# The per-device settings file written at deploy time: who the terminal is
-# and where its broker is. What a hall changes at run time (counter, staff,
-# buttons) arrives later as the retained config topic.
+# The per-device settings file written at deploy time: who the terminal is,
+# where its network and broker are, and the first config (counter, staff,
+# buttons...) until the retained config topic says otherwise.
 import store
 
 DEFAULTS = {
@@ -8,10 +8,13 @@ DEFAULTS = {
     "device": None,
     "broker": "mqtt://127.0.0.1:1883",
     "topic_root": "svc/v1",
-    "counter": None,
-    "staff": None,
-    "buttons": [5, 4, 3, 2, 1],
     "keepalive_s": 30,
+    "wifi_ssid": None,
+    "wifi_password": None,
+    "ntp_host": "pool.ntp.org",
+    "clerk_key": True,
+    "queue_bytes": 256 * 1024,
+    "reconnect_max_s": 60,
 }
 
 _NAME_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -47,9 +50,12 @@ def parse_broker_url(url):
     return host, int(port) if port else 1883, user, password
 
 
-def load(path):
+def load(path, default_device=None):
+    """The settings, defaults filled in; the device id defaults to the board's."""
     values = dict(DEFAULTS)
     values.update(store.load(path, {}))
+    if values["device"] is None:
+        values["device"] = default_device
     for key in ("site", "device"):
         if not valid_name(values[key]):
             raise SettingsError("%s %r breaks [a-z0-9][a-z0-9-]{0,31}" % (key, values[key]))

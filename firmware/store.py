@@ -19,11 +19,15 @@ def save(path, obj):
     os.rename(tmp, path)
 
 
-class Counters:
-    """The boot count and the last rating seq, persisted before each is used.
+STATS = ("prompts", "rated", "skipped", "stray", "dropped")
 
-    A seq is saved before its rating exists, so a power cut can skip a seq
-    but never hand the same one out twice.
+
+class Counters:
+    """The boot count, the last rating seq and the running counters of telemetry.
+
+    A seq is saved before its rating exists, so a power cut can skip a seq but
+    never hand the same one out twice. The counters ride along with each save;
+    bump() alone only marks them for the next one.
     """
 
     def __init__(self, path):
@@ -31,12 +35,21 @@ class Counters:
         saved = load(path, {})
         self.boot = saved.get("boot", -1) + 1
         self.seq = saved.get("seq", 0)
-        self._save()
+        self.stats = {name: saved.get(name, 0) for name in STATS}
+        self.dirty = False
+        self.save()
 
     def next_seq(self):
         self.seq += 1
-        self._save()
+        self.save()
         return self.seq
 
-    def _save(self):
-        save(self.path, {"boot": self.boot, "seq": self.seq})
+    def bump(self, name):
+        self.stats[name] += 1
+        self.dirty = True
+
+    def save(self):
+        state = {"boot": self.boot, "seq": self.seq}
+        state.update(self.stats)
+        save(self.path, state)
+        self.dirty = False

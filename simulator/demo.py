@@ -6,6 +6,7 @@ exit, whether the run ends by --duration, Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import heapq
 import random
 import signal
 import threading
@@ -38,16 +39,33 @@ QUALITY_PROFILES = [
 ]
 
 
+PARTICIPATION = 0.85  # share of customers who press before the window closes
+SERVICE_S = 6.0  # shortest time between two customers at one counter
+
+
 @dataclass
 class HallCounter:
     terminal: FirmwareTerminal
     weights: tuple[int, ...]
-    presses: int = 0
+    customers: int = 0
 
-    def press_random(self, rng: random.Random) -> None:
+    def customer_done(self, rng: random.Random, now: float) -> list[tuple[float, str]]:
+        """The clerk asks for a rating; returns what the customer will do, and when."""
+        self.terminal.clerk_key()
+        self.customers += 1
+        if rng.random() >= PARTICIPATION:
+            return []  # walks away: the window closes unrated
+        return [(now + rng.uniform(1.0, 4.0), "press")]
+
+    def press(self, rng: random.Random, now: float) -> list[tuple[float, str]]:
         score = rng.choices(BUTTONS, weights=self.weights)[0]
         self.terminal.press(BUTTONS.index(score))
-        self.presses += 1
+        if score <= 2 and rng.random() < 0.7:
+            return [(now + rng.uniform(1.0, 3.0), "reason")]
+        return []
+
+    def give_reason(self, rng: random.Random) -> None:
+        self.terminal.press(rng.randrange(len(BUTTONS)))
 
 
 class Demo:
@@ -115,13 +133,13 @@ class Demo:
         live = None if quiet else Live(console=console, auto_refresh=False)
 
         def show() -> int:
-            """Draw the figures once; returns the ratings stored since the start."""
+            """Draw the figures once; returns the rating points stored since the start."""
             rows = figures.per_counter(influx, DATABASE, int(started * 1e9))
             if live is None:
                 console.print(self._summary(rows, time.time() - started))
             else:
                 live.update(self._view(rows, time.time() - started), refresh=True)
-            return sum(r.rated for r in rows)
+            return sum(r.windows for r in rows)
 
         with live or nullcontext():
             period = 10.0 if quiet else 1.0
@@ -135,41 +153,64 @@ class Demo:
             presser.join(timeout=5)
             self._settle(show)
 
-    def _settle(self, show: Callable[[], int], timeout_s: float = 10.0) -> None:
-        """Let the last presses reach the database, so the final figures count them all."""
-        presses = sum(c.presses for c in self.counters)
+    def _settle(self, show: Callable[[], int], timeout_s: float = 15.0) -> None:
+        """Let open windows close and the last ratings reach the database."""
         end = time.monotonic() + timeout_s
-        while show() < presses and time.monotonic() < end:
+        while time.monotonic() < end:
+            busy = any(c.terminal.showing() in ("window", "reason") for c in self.counters)
+            if not busy and show() >= self._recorded():
+                return
             time.sleep(0.5)
 
     def _press_customers(self) -> None:
-        """Customers finish at random counters, about one every mean_gap_s per counter."""
-        due = [self.rng.expovariate(1 / self.mean_gap_s) for _ in self.counters]
+        """Customers finish at each counter about every SERVICE_S + mean_gap_s seconds."""
         start = time.monotonic()
-        while not self.stop_event.is_set():
-            i = min(range(len(due)), key=due.__getitem__)
-            if self.stop_event.wait(max(0.0, start + due[i] - time.monotonic())):
+        due: list[tuple[float, int, str]] = [
+            (self.rng.expovariate(1 / self.mean_gap_s), i, "customer")
+            for i in range(len(self.counters))
+        ]
+        heapq.heapify(due)
+        while due:
+            at, i, action = heapq.heappop(due)
+            if self.stop_event.wait(max(0.0, start + at - time.monotonic())):
                 return
-            self.counters[i].press_random(self.rng)
-            due[i] += self.rng.expovariate(1 / self.mean_gap_s)
+            counter = self.counters[i]
+            if action == "customer":
+                follow = counter.customer_done(self.rng, at)
+                gap = SERVICE_S + self.rng.expovariate(1 / self.mean_gap_s)
+                follow.append((at + gap, "customer"))
+            elif action == "press":
+                follow = counter.press(self.rng, at)
+            else:
+                counter.give_reason(self.rng)
+                follow = []
+            for when, what in follow:
+                heapq.heappush(due, (when, i, what))
 
-    def _acked(self) -> int:
-        return sum(len(c.terminal.of_kind("acked")) for c in self.counters)
+    def _count(self, kind: str) -> int:
+        return sum(len(c.terminal.of_kind(kind)) for c in self.counters)
+
+    def _recorded(self) -> int:
+        return self._count("rated")
 
     def _summary(self, rows: list[figures.CounterFigures], elapsed: float) -> str:
-        stored = sum(r.rated for r in rows)
-        presses = sum(c.presses for c in self.counters)
-        return f"{elapsed:5.0f}s  presses {presses}  acked {self._acked()}  stored {stored}"
+        customers = sum(c.customers for c in self.counters)
+        return (
+            f"{elapsed:5.0f}s  customers {customers}  recorded {self._recorded()}  "
+            f"acked {self._count('acked')}  stored {sum(r.windows for r in rows)}"
+        )
 
     def _view(self, rows: list[figures.CounterFigures], elapsed: float) -> Group:
         table = Table(title=f"{SITE}: live satisfaction per counter (since demo start)")
-        for column in ("counter", "ratings", "满意率 satisfied", "avg score", "差评 poor"):
+        columns = ("counter", "windows", "rated", "满意率 satisfied", "avg score", "差评 poor")
+        for column in columns:
             table.add_column(column, justify="right")
         for row in rows:
             rate = row.satisfaction
             colour = "green" if rate >= 0.9 else "yellow" if rate >= 0.75 else "red"
             table.add_row(
                 row.counter,
+                str(row.windows),
                 str(row.rated),
                 Text(f"{rate:.1%}", style=colour),
                 f"{row.mean_score:.2f}",

@@ -10,6 +10,7 @@ from devstack.influxdb import InfluxServer
 @dataclass(frozen=True)
 class CounterFigures:
     counter: str
+    windows: int  # every rating point: rated or skipped
     rated: int
     satisfied: int
     unhappy: int
@@ -28,13 +29,17 @@ def _counts(influx: InfluxServer, db: str, where: str) -> dict[str, int]:
 
 def per_counter(influx: InfluxServer, db: str, since_ns: int) -> list[CounterFigures]:
     since = f"time >= {since_ns}"
-    q = f"SELECT count(score) AS n, mean(score) AS mean FROM rating WHERE {since} GROUP BY counter"
+    q = (
+        "SELECT count(rated) AS windows, count(score) AS n, mean(score) AS mean "
+        f"FROM rating WHERE {since} GROUP BY counter"
+    )
     totals = influx.query(q, db)
     satisfied = _counts(influx, db, f"{since} AND score >= 4")
     unhappy = _counts(influx, db, f"{since} AND score <= 2")
     figures = [
         CounterFigures(
             counter=str(row["counter"]),
+            windows=int(row["windows"]),
             rated=int(row["n"]),
             satisfied=satisfied.get(str(row["counter"]), 0),
             unhappy=unhappy.get(str(row["counter"]), 0),

@@ -64,6 +64,9 @@ class FirmwareTerminal:
         return str(self.settings["device"])
 
     def start(self) -> None:
+        """Power on: a new boot, whose events start a fresh list."""
+        with self._changed:
+            self.events = []
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "settings.json").write_text(json.dumps(self.settings))
         self._proc = subprocess.Popen(
@@ -77,19 +80,74 @@ class FirmwareTerminal:
         self._reader.start()
 
     def press(self, button: int) -> None:
-        """Press the score button at this index (0 is the first, leftmost)."""
+        """Tap the score button at this index (0 is the first, leftmost)."""
         self._send(f"press {button}")
+
+    def hold(self, button: int) -> None:
+        self._send(f"down {button}")
+
+    def release(self, button: int) -> None:
+        self._send(f"up {button}")
+
+    def clerk_key(self) -> None:
+        """Tap the clerk's "please rate" key."""
+        self._send("clerk")
+
+    def wifi(self, up: bool) -> None:
+        self._send("wifi on" if up else "wifi off")
+
+    def ntp(self, works: bool) -> None:
+        self._send("ntp on" if works else "ntp off")
+
+    def crash(self) -> None:
+        """Make the firmware's key scan task fail, as a bug would."""
+        self._send("crash")
+
+    def power_cut(self) -> None:
+        """Cut the power: the process dies at once, with whatever it had on flash."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self._proc = None
+
+    def exit_code(self, timeout_s: float = 10.0) -> int:
+        """Wait for the process to end by itself (a reset) and return its exit code."""
+        if self._proc is None:
+            raise FirmwareError(f"{self.device} is not running")
+        code = self._proc.wait(timeout=timeout_s)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self._proc = None
+        return code
 
     def wait_for(
         self, match: Callable[[Event], bool], timeout_s: float = 10.0, after: int = 0
     ) -> Event:
         """The first event from index `after` on that matches, waiting for it if needed."""
+
+        def first(events: list[Event]) -> Event | None:
+            return next((e for e in events[after:] if match(e)), None)
+
+        return self._wait(first, timeout_s)
+
+    def wait_count(self, kind: str, count: int, timeout_s: float = 10.0) -> Event:
+        """Wait until `count` events of this kind have come; returns the last of them."""
+
+        def nth(events: list[Event]) -> Event | None:
+            found = [e for e in events if e["ev"] == kind]
+            return found[count - 1] if len(found) >= count else None
+
+        return self._wait(nth, timeout_s)
+
+    def _wait(self, check: Callable[[list[Event]], Event | None], timeout_s: float) -> Event:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
-                for event in self.events[after:]:
-                    if match(event):
-                        return event
+                found = check(self.events)
+                if found is not None:
+                    return found
                 left = deadline - time.monotonic()
                 if left <= 0 or (not self.running and not self._reader_alive()):
                     raise FirmwareError(
@@ -104,6 +162,11 @@ class FirmwareTerminal:
     def of_kind(self, kind: str) -> list[Event]:
         with self._changed:
             return [e for e in self.events if e["ev"] == kind]
+
+    def showing(self) -> str | None:
+        """What the terminal shows now (its last show event)."""
+        shown = self.of_kind("show")
+        return str(shown[-1]["state"]) if shown else None
 
     @property
     def running(self) -> bool:

@@ -40,13 +40,16 @@ def test_three_presses_become_three_ratings(
             "counter": "03",
             "staff": "E1023",
             "buttons": [5, 4, 3, 2, 1],
+            "ask_reason": False,
         },
     )
     terminal.start()
     try:
         terminal.wait_for(lambda e: e["ev"] == "connected")
         before_ms = time.time() * 1000
-        for button in (0, 3, 1):  # scores 5, 2, 4
+        for n, button in enumerate((0, 3, 1), start=1):  # scores 5, 2, 4
+            terminal.clerk_key()  # the clerk asks for a rating, the customer presses
+            terminal.wait_count("opened", n)
             terminal.press(button)
         rated = [
             terminal.wait_for(lambda e, n=n: e["ev"] == "rated" and e["seq"] == n)
@@ -68,11 +71,11 @@ def test_three_presses_become_three_ratings(
         assert row["device"] == DEVICE
         assert row["counter"] == "03"
         assert row["staff"] == "E1023"
-        assert row["mode"] == "free"
+        assert row["mode"] == "prompt"
         assert row["rated"] == 1
         assert row["suspect"] == 0
         assert row.get("reason") is None  # tag left out: no reason was given
-        assert row.get("wait_ms") is None  # free mode has no prompt to wait from
+        assert 0 < row["wait_ms"] < 5000
         time_ns = row["time"]
         assert isinstance(time_ns, int)
         # press time in ms, seq in the sub-millisecond digits

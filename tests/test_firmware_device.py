@@ -1,60 +1,15 @@
-"""The real firmware under the MicroPython Unix port, on the simulated board and a real broker."""
+"""The real firmware under the MicroPython Unix port: simulated board, littlefs, real broker."""
 
 from __future__ import annotations
 
 import json
-import threading
-from pathlib import Path
+import time
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import MosquittoServer
-from simulator.firmware import FirmwareError, FirmwareTerminal
-
-SITE = "sjz-yuhua"
-
-
-class Listener:
-    """A persistent-session subscriber that records every rating payload it gets."""
-
-    def __init__(self, broker: MosquittoServer, topic: str, client_id: str) -> None:
-        self.messages: list[dict] = []
-        self._got = threading.Condition()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id, clean_session=False)
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
-
-    def _on_message(self, _c, _u, msg) -> None:
-        with self._got:
-            self.messages.append(json.loads(msg.payload))
-            self._got.notify_all()
-
-    def wait_count(self, n: int, timeout_s: float = 20) -> list[dict]:
-        with self._got:
-            self._got.wait_for(lambda: len(self.messages) >= n, timeout_s)
-            return list(self.messages)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def make_terminal(path: Path, broker: MosquittoServer, root: str, **extra) -> FirmwareTerminal:
-    config = {
-        "site": SITE,
-        "device": "ev-0001",
-        "broker": broker.url,
-        "topic_root": root,
-        "counter": "01",
-        "staff": "E1001",
-        **extra,
-    }
-    return FirmwareTerminal(path, config)
+from simulator.firmware import FirmwareError
+from tests.terminals import Listener, device_topic, make_terminal
 
 
 @pytest.fixture
@@ -66,78 +21,297 @@ def own_broker(tmp_path):
     server.stop()
 
 
-def connected(e: dict) -> bool:
-    return e["ev"] == "connected"
+@pytest.fixture
+def listener(mosquitto, topic_root):
+    listening = Listener(mosquitto, topic_root, f"listener-{topic_root.split('/')[0]}")
+    yield listening
+    listening.close()
 
 
-def test_seq_and_boot_survive_a_restart(mosquitto, micropython, tmp_path, topic_root):
-    listener = Listener(mosquitto, f"{topic_root}/+/+/rating", "listener-restart")
-    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root)
-    try:
-        terminal.start()
-        terminal.wait_for(connected)
-        terminal.press(0)
-        terminal.press(4)
-        terminal.wait_acked(2)
-        terminal.stop()
-        terminal.start()
-        boot = terminal.wait_for(lambda e: e["ev"] == "boot", after=len(terminal.events) - 1)
-        assert (boot["boot"], boot["seq"]) == (1, 2)
-        terminal.press(2)
-        terminal.wait_acked(3)
-    finally:
-        terminal.stop()
-    messages = listener.wait_count(3)
-    listener.close()
-    assert [(m["seq"], m["boot"], m["score"]) for m in messages] == [
-        (1, 0, 5),
-        (2, 0, 1),
-        (3, 1, 3),
+@pytest.fixture
+def terminal(mosquitto, micropython, tmp_path, topic_root, listener, request):
+    """A started terminal, watched by the listener; settings from the `terminal_settings` mark."""
+    mark = request.node.get_closest_marker("terminal_settings")
+    settings = mark.kwargs if mark else {}
+    device = make_terminal(tmp_path / "t", mosquitto, topic_root, **settings)
+    device.start()
+    device.wait_for(lambda e: e["ev"] == "connected")
+    yield device
+    device.stop()
+
+
+def rate(terminal, button, n):
+    """The clerk asks (the n-th window of this run), the customer presses."""
+    terminal.clerk_key()
+    terminal.wait_count("opened", n)
+    terminal.press(button)
+
+
+def shows(terminal):
+    return [e["state"] for e in terminal.of_kind("show")]
+
+
+def test_a_rating_carries_the_contract_fields(terminal, listener):
+    rate(terminal, 1, 1)
+    terminal.wait_acked(1)
+    [message] = listener.wait("rating", 1)
+    assert set(message) == {
+        "v",
+        "seq",
+        "boot",
+        "ts",
+        "score",
+        "reason",
+        "counter",
+        "staff",
+        "ticket",
+        "mode",
+        "wait_ms",
+    }
+    assert (message["seq"], message["boot"], message["score"]) == (1, 0, 4)
+    assert (message["counter"], message["staff"], message["mode"]) == ("01", "E1001", "prompt")
+    assert abs(message["ts"] - time.time() * 1000) < 10_000
+    assert 0 < message["wait_ms"] < 5000
+    assert shows(terminal)[-2:] == ["window", "thanks"] or "thanks" in shows(terminal)
+    assert [e["name"] for e in terminal.of_kind("sound")][:2] == ["prompt", "thanks"]
+
+
+def test_prompt_topic_opens_a_window_with_its_ticket(terminal, listener, topic_root):
+    listener.publish(device_topic(topic_root, "prompt"), {"v": 1, "ticket": "A023"})
+    terminal.wait_count("opened", 1)
+    terminal.press(0)
+    [message] = listener.wait("rating", 1)
+    assert (message["ticket"], message["score"], message["mode"]) == ("A023", 5, "prompt")
+
+
+@pytest.mark.terminal_settings(window_s=3)
+def test_a_window_closing_unrated_is_a_skipped_rating(terminal, listener, topic_root):
+    listener.publish(device_topic(topic_root, "prompt"), {"v": 1, "ticket": "B7"})
+    [message] = listener.wait("rating", 1, timeout_s=10)
+    assert (message["score"], message["ticket"], message["wait_ms"]) == (None, "B7", None)
+    assert message["reason"] is None
+
+
+def test_presses_with_no_window_are_stray_and_counted(terminal, listener, topic_root):
+    terminal.press(0)
+    terminal.press(1)
+    terminal.wait_count("stray", 2)
+    listener.publish(device_topic(topic_root, "config"), {"v": 1, "telemetry_s": 5}, retain=True)
+    terminal.wait_for(lambda e: e["ev"] == "config")
+    telemetry = listener.wait("telemetry", 2, timeout_s=15)[-1]
+    assert telemetry["stray"] == 2 and telemetry["rated"] == 0 and telemetry["prompts"] == 0
+    assert telemetry["queue"] == 0 and telemetry["fw"] and telemetry["heap_free"] > 0
+    assert not listener.of("rating")
+
+
+@pytest.mark.terminal_settings(ask_reason=True)
+def test_a_poor_score_asks_the_reason_and_sends_one_message(terminal, listener):
+    rate(terminal, 4, 1)  # score 1
+    terminal.wait_for(lambda e: e["ev"] == "show" and e["state"] == "reason")
+    terminal.press(0)  # attitude
+    terminal.wait_acked(1)
+    [message] = listener.wait("rating", 1)
+    assert (message["score"], message["reason"]) == (1, "attitude")
+    assert "reason" in [e["name"] for e in terminal.of_kind("sound")]
+
+
+@pytest.mark.terminal_settings(mode="free", lockout_s=2)
+def test_free_mode_rates_and_locks_out(terminal, listener):
+    terminal.press(1)
+    terminal.wait_acked(1)
+    terminal.press(0)  # within the lock-out
+    terminal.wait_count("stray", 1)
+    time.sleep(2.2)
+    terminal.press(2)
+    terminal.wait_acked(2)
+    messages = listener.wait("rating", 2)
+    assert [(m["score"], m["mode"], m["wait_ms"]) for m in messages] == [
+        (4, "free", None),
+        (3, "free", None),
     ]
-    assert all(m["counter"] == "01" and m["staff"] == "E1001" for m in messages)
-    assert json.loads((tmp_path / "t" / "counters.json").read_text()) == {"boot": 1, "seq": 3}
 
 
-def test_presses_during_a_broker_outage_are_delivered_afterwards(
-    own_broker, micropython, tmp_path, topic_root
+def test_a_stuck_key_is_reported_and_not_counted(terminal, listener, topic_root):
+    terminal.clerk_key()
+    terminal.wait_count("opened", 1)
+    terminal.hold(2)
+    terminal.wait_for(lambda e: e["ev"] == "stuck", timeout_s=10)
+    state = [s for s in listener.wait("state", 2) if s.get("stuck_keys")]
+    assert state and state[-1]["stuck_keys"] == [2] and state[-1]["online"] is True
+    terminal.release(2)
+    terminal.wait_for(lambda e: e["ev"] == "unstuck")
+    assert not terminal.of_kind("rated")  # the held key rated nothing; the window then closed
+    assert listener.of("state")[-1].get("stuck_keys") in (None, [2])
+    time.sleep(0.5)
+    assert not listener.of("state")[-1].get("stuck_keys")
+
+
+def test_a_bad_config_is_ignored_and_a_good_one_kept_across_a_reboot(
+    mosquitto, micropython, tmp_path, topic_root, listener
 ):
-    listener = Listener(own_broker, f"{topic_root}/+/+/rating", "listener-outage")
-    terminal = make_terminal(tmp_path / "t", own_broker, topic_root, keepalive_s=2)
+    config_topic = device_topic(topic_root, "config")
+    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root)
+    terminal.start()
     try:
-        terminal.start()
-        terminal.wait_for(connected)
-        terminal.press(0)
-        terminal.wait_acked(1)
-        own_broker.stop()
-        terminal.wait_for(lambda e: e["ev"] == "disconnected")
-        for button in (1, 2, 3):
-            terminal.press(button)
-        assert not terminal.of_kind("acked")[1:]
-        own_broker.restart()
-        for seq in (2, 3, 4):
-            terminal.wait_acked(seq, timeout_s=30)
-    finally:
+        terminal.wait_for(lambda e: e["ev"] == "connected")
+        listener.publish(config_topic, {"v": 1, "counter": "07", "window_s": "ten"}, retain=True)
+        rejected = terminal.wait_for(lambda e: e["ev"] == "config_rejected")
+        assert "window_s" in rejected["reason"]
+        rate(terminal, 0, 1)
+        assert listener.wait("rating", 1)[0]["counter"] == "01"  # the bad message changed nothing
+        listener.publish(
+            config_topic,
+            {"v": 1, "counter": "07", "staff": "E2002", "buttons": [5, 3, 1]},
+            retain=True,
+        )
+        terminal.wait_for(lambda e: e["ev"] == "config")
         terminal.stop()
-    messages = listener.wait_count(4)
-    listener.close()
-    assert [m["seq"] for m in messages] == [1, 2, 3, 4]
-    assert [m["score"] for m in messages] == [5, 4, 3, 2]
-    shows = [e["state"] for e in terminal.of_kind("show")]
-    assert "offline" in shows
-
-
-def test_a_button_outside_the_map_is_stray(mosquitto, micropython, tmp_path, topic_root):
-    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root, buttons=[5, 3, 1])
-    try:
+        # reboot with the broker unreachable: the saved config still applies
+        settings = dict(terminal.settings, broker="mqtt://127.0.0.1:1")
+        terminal.settings = settings
         terminal.start()
-        terminal.wait_for(connected)
-        terminal.press(3)
+        terminal.clerk_key()
+        terminal.wait_count("opened", 1)
         terminal.press(2)
         rated = terminal.wait_for(lambda e: e["ev"] == "rated")
+        assert rated["score"] == 1  # buttons [5, 3, 1]
     finally:
         terminal.stop()
-    assert terminal.of_kind("stray") == [{"ev": "stray", "button": 3}]
-    assert (rated["seq"], rated["score"]) == (1, 1)
+    saved = json.loads((tmp_path / "t" / "settings.json").read_text())
+    assert saved["broker"].endswith(":1")
+
+
+def test_broker_down_for_30_s_with_presses_all_delivered_once(
+    own_broker, micropython, tmp_path, topic_root
+):
+    listener = Listener(own_broker, topic_root, "listener-outage")
+    terminal = make_terminal(tmp_path / "t", own_broker, topic_root, reconnect_max_s=4)
+    try:
+        terminal.start()
+        terminal.wait_for(lambda e: e["ev"] == "connected")
+        rate(terminal, 0, 1)
+        terminal.wait_acked(1)
+        own_broker.stop()
+        terminal.wait_for(lambda e: e["ev"] == "disconnected", timeout_s=15)
+        assert shows(terminal)[-1] == "offline"
+        for n, button in enumerate((1, 2, 3, 4, 0, 1), start=2):
+            rate(terminal, button, n)
+            terminal.wait_count("rated", n)
+            time.sleep(3)
+        down_for = 6 * 3
+        time.sleep(max(0, 30 - down_for))
+        assert len(terminal.of_kind("acked")) == 1
+        own_broker.restart()
+        for seq in range(2, 8):
+            terminal.wait_acked(seq, timeout_s=90)
+        messages = listener.wait("rating", 7, timeout_s=30)
+    finally:
+        terminal.stop()
+        listener.close()
+    seqs = [m["seq"] for m in messages]
+    assert sorted(set(seqs)) == list(range(1, 8))
+    assert len(seqs) == len(set(seqs))  # no seq repeated
+    assert [m["score"] for m in messages] == [5, 4, 3, 2, 1, 5, 4]
+
+
+def test_wifi_drop_is_recovered_without_a_reboot(terminal, listener):
+    terminal.wifi(False)
+    terminal.wait_for(lambda e: e["ev"] == "disconnected", timeout_s=10)
+    rate(terminal, 0, 1)
+    terminal.wait_count("rated", 1)
+    time.sleep(1)
+    assert not terminal.of_kind("acked")
+    terminal.wifi(True)
+    terminal.wait_acked(1, timeout_s=90)
+    assert not terminal.of_kind("reset") and len(terminal.of_kind("boot")) == 1
+    assert listener.wait("rating", 1)[0]["seq"] == 1
+
+
+def test_power_cut_loses_no_rating_and_reuses_no_seq(
+    mosquitto, micropython, tmp_path, topic_root, listener
+):
+    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root, broker="mqtt://127.0.0.1:1")
+    terminal.start()
+    for n in range(1, 4):
+        rate(terminal, n - 1, n)
+    terminal.wait_count("rated", 3)
+    terminal.power_cut()
+    terminal.settings = dict(terminal.settings, broker=mosquitto.url)
+    terminal.start()
+    boot = terminal.wait_for(lambda e: e["ev"] == "boot")
+    assert (boot["boot"], boot["seq"], boot["queue"]) == (1, 3, 3)
+    rate(terminal, 4, 1)
+    terminal.wait_acked(4, timeout_s=30)
+    terminal.stop()
+    messages = listener.wait("rating", 4)
+    assert [(m["seq"], m["boot"]) for m in messages] == [(1, 0), (2, 0), (3, 0), (4, 1)]
+    states = listener.of("state")
+    assert {"v": 1, "online": False} in states  # the last will, after the cut
+
+
+@pytest.mark.terminal_settings(sim={"ntp": False})
+def test_a_press_before_the_clock_is_known_is_stamped_once_it_is(terminal, listener):
+    rate(terminal, 0, 1)
+    pressed_ms = time.time() * 1000
+    terminal.wait_count("rated", 1)
+    time.sleep(2)
+    assert not listener.of("rating")  # held for the clock
+    terminal.ntp(True)
+    terminal.wait_acked(1, timeout_s=60)
+    [message] = listener.wait("rating", 1)
+    assert abs(message["ts"] - pressed_ms) < 1500  # the press time, not the send time
+
+
+def test_a_boot_that_never_learnt_the_time_sends_null(
+    mosquitto, micropython, tmp_path, topic_root, listener
+):
+    terminal = make_terminal(
+        tmp_path / "t", mosquitto, topic_root, sim={"ntp": False}, broker="mqtt://127.0.0.1:1"
+    )
+    terminal.start()
+    rate(terminal, 0, 1)
+    terminal.wait_count("rated", 1)
+    terminal.power_cut()
+    terminal.settings = dict(terminal.settings, broker=mosquitto.url)
+    terminal.start()
+    terminal.wait_acked(1, timeout_s=30)
+    terminal.stop()
+    [message] = listener.wait("rating", 1)
+    assert message["ts"] is None and message["boot"] == 0
+
+
+def test_a_crashed_task_leads_to_a_clean_reboot(terminal, listener):
+    terminal.crash()
+    reset = terminal.wait_for(lambda e: e["ev"] == "reset", timeout_s=15)
+    assert "keys" in reset["reason"]
+    assert terminal.exit_code() == 3
+    terminal.start()
+    assert terminal.wait_for(lambda e: e["ev"] == "boot")["boot"] == 1
+    terminal.wait_for(lambda e: e["ev"] == "connected")
+
+
+def test_a_full_queue_refuses_new_ratings_visibly(mosquitto, micropython, tmp_path, topic_root):
+    terminal = make_terminal(
+        tmp_path / "t", mosquitto, topic_root, broker="mqtt://127.0.0.1:1", queue_bytes=70
+    )  # room for two ratings
+    terminal.start()
+    try:
+        for n in range(1, 4):
+            rate(terminal, 0, n)
+            time.sleep(0.3)
+        dropped = terminal.wait_for(lambda e: e["ev"] == "dropped")
+        assert dropped["seq"] == 3
+        assert [e["seq"] for e in terminal.of_kind("rated")] == [1, 2]
+        assert shows(terminal).count("thanks") == 2 and "error" in shows(terminal)
+    finally:
+        terminal.stop()
+    terminal.settings = dict(terminal.settings, broker=mosquitto.url)
+    terminal.start()
+    try:
+        assert terminal.wait_for(lambda e: e["ev"] == "boot")["queue"] == 2  # the oldest kept
+        terminal.wait_acked(2, timeout_s=30)
+    finally:
+        terminal.stop()
 
 
 def test_bad_settings_show_an_error_and_stop(mosquitto, micropython, tmp_path):
@@ -147,6 +321,6 @@ def test_bad_settings_show_an_error_and_stop(mosquitto, micropython, tmp_path):
         error = terminal.wait_for(lambda e: e["ev"] == "error")
         assert "site" in error["msg"]
         with pytest.raises(FirmwareError):
-            terminal.wait_for(connected, timeout_s=3)
+            terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=3)
     finally:
         terminal.stop()

@@ -47,7 +47,11 @@ def test_settings_file(tmp_path):
     path.write_text(json.dumps({"site": "sjz-yuhua", "device": "ev-1", "broker": "mqtt://u:p@h:1"}))
     loaded = settings.load(str(path))
     assert loaded["broker_addr"] == ("h", 1, "u", "p")
-    assert loaded["buttons"] == [5, 4, 3, 2, 1]
+    assert (loaded["topic_root"], loaded["queue_bytes"], loaded["clerk_key"]) == (
+        "svc/v1",
+        256 * 1024,
+        True,
+    )
     path.write_text(json.dumps({"site": "SJZ", "device": "ev-1"}))
     with pytest.raises(settings.SettingsError, match="site"):
         settings.load(str(path))
