@@ -20,7 +20,8 @@ import sys
 
 import protocol
 import ticks
-from simflash import SimFlash
+import vfs
+from simflash import FileFlash
 
 SCORE_KEYS = 5
 CLERK_KEY = SCORE_KEYS  # bit of the clerk key in read_keys()
@@ -39,23 +40,24 @@ class Board:
         self._synced = False
         self._crash = False
         self._wdt_ms = None
-        self._wdt_fed = 0
+        self._wdt_fed = ticks.ticks_ms()
         self._stdin = asyncio.StreamReader(sys.stdin)
 
     # --- flash and identity ---
 
     def mount_flash(self):
         """Mount littlefs at /flash, install settings.json from the host folder, chdir."""
-        flash = SimFlash(4096, FLASH_BLOCKS, "flash.img")
+        flash = FileFlash("flash.img", 4096, FLASH_BLOCKS)
         if flash.fresh:
-            os.VfsLfs2.mkfs(flash)
+            vfs.VfsLfs2.mkfs(flash)  # type: ignore[arg-type]  # the stubs want their own ABC
         settings = None
         try:
             with open("settings.json") as f:
                 settings = f.read()
         except OSError:
             pass
-        os.mount(os.VfsLfs2(flash), "/flash")
+        lfs = vfs.VfsLfs2(flash)  # type: ignore[abstract, arg-type]  # stub errors
+        vfs.mount(lfs, "/flash")
         os.chdir("/flash")
         if settings is not None:
             with open("settings.json", "w") as f:

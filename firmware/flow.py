@@ -49,7 +49,7 @@ class RatingFlow:
         self._deadline = None
         self._opened_at = now
         self._ticket = None
-        self._pending = None  # the Outcome waiting for its reason
+        self._pending = None  # type: Outcome | None  # the one waiting for its reason
 
     def _cfg(self, key):
         return self.config[key]
@@ -77,11 +77,12 @@ class RatingFlow:
     def press(self, button, now):
         events = self.tick(now)
         buttons = self._cfg("buttons")
-        if self.state == REASON:
+        pending = self._pending
+        if self.state == REASON and pending is not None:
             reasons = REASONS_BY_BUTTONS.get(len(buttons), ())
             if button < len(reasons):
-                self._pending.reason = reasons[button]
-                self._rate(self._pending, now, events)
+                pending.reason = reasons[button]
+                self._rate(pending, now, events)
             else:
                 events.append(("stray", "no reason on that button"))
             return events
@@ -105,7 +106,7 @@ class RatingFlow:
         return events
 
     def tick(self, now):
-        events = []
+        events = []  # type: list[tuple]
         if self._deadline is None or ticks_diff(now, self._deadline) < 0:
             return events
         if self.state == THANKS:
@@ -120,7 +121,7 @@ class RatingFlow:
             events.append(("rating", Outcome(None, "prompt", self._ticket, None, now)))
             self._ticket = None
             self._enter(IDLE, now, None, events)
-        elif self.state == REASON:
+        elif self.state == REASON and self._pending is not None:
             self._rate(self._pending, now, events)
 
     def _rate(self, outcome, now, events):

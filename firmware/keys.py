@@ -39,7 +39,7 @@ class KeyScanner:
         if mask != self._raw:
             self._raw = mask
             self._raw_since = now_ms
-        events = _NONE
+        events = _NONE  # type: tuple[tuple[str, int], ...]
         if self._raw != self._stable and ticks_diff(now_ms, self._raw_since) >= DEBOUNCE_MS:
             events = self._edges(self._stable ^ self._raw, now_ms)
             self._stable = self._raw
@@ -54,7 +54,7 @@ class KeyScanner:
         return events
 
     def _edges(self, changed, now_ms):
-        events = _NONE
+        events = _NONE  # type: tuple[tuple[str, int], ...]
         for k in range(self.count):
             bit = 1 << k
             if not changed & bit:

@@ -87,7 +87,7 @@ class MQTTClient:
                 payload += _str(self.password)
         body = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", self.keepalive) + payload
         await self._send(_packet(CONNECT, body))
-        resp = await asyncio.wait_for(self._reader.readexactly(4), timeout_s)
+        resp = await asyncio.wait_for(self._reader.readexactly(4), timeout_s)  # type: bytes
         if resp[0] != CONNACK or resp[1] != 2:
             raise MQTTError("bad CONNACK")
         if resp[3] != 0:
@@ -134,7 +134,8 @@ class MQTTClient:
         often enough that a healthy broker always answers sooner.
         """
         while True:
-            first = (await asyncio.wait_for(self._read(1), idle_timeout_s))[0]
+            head = await asyncio.wait_for(self._read(1), idle_timeout_s)  # type: bytes
+            first = head[0]
             length = await self._read_length()
             body = await self._read(length) if length else b""
             await self._dispatch(first, body)

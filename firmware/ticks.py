@@ -9,7 +9,7 @@ try:
 except AttributeError:  # CPython, for unit tests
 
     def ticks_ms():
-        return int(time.monotonic() * 1000)
+        return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython only
 
     def ticks_diff(a, b):
         return a - b

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,29 @@ def test_ruff_format_is_clean():
 
 def test_mypy_strict_is_clean():
     result = run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_firmware_type_checks_against_the_esp32_stubs():
+    stubs = Path(sys.prefix) / "mpy-stubs"
+    assert (stubs / "machine.pyi").exists(), f"no stubs in {stubs}: run ./dev test"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            "firmware/mypy.ini",
+            "--custom-typeshed-dir",
+            str(stubs),
+            *sorted(str(p) for p in FIRMWARE_DIR.glob("*.py")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MYPYPATH": str(stubs)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

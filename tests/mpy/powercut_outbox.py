@@ -5,11 +5,10 @@
 # seq can be handed out twice. Prints "ok <cuts>" or raises. File objects
 # that a cut left open on the dead mount are closed by the garbage collector,
 # which may print "OSError: 28" lines: that is the old mount, not the check.
-import os
-
 import outbox
 import store
-from simflash import PowerCut, SimFlash
+import vfs
+from simflash import PowerCut, RamFlash
 
 RATINGS = 40
 SEGMENT = 512  # small segments, so the run rolls over and deletes several
@@ -17,10 +16,10 @@ SEGMENT = 512  # small segments, so the run rolls over and deletes several
 
 def mount(flash):
     try:
-        os.umount("/flash")
+        vfs.umount("/flash")
     except OSError:
         pass
-    os.mount(os.VfsLfs2(flash), "/flash")
+    vfs.mount(vfs.VfsLfs2(flash), "/flash")
 
 
 def record(seq, boot):
@@ -75,8 +74,8 @@ def check(state):
 
 
 def run(cut_after):
-    flash = SimFlash(block_size=512, blocks=128)
-    os.VfsLfs2.mkfs(flash)
+    flash = RamFlash(block_size=512, blocks=128)
+    vfs.VfsLfs2.mkfs(flash)
     mount(flash)
     state = new_state()
     flash.cut_after = cut_after

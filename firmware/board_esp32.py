@@ -1,0 +1,149 @@
+# The ESP32 board: keys, status LED, buzzer and voice module, Wi-Fi, clock,
+# watchdog. Everything else in the firmware is the same on every board.
+# Wiring (README, "Wiring"): keys pull the pin to ground when pressed.
+import asyncio
+import json
+import time
+
+import machine
+import neopixel
+import network
+import ntptime
+import protocol
+
+SCORE_PINS = (32, 33, 25, 26, 27)  # leftmost first: config "buttons" maps them to scores
+CLERK_PIN = 14  # the clerk's "please rate" key
+LED_PIN = 4  # one WS2812 status LED
+BUZZER_PIN = 18  # passive buzzer, driven by PWM
+VOICE_UART = 2  # DFPlayer-style voice module on UART2 (TX GPIO 17), if fitted
+VOICE_TX_PIN = 17
+
+COLOURS = {
+    "idle": (0, 12, 0),
+    "window": (0, 0, 80),
+    "reason": (60, 30, 0),
+    "thanks": (0, 80, 0),
+    "offline": (24, 0, 24),
+    "error": (80, 0, 0),
+}
+TONES = {  # (Hz, ms) notes
+    "prompt": ((880, 120), (1175, 160)),
+    "thanks": ((1175, 120), (1568, 200)),
+    "reason": ((660, 150), (660, 150)),
+    "error": ((220, 500),),
+}
+# 0001.mp3: 您好，请您对我的服务做出评价; 0002.mp3: 谢谢; 0003.mp3: 请选择原因; 0004.mp3: error
+VOICE_TRACKS = {"prompt": 1, "thanks": 2, "reason": 3, "error": 4}
+
+
+class Board:
+    key_count = len(SCORE_PINS) + 1
+
+    def __init__(self):
+        pins = SCORE_PINS + (CLERK_PIN,)
+        self._keys = [machine.Pin(p, machine.Pin.IN, machine.Pin.PULL_UP) for p in pins]
+        self._led = neopixel.NeoPixel(machine.Pin(LED_PIN), 1)
+        self._buzzer = machine.PWM(machine.Pin(BUZZER_PIN), freq=1000, duty_u16=0)
+        self._voice = None
+        self._wlan = network.WLAN(network.STA_IF)
+        self._wdt = None
+        self._synced = False
+
+    def mount_flash(self):
+        """MicroPython's own boot has mounted littlefs at /."""
+
+    def device_id(self):
+        return "ev-" + "".join("%02x" % b for b in self._wlan.config("mac"))
+
+    def read_keys(self):
+        mask = 0
+        keys = self._keys
+        for i in range(len(keys)):
+            if not keys[i].value():
+                mask |= 1 << i
+        return mask
+
+    def wall_ms(self):
+        return protocol.unix_ms() if self._synced else None
+
+    def sync_time(self, host):
+        ntptime.host = host
+        try:
+            ntptime.settime()
+        except OSError:
+            return False
+        self._synced = True
+        return True
+
+    async def wifi_connect(self, ssid, password):
+        if not ssid:
+            return False
+        self._wlan.active(True)
+        self._wlan.connect(ssid, password)
+        for _ in range(150):
+            if self._wlan.isconnected():
+                return True
+            await asyncio.sleep_ms(100)
+        self._wlan.disconnect()
+        return False
+
+    def wifi_connected(self):
+        return self._wlan.isconnected()
+
+    def rssi(self):
+        try:
+            return self._wlan.status("rssi")
+        except OSError:
+            return None
+
+    def battery_mv(self):
+        return None  # mains powered; a battery board reads its divider here
+
+    def show(self, state):
+        self._led[0] = COLOURS[state]
+        self._led.write()
+
+    def sound(self, name):
+        if self._voice is not None:
+            self._play_track(VOICE_TRACKS[name])
+        else:
+            asyncio.create_task(self._beep(TONES[name]))
+
+    def use_voice_module(self):
+        """Call when a voice module is fitted: prompts are then spoken, not beeped."""
+        self._voice = machine.UART(VOICE_UART, baudrate=9600, tx=VOICE_TX_PIN)
+
+    def _play_track(self, track):
+        if self._voice is None:
+            return
+        frame = bytearray(b"\x7e\xff\x06\x03\x00\x00\x00\xef")
+        frame[6] = track
+        self._voice.write(frame)
+
+    async def _beep(self, notes):
+        for hz, ms in notes:
+            self._buzzer.freq(hz)
+            self._buzzer.duty_u16(32768)
+            await asyncio.sleep_ms(ms)
+            self._buzzer.duty_u16(0)
+            await asyncio.sleep_ms(30)
+
+    def wdt_start(self, timeout_ms):
+        self._wdt = machine.WDT(timeout=timeout_ms)
+
+    def wdt_feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def reset(self, reason):
+        self.emit("reset", reason=reason)
+        time.sleep_ms(200)
+        machine.reset()
+
+    def start(self):
+        """No simulation tasks on real hardware."""
+
+    def emit(self, event, **fields):
+        """A log line on the serial console."""
+        fields["ev"] = event
+        print(json.dumps(fields))
