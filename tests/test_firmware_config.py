@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.firmware_modules import firmware_module
+from simulator.firmware import firmware_module
 
 config = firmware_module("config")
 

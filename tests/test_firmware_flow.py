@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.firmware_modules import firmware_module
+from simulator.firmware import firmware_module
 
 flow = firmware_module("flow")
 keys = firmware_module("keys")

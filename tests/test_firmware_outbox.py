@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from simulator.firmware import FIRMWARE_DIR
-from tests.firmware_modules import firmware_module
+from simulator.firmware import FIRMWARE_DIR, firmware_module
 
 outbox = firmware_module("outbox")
 protocol = firmware_module("protocol")

@@ -1,0 +1,1 @@
+"""Build the firmware image with mpy-cross and put it on a board with mpremote."""

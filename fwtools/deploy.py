@@ -1,0 +1,49 @@
+"""Copy the image and a device's settings file to a board, with mpremote."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+from simulator.firmware import firmware_module, tool_binary
+
+
+class DeployError(RuntimeError):
+    """The settings file is not one a terminal could start with."""
+
+
+def check_settings(path: Path) -> dict[str, object]:
+    """Load a settings file and check it as the firmware will at boot."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DeployError(f"{path}: {e}") from None
+    if not isinstance(values, dict):
+        raise DeployError(f"{path}: settings must be a JSON object")
+    firmware_settings = firmware_module("settings")  # the firmware's own check
+    try:
+        firmware_settings.load(str(path), default_device="ev-000000000000")
+    except firmware_settings.SettingsError as e:
+        raise DeployError(f"{path}: {e}") from None
+    if not values.get("wifi_ssid"):
+        raise DeployError(f"{path}: wifi_ssid is required on a board")
+    return values
+
+
+def commands(port: str, image: list[Path], settings: Path) -> list[list[str]]:
+    """One mpremote run: copy every image file and the settings, then reset the board."""
+    mpremote = tool_binary("mpremote", "pip install mpremote")
+    cmd = [mpremote, "connect", port]
+    for path in image:
+        cmd += ["fs", "cp", str(path), f":{path.name}", "+"]
+    cmd += ["fs", "cp", str(settings), ":settings.json", "+", "reset"]
+    return [cmd]
+
+
+def run(cmds: list[list[str]], dry_run: bool) -> None:
+    for cmd in cmds:
+        print(shlex.join(cmd))
+        if not dry_run:
+            subprocess.run(cmd, check=True)
