@@ -95,25 +95,34 @@ class Outbox:
         self.bytes = 0
         for n in self._segments:
             start = self._off if n == self._seg else 0
-            for _, size in self._records(n, start):
-                self.count += 1
-                self.bytes += size
+            count, size = self._scan(n, start)
+            self.count += count
+            self.bytes += size
 
-    def _records(self, n, offset):
-        """(offset, size) of each whole record in segment n from offset on."""
+    def _scan(self, n, offset):
+        """(records, bytes) of the whole records in segment n from offset on.
+
+        Reads one length byte a record, never the whole segment: a device's
+        heap has room for the queue's index, not for its data.
+        """
+        path = self._seg_path(n)
         try:
-            with open(self._seg_path(n), "rb") as f:
-                data = f.read()
+            end = os.stat(path)[6]
         except OSError:
-            return []
-        found = []
-        while offset < len(data):
-            size = 1 + data[offset]
-            if offset + size > len(data):
-                break  # a torn tail (never on littlefs): ignored
-            found.append((offset, size))
-            offset += size
-        return found
+            return 0, 0
+        count = 0
+        start = offset
+        length = bytearray(1)
+        with open(path, "rb") as f:
+            while offset < end:
+                f.seek(offset)
+                f.readinto(length)
+                size = 1 + length[0]
+                if offset + size > end:
+                    break  # a torn tail (never on littlefs): ignored
+                count += 1
+                offset += size
+        return count, offset - start
 
     def __len__(self):
         return self.count

@@ -1,0 +1,125 @@
+"""Firmware figures: heap soak, press to PUBACK, queue density and drain after an outage.
+
+Runs the real terminal under the MicroPython Unix port (bench/mpy/terminal_bench.py)
+against a Mosquitto of its own on loopback. Each figure is the median of several runs,
+and the timings are also given as a ratio to the same MQTT client's bare QoS 1
+round trip, measured in the same run, since the machines are small and shared.
+
+    .venv/bin/python bench/firmware.py [--runs 3] [--soak 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devstack import MosquittoServer  # noqa: E402
+from simulator.firmware import FIRMWARE_DIR, micropython_binary  # noqa: E402
+
+SCRIPT = ROOT / "bench" / "mpy" / "terminal_bench.py"
+HEAP = "128K"
+
+
+def run(port: int, mode: str, count: int, folder: Path) -> dict[str, Any]:
+    """One run of the bench script in `folder` (its flash image stays there)."""
+    result = subprocess.run(
+        [micropython_binary(), "-X", f"heapsize={HEAP}", str(SCRIPT), str(port), mode, str(count)],
+        cwd=folder,
+        env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:.frozen"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{mode}: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--soak", type=int, default=10_000)
+    parser.add_argument("--latency", type=int, default=500)
+    parser.add_argument("--queue", type=int, default=5_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = MosquittoServer(Path(tmp) / "broker")
+        broker.start()
+        try:
+            report(broker.port, Path(tmp), args)
+        finally:
+            broker.stop()
+
+
+def fresh(tmp: Path, name: str) -> Path:
+    folder = tmp / name
+    folder.mkdir()
+    return folder
+
+
+def report(port: int, tmp: Path, args: argparse.Namespace) -> None:
+    base_p50, base_p99, base_rate, lat_p50, lat_p99, per_kb, drain_s, drain_rate = (
+        [] for _ in range(8)
+    )
+    for i in range(args.runs):
+        base = run(port, "baseline", args.latency, fresh(tmp, f"b{i}"))["ms"]  # µs
+        base_p50.append(percentile(base, 0.5) / 1000)
+        base_p99.append(percentile(base, 0.99) / 1000)
+        base_rate.append(len(base) / sum(base) * 1e6)
+        lat = run(port, "latency", args.latency, fresh(tmp, f"l{i}"))["ms"]  # µs
+        lat_p50.append(percentile(lat, 0.5) / 1000)
+        lat_p99.append(percentile(lat, 0.99) / 1000)
+        folder = fresh(tmp, f"q{i}")
+        fill = run(port, "fill", args.queue, folder)
+        per_kb.append(fill["queued"] / fill["flash_kb"])
+        drain = run(port, "drain", 0, folder)
+        assert drain["queued"] == args.queue, drain
+        drain_s.append(drain["drain_ms"] / 1000)
+        drain_rate.append(args.queue / (drain["drain_ms"] / 1000))
+    soak = run(port, "soak", args.soak, fresh(tmp, "soak"))
+    med = statistics.median
+    print(f"firmware figures, median of {args.runs} runs, MicroPython Unix port, heap {HEAP}")
+    print(
+        f"  bare QoS 1 round trip (baseline): p50 {med(base_p50):.2f} ms, "
+        f"p99 {med(base_p99):.2f} ms, {med(base_rate):.0f} msg/s one at a time"
+    )
+    print(
+        f"  press to PUBACK: p50 {med(lat_p50):.2f} ms, p99 {med(lat_p99):.2f} ms "
+        f"(goal p99 <= 50 ms); p99 = {med(lat_p99) / med(base_p99):.0f}x the baseline's"
+    )
+    print(
+        f"  queue: {med(per_kb):.1f} ratings per KB of flash "
+        f"({args.queue} ratings in {args.queue / med(per_kb):.0f} KB)"
+    )
+    print(
+        f"  drain of {args.queue} queued ratings: {med(drain_s):.1f} s, "
+        f"{med(drain_rate):.0f}/s = {med(drain_rate) / med(base_rate):.2f}x the baseline rate"
+    )
+    print(
+        f"  soak: {soak['count']} ratings, errors {soak['errors']}, "
+        f"peak gc.mem_alloc() {soak['peak_mem_alloc']} of {soak['heap_total']} bytes, "
+        f"peak live after gc.collect() {soak['peak_live_after_gc']} bytes, "
+        f"{soak['count'] / (soak['elapsed_ms'] / 1000):.0f} ratings/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

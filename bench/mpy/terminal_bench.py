@@ -1,0 +1,177 @@
+# Runs under the MicroPython Unix port with the firmware on the path, on a
+# littlefs flash image in the current folder, against a real broker:
+#   micropython terminal_bench.py BROKER_PORT MODE N
+# MODE soak:     N ratings as fast as the terminal takes them, peak heap printed
+#      latency:  N ratings one at a time, press to PUBACK in µs
+#      fill:     N ratings queued with the broker unreachable, flash used printed
+#      drain:    the queue sent after the outage, time to empty it
+#      baseline: N bare QoS 1 publishes with the same MQTT client, one at a time (µs)
+# Prints one JSON line of figures. The terminal is the real one; only the keys
+# are bypassed (ratings enter the flow directly), since key debouncing would
+# pace the run at tens of ms a press.
+import asyncio
+import gc
+import json
+import os
+import sys
+from array import array
+from time import ticks_us
+
+import board_unix
+import settings as settings_mod
+import store
+import vfs
+from config import Config
+from mqtt import MQTTClient
+from outbox import Outbox
+from simflash import FileFlash
+from terminal import Terminal
+from ticks import ticks_diff, ticks_ms
+
+port, mode, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+
+class BenchBoard(board_unix.Board):
+    """The simulated board, without the control channel, noting when each rating is acked."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_seq = 0
+        timed = count if mode == "latency" else 0  # only latency keeps per-rating times
+        self.acked_at = array("i", [-1] * (timed + 1))  # by seq - first_seq
+        self.errors = 0
+
+    def start(self):
+        pass
+
+    def emit(self, event, **fields):
+        if event == "acked":
+            i = fields["seq"] - self.first_seq
+            if 0 <= i < len(self.acked_at):
+                self.acked_at[i] = ticks_us()
+        elif event in ("dropped", "crash") or (event == "disconnected" and mode != "fill"):
+            self.errors += 1
+
+
+def mount():
+    flash = FileFlash("flash.img", 4096, board_unix.FLASH_BLOCKS)
+    if flash.fresh:
+        vfs.VfsLfs2.mkfs(flash)
+    vfs.mount(vfs.VfsLfs2(flash), "/flash")
+    return flash
+
+
+def used_kb():
+    st = os.statvfs("/flash")
+    return (st[2] - st[3]) * st[0] / 1024
+
+
+async def baseline():
+    client = MQTTClient("bench-baseline", "127.0.0.1", port, keepalive=30)
+    acked = asyncio.Event()
+    client.on_puback = lambda pid: acked.set()
+    await client.connect(clean_session=True)
+    reader = asyncio.create_task(client.read_loop(30))
+    payload = b'{"v":1,"seq":1,"boot":0,"ts":1795347568123,"score":4,"reason":null}'
+    times = array("i", [0] * count)
+    for i in range(count):
+        acked.clear()
+        start = ticks_us()
+        await client.publish("bench/baseline", payload, 1)
+        await acked.wait()
+        times[i] = ticks_diff(ticks_us(), start)
+    reader.cancel()
+    await client.disconnect()
+    return {"mode": "baseline", "ms": times}
+
+
+async def run_terminal():
+    mount()
+    board = BenchBoard()
+    broker_port = 1 if mode == "fill" else port
+    values = settings_mod.DEFAULTS.copy()
+    values.update(
+        {
+            "site": "bench",
+            "device": "ev-bench",
+            "mode": "free",
+            "lockout_s": 0,
+            "ask_reason": False,
+            "counter": "01",
+            "staff": "E1001",
+        }
+    )
+    values["broker_addr"] = ("127.0.0.1", broker_port, None, None)
+    counters = store.Counters("/flash/counters.json")
+    config = Config("/flash/config.json", values)
+    box = Outbox("/flash/queue")
+    terminal = Terminal(board, values, config, counters, box)
+    figures = {"mode": mode, "count": count, "queued": len(box)}
+    drain_started = ticks_ms()
+    asyncio.create_task(terminal.run())
+    if mode != "drain":
+        await asyncio.sleep_ms(200)
+    gc.collect()
+    board.first_seq = counters.seq + 1
+    pressed_at = array("i", [0] * (count if mode == "latency" else 1))
+    peak_alloc = peak_live = 0
+    started = ticks_ms()
+    if mode == "drain":
+        while len(box):
+            await asyncio.sleep_ms(5)
+        figures["drain_ms"] = ticks_diff(ticks_ms(), drain_started)
+    else:
+        base_kb = used_kb()
+        for i in range(count):
+            if mode == "soak":
+                while len(box) > 20:  # the terminal's own pace: at most 20 waiting
+                    await asyncio.sleep_ms(1)
+            seq_before = counters.seq
+            terminal.flow.tick(ticks_ms())
+            terminal._handle(terminal.flow.press(i % 5, ticks_ms()))
+            pressed_at[i if mode == "latency" else 0] = ticks_us()
+            assert counters.seq == seq_before + 1
+            if mode == "latency":
+                while board.acked_at[i] < 0:
+                    await asyncio.sleep_ms(0)
+            if mode in ("fill",):
+                continue
+            peak_alloc = max(peak_alloc, gc.mem_alloc())
+            if i % 100 == 0:
+                gc.collect()
+                peak_live = max(peak_live, gc.mem_alloc())
+            await asyncio.sleep_ms(0)
+        if mode == "fill":
+            figures["queued"] = len(box)
+            figures["flash_kb"] = used_kb() - base_kb
+            figures["queue_bytes"] = box.bytes
+        else:
+            while len(box):
+                await asyncio.sleep_ms(5)
+            figures["elapsed_ms"] = ticks_diff(ticks_ms(), started)
+            figures["peak_mem_alloc"] = peak_alloc
+            figures["peak_live_after_gc"] = peak_live
+            figures["heap_total"] = gc.mem_alloc() + gc.mem_free()
+            if mode == "latency":  # in place: a list of them would not fit the heap
+                for i in range(count):
+                    pressed_at[i] = ticks_diff(board.acked_at[i], pressed_at[i])
+                figures["ms"] = pressed_at
+    figures["errors"] = board.errors
+    return figures
+
+
+def print_figures(figures):
+    """One JSON line, writing the timings (µs) piece by piece instead of as a list."""
+    times = figures.pop("ms", None)
+    text = json.dumps(figures)
+    if times is None:
+        print(text)
+        return
+    sys.stdout.write(text[:-1] + ', "ms": [')
+    for i in range(len(times)):
+        sys.stdout.write(("%d" if i == 0 else ",%d") % times[i])
+    print("]}")
+
+
+print_figures(asyncio.run(baseline() if mode == "baseline" else run_terminal()))
+sys.exit(0)
