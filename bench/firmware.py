@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack import MosquittoServer  # noqa: E402
-from simulator.firmware import FIRMWARE_DIR, micropython_binary  # noqa: E402
+from simulator.firmware import run_script  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "128K"
@@ -32,15 +30,7 @@ HEAP = "128K"
 
 def run(port: int, mode: str, count: int, folder: Path) -> dict[str, Any]:
     """One run of the bench script in `folder` (its flash image stays there)."""
-    result = subprocess.run(
-        [micropython_binary(), "-X", f"heapsize={HEAP}", str(SCRIPT), str(port), mode, str(count)],
-        cwd=folder,
-        env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:.frozen"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = run_script(SCRIPT, str(port), mode, str(count), cwd=folder, heap=HEAP, timeout_s=900)
     if result.returncode != 0:
         raise RuntimeError(f"{mode}: {result.stdout[-2000:]}{result.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])

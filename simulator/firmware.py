@@ -38,6 +38,26 @@ def firmware_module(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def run_script(
+    script: Path,
+    *args: str,
+    cwd: Path | None = None,
+    heap: str | None = None,
+    timeout_s: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a MicroPython script with the firmware importable (asyncio comes frozen)."""
+    cmd = [micropython_binary(), *(["-X", f"heapsize={heap}"] if heap else []), str(script)]
+    return subprocess.run(
+        [*cmd, *args],
+        cwd=cwd,
+        env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:.frozen"},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def tool_binary(name: str, install: str) -> str:
     """A tool installed with this interpreter's packages (or on PATH), or a clear error."""
     here = Path(sys.executable).parent

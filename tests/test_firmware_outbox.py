@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
-from simulator.firmware import FIRMWARE_DIR, firmware_module
+from simulator.firmware import FIRMWARE_DIR, firmware_module, run_script
+from tests.samples import RATING_EXAMPLE
 
 outbox = firmware_module("outbox")
 protocol = firmware_module("protocol")
@@ -22,17 +20,7 @@ def record(seq, ticket="A023", staff="E1023"):
 def test_a_record_round_trips_to_the_contract_fields():
     body = outbox.encode(1042, 17, 1795347568123, 0, 4, None, "prompt", 1830, "03", "E1023", "A023")
     fields, ticks = outbox.decode(body)
-    assert protocol.rating(**fields) == protocol.rating(
-        seq=1042,
-        boot=17,
-        ts=1795347568123,
-        score=4,
-        counter="03",
-        staff="E1023",
-        mode="prompt",
-        ticket="A023",
-        wait_ms=1830,
-    )
+    assert protocol.rating(**fields) == RATING_EXAMPLE
     assert ticks is None
     assert len(body) + 1 <= 40  # a typical rating, framed: 5,000 fit well within 256 KB
 
@@ -129,14 +117,7 @@ def test_a_stale_segment_left_by_a_cut_is_removed_on_recovery(tmp_path):
 
 def test_power_cut_at_every_flash_write_loses_nothing(micropython):
     """Under MicroPython, on littlefs: the run is cut at each of its flash writes in turn."""
-    result = subprocess.run(
-        [micropython, str(MPY_TESTS / "powercut_outbox.py")],
-        env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_script(MPY_TESTS / "powercut_outbox.py", timeout_s=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ok ")
