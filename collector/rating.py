@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from collector import lineprotocol
+from collector import checks, lineprotocol
+from collector.checks import Rejected
 from collector.topics import DeviceTopic
 
-MAX_PAYLOAD_BYTES = 4096
 COUNTER = re.compile(r"[0-9A-Za-z-]{1,8}")
 STAFF = re.compile(r"[0-9A-Za-z_-]{1,16}")
 REASONS = frozenset({"attitude", "efficiency", "expertise", "environment", "other"})
 MODES = frozenset({"prompt", "free"})
 SEQ_DIGITS = 10**6
 TICKET = re.compile(r"[^\x00-\x1f]{1,32}")
-
-
-class Rejected(ValueError):
-    """The message breaks the contract: kind is what it is counted as, the text why."""
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -69,41 +59,10 @@ class Rating:
         return lineprotocol.line("rating", tags, fields, time_ns)
 
 
-def _int(msg: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
-    value = msg.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Rejected("wrong_type", f"{key} must be an integer, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        raise Rejected("out_of_range", f"{key} {value} out of range")
-    return value
-
-
-def _optional_int(msg: dict[str, Any], key: str, low: int, high: int | None = None) -> int | None:
-    return None if msg.get(key) is None else _int(msg, key, low, high)
-
-
-def _optional_str(msg: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:
-    value = msg.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise Rejected("bad_field", f"{key} {value!r} breaks {pattern.pattern}")
-    return value
-
-
 def parse(topic: DeviceTopic, payload: bytes) -> Rating:
     """Check one rating payload; raises Rejected with the reason."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise Rejected("oversize", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
-    try:
-        msg = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise Rejected("malformed_json", f"malformed JSON: {e}") from None
-    if not isinstance(msg, dict):
-        raise Rejected("malformed_json", "payload must be a JSON object")
-    if msg.get("v") != 1:
-        raise Rejected("unknown_version", f"unknown schema version v={msg.get('v')!r}")
-    score = _optional_int(msg, "score", 1, 5)
+    msg = checks.json_object(payload)
+    score = checks.optional_integer(msg, "score", 1, 5)
     reason = msg.get("reason")
     if reason is not None:
         if reason not in REASONS:
@@ -119,14 +78,14 @@ def parse(topic: DeviceTopic, payload: bytes) -> Rating:
     return Rating(
         site=topic.site,
         device=topic.device,
-        seq=_int(msg, "seq", 1),
-        boot=_int(msg, "boot", 0),
-        ts=_optional_int(msg, "ts", 0),
+        seq=checks.integer(msg, "seq", 1),
+        boot=checks.integer(msg, "boot", 0),
+        ts=checks.optional_integer(msg, "ts", 0),
         score=score,
         reason=reason,
-        counter=_optional_str(msg, "counter", COUNTER),
-        staff=_optional_str(msg, "staff", STAFF),
-        ticket=_optional_str(msg, "ticket", TICKET),
+        counter=checks.optional_text(msg, "counter", COUNTER),
+        staff=checks.optional_text(msg, "staff", STAFF),
+        ticket=checks.optional_text(msg, "ticket", TICKET),
         mode=mode,
-        wait_ms=_optional_int(msg, "wait_ms", 0),
+        wait_ms=checks.optional_integer(msg, "wait_ms", 0),
     )

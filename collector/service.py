@@ -20,8 +20,9 @@ import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from collector import device, topics
 from collector import rating as rating_msg
-from collector import topics
+from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxWriter
 from collector.settings import Settings
@@ -39,7 +40,11 @@ class Delivery:
     mid: int
     qos: int
     connection: int
-    received_ms: int
+    received_ns: int
+
+    @property
+    def received_ms(self) -> int:
+        return self.received_ns // 1_000_000
 
 
 class Collector:
@@ -67,8 +72,9 @@ class Collector:
         self.client.on_subscribe = self._on_subscribe
 
     @property
-    def rating_filter(self) -> str:
-        return f"{self.settings.topic_root}/+/+/rating"
+    def filters(self) -> list[tuple[str, int]]:
+        root = self.settings.topic_root
+        return [(f"{root}/+/+/rating", 1), (f"{root}/+/+/state", 1), (f"{root}/+/+/telemetry", 0)]
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,23 +133,25 @@ class Collector:
             log.error("mqtt_refused", reason=str(reason))
             return
         self._connection += 1
-        log.info("mqtt_connected", session_present=flags.session_present, filter=self.rating_filter)
-        client.subscribe(self.rating_filter, qos=1)
+        log.info("mqtt_connected", session_present=flags.session_present)
+        client.subscribe(self.filters)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
+        filters = [f for f, _ in self.filters]
         if failed:
-            log.error("subscribe_refused", filter=self.rating_filter, reasons=failed)
+            log.error("subscribe_refused", filters=filters, reasons=failed)
         else:
-            log.info("subscribed", filter=self.rating_filter)
+            log.info("subscribed", filters=filters)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         log.warning("mqtt_disconnected", reason=str(reason))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        received_ms = int(time.time() * 1000)
         self.inbox.put(
-            Delivery(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._connection, received_ms)
+            Delivery(
+                msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._connection, time.time_ns()
+            )
         )
 
     def _take_batch(self) -> list[Delivery]:
@@ -175,11 +183,16 @@ class Collector:
         """The message's line, or None after it went to the dead-letter file."""
         try:
             where = topics.parse(delivery.topic, self.settings.topic_root)
-            parsed = rating_msg.parse(where, delivery.payload)
-            return parsed.point(delivery.received_ms)
+            if where.kind == "rating":
+                return rating_msg.parse(where, delivery.payload).point(delivery.received_ms)
+            if where.kind == "telemetry":
+                return device.telemetry_point(where, delivery.payload, delivery.received_ns)
+            if where.kind == "state":
+                return device.state_point(where, delivery.payload, delivery.received_ns)
+            raise topics.TopicError(f"no {where.kind!r} messages are taken")
         except topics.TopicError as e:
             self._reject(delivery, "bad_topic", str(e))
-        except rating_msg.Rejected as e:
+        except Rejected as e:
             self._reject(delivery, e.kind, str(e))
         return None
 

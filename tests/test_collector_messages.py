@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from collector import rating, topics
+from collector import device, rating, topics
+from collector.checks import Rejected
 from collector.topics import DeviceTopic
 from tests.samples import RATING_EXAMPLE
 
@@ -75,7 +76,7 @@ def test_unknown_counter_and_staff_are_left_out():
     ],
 )
 def test_bad_payloads_are_rejected_with_their_kind(raw, kind):
-    with pytest.raises(rating.Rejected) as rejected:
+    with pytest.raises(Rejected) as rejected:
         rating.parse(WHERE, raw)
     assert rejected.value.kind == kind
     assert str(rejected.value)
@@ -101,3 +102,64 @@ def test_topic_parts():
 def test_forged_or_malformed_topics_are_refused(topic):
     with pytest.raises(topics.TopicError):
         topics.parse(topic, "svc/v1")
+
+
+TELEMETRY = {
+    "v": 1,
+    "boot": 17,
+    "uptime_s": 3600,
+    "rssi": -61,
+    "heap_free": 41232,
+    "queue": 0,
+    "fw": "1.0.0",
+    "battery_mv": None,
+    "prompts": 120,
+    "rated": 97,
+    "skipped": 23,
+    "stray": 4,
+}
+DEVICE = DeviceTopic("sjz-yuhua", "ev-a1b2c3d4e5f6", "telemetry")
+
+
+def test_protocol_telemetry_becomes_a_device_point_at_receipt_time():
+    point = device.telemetry_point(DEVICE, json.dumps(TELEMETRY).encode(), 1795347568123000000)
+    assert point == (
+        "device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua "
+        "uptime_s=3600i,heap_free=41232i,queue=0i,prompts=120i,rated=97i,skipped=23i,stray=4i,"
+        'boot=17i,rssi=-61i,fw="1.0.0",online=1i 1795347568123000000'
+    )
+
+
+def test_telemetry_extensions_are_kept():
+    body = {**TELEMETRY, "dropped": 2, "stuck_keys": [1, 3], "time_known": False}
+    point = device.telemetry_point(DEVICE, json.dumps(body).encode(), 1)
+    assert "dropped=2i" in point and "stuck_keys=2i" in point and "time_known=0i" in point
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({"rssi": "-61"}, "wrong_type"),
+        ({"queue": -1}, "out_of_range"),
+        ({"v": 3}, "unknown_version"),
+        ({"stuck_keys": "2"}, "wrong_type"),
+        ({"fw": "1.0 beta"}, "bad_field"),
+    ],
+)
+def test_bad_telemetry_is_rejected(changes, kind):
+    with pytest.raises(Rejected) as rejected:
+        device.telemetry_point(DEVICE, json.dumps({**TELEMETRY, **changes}).encode(), 1)
+    assert rejected.value.kind == kind
+
+
+def test_state_and_last_will():
+    online = device.state_point(DEVICE, b'{"v":1,"online":true,"fw":"1.0.0","boot":17}', 5000000)
+    assert (
+        online
+        == 'device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=1i,boot=17i,fw="1.0.0" 5000000'
+    )
+    will = device.state_point(DEVICE, b'{"v":1,"online":false}', 6000000)
+    assert will == "device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=0i 6000000"
+    assert device.state_point(DEVICE, b"", 7) is None  # a cleared retained message
+    with pytest.raises(Rejected):
+        device.state_point(DEVICE, b'{"v":1,"online":"yes"}', 8)

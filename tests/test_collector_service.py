@@ -88,3 +88,36 @@ def test_bad_input_is_dead_lettered_and_good_input_around_it_is_stored(
     assert rows
     assert [r["seq"] for r in influxdb.query("SELECT seq FROM rating", database)] == [1, 2, 3, 4, 5]
     assert '"rejected"' in collector.log()
+
+
+def test_telemetry_and_state_become_device_points(
+    collector, publisher, influxdb, database, topic_root
+):
+    base = f"{topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6"
+    telemetry = {
+        "v": 1,
+        "boot": 3,
+        "uptime_s": 60,
+        "rssi": -55,
+        "heap_free": 40000,
+        "queue": 2,
+        "fw": "0.2.0",
+        "battery_mv": None,
+        "prompts": 5,
+        "rated": 4,
+        "skipped": 1,
+        "stray": 0,
+    }
+    publish(publisher, f"{base}/telemetry", json.dumps(telemetry).encode())
+    publish(publisher, f"{base}/state", b'{"v":1,"online":false}')
+    rows = wait_for(lambda: len(influxdb.query("SELECT * FROM device", database)) == 2)
+    assert rows
+    first, second = influxdb.query("SELECT * FROM device", database)
+    assert (first["device"], first["site"], first["queue"], first["online"]) == (
+        "ev-a1b2c3d4e5f6",
+        "sjz-yuhua",
+        2,
+        1,
+    )
+    assert first.get("battery_mv") is None  # null: left out
+    assert second["online"] == 0 and second["queue"] is None

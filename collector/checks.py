@@ -1,0 +1,63 @@
+"""Field checks shared by every message kind: each failure is a Rejected with its kind."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_PAYLOAD_BYTES = 4096
+
+
+class Rejected(ValueError):
+    """The message breaks the contract: kind is what it is counted as, the text why."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+def json_object(payload: bytes) -> dict[str, Any]:
+    """The payload as a JSON object of schema version 1."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected("oversize", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        msg = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Rejected("malformed_json", f"malformed JSON: {e}") from None
+    if not isinstance(msg, dict):
+        raise Rejected("malformed_json", "payload must be a JSON object")
+    if msg.get("v") != 1:
+        raise Rejected("unknown_version", f"unknown schema version v={msg.get('v')!r}")
+    return msg
+
+
+def integer(msg: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
+    value = msg.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Rejected("wrong_type", f"{key} must be an integer, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        raise Rejected("out_of_range", f"{key} {value} out of range")
+    return value
+
+
+def optional_integer(
+    msg: dict[str, Any], key: str, low: int, high: int | None = None
+) -> int | None:
+    return None if msg.get(key) is None else integer(msg, key, low, high)
+
+
+def optional_text(msg: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:
+    value = msg.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise Rejected("bad_field", f"{key} {value!r} breaks {pattern.pattern}")
+    return value
+
+
+def boolean(msg: dict[str, Any], key: str) -> bool:
+    value = msg.get(key)
+    if not isinstance(value, bool):
+        raise Rejected("wrong_type", f"{key} must be true or false, got {type(value).__name__}")
+    return value

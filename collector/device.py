@@ -1,0 +1,55 @@
+"""Telemetry and state messages checked against PROTOCOL.md, and their `device` points."""
+
+from __future__ import annotations
+
+import re
+
+from collector import checks, lineprotocol
+from collector.checks import Rejected
+from collector.topics import DeviceTopic
+
+FW = re.compile(r"[0-9A-Za-z._+-]{1,32}")
+COUNTERS = ("uptime_s", "heap_free", "queue", "prompts", "rated", "skipped", "stray", "dropped")
+
+
+def _point(where: DeviceTopic, fields: dict[str, lineprotocol.FieldValue | None], ns: int) -> str:
+    tags = {"site": where.site, "device": where.device}
+    return lineprotocol.line("device", tags, fields, ns)
+
+
+def telemetry_point(where: DeviceTopic, payload: bytes, received_ns: int) -> str:
+    """Health and running counters, at receipt time (ns, so two messages never merge)."""
+    msg = checks.json_object(payload)
+    fields: dict[str, lineprotocol.FieldValue | None] = {
+        name: checks.optional_integer(msg, name, 0) for name in COUNTERS
+    }
+    fields["boot"] = checks.optional_integer(msg, "boot", 0)
+    fields["rssi"] = checks.optional_integer(msg, "rssi", -127, 0)
+    fields["battery_mv"] = checks.optional_integer(msg, "battery_mv", 0, 100_000)
+    fields["fw"] = checks.optional_text(msg, "fw", FW)
+    fields["online"] = 1
+    stuck = msg.get("stuck_keys")
+    if stuck is not None:
+        if not isinstance(stuck, list) or not all(isinstance(k, int) for k in stuck):
+            raise Rejected("wrong_type", "stuck_keys must be a list of key numbers")
+        fields["stuck_keys"] = len(stuck)
+    if "time_known" in msg:
+        fields["time_known"] = int(checks.boolean(msg, "time_known"))
+    return _point(where, fields, received_ns)
+
+
+def state_point(where: DeviceTopic, payload: bytes, received_ns: int) -> str | None:
+    """online 1/0 (the last will says 0); None for an empty payload, which clears a retained one."""
+    if not payload:
+        return None
+    msg = checks.json_object(payload)
+    fields: dict[str, lineprotocol.FieldValue | None] = {
+        "online": int(checks.boolean(msg, "online")),
+        "boot": checks.optional_integer(msg, "boot", 0),
+        "fw": checks.optional_text(msg, "fw", FW),
+        "dropped": checks.optional_integer(msg, "dropped", 0),
+    }
+    stuck = msg.get("stuck_keys")
+    if isinstance(stuck, list):
+        fields["stuck_keys"] = len(stuck)
+    return _point(where, fields, received_ns)
