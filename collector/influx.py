@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 
@@ -35,6 +37,23 @@ class InfluxWriter:
             body = "\n".join(lines).encode()
             self._post("/write", params={"db": self.database, "precision": "ns"}, data=body)
 
+    def query(self, q: str) -> list[dict[str, Any]]:
+        """Rows of an InfluxQL query, times in ns; raises InfluxError as writes do."""
+        try:
+            resp = self.session.get(
+                f"{self.url}/query",
+                params={"db": self.database, "q": q, "epoch": "ns"},
+                timeout=10,
+            )
+        except requests.RequestException as e:
+            raise InfluxError(f"/query: {e}") from e
+        if resp.status_code >= 300:
+            raise InfluxError(f"/query: HTTP {resp.status_code} {resp.text.strip()[:300]}")
+        try:
+            return rows_of(resp.json())
+        except RuntimeError as e:
+            raise InfluxError(f"/query: {e}", permanent=True) from e
+
     def ping(self) -> bool:
         try:
             return self.session.get(f"{self.url}/ping", timeout=2).status_code == 204
@@ -51,3 +70,20 @@ class InfluxWriter:
                 f"{path}: HTTP {resp.status_code} {resp.text.strip()[:300]}",
                 permanent=400 <= resp.status_code < 500 and resp.status_code not in (401, 403, 429),
             )
+
+
+def rows_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten an InfluxQL JSON answer into one dict per row (tags merged in)."""
+    rows: list[dict[str, Any]] = []
+    results = answer.get("results", [])
+    assert isinstance(results, list)
+    for result in results:
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        for series in result.get("series", []):
+            tags = series.get("tags", {})
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(tags)
+                rows.append(row)
+    return rows

@@ -32,13 +32,22 @@ class Rating:
     mode: str
     wait_ms: int | None
 
-    def point(self, received_ms: int) -> str:
-        """The rating point; its identity depends on the message alone, so replays overwrite it."""
+    def undated_time_ns(self, received_ms: int) -> int:
+        """Where a rating without ts is stored the first time: its receipt, seq in the ns."""
+        return received_ms * SEQ_DIGITS + self.seq % SEQ_DIGITS
+
+    def point(self, received_ms: int, undated_ns: int | None = None) -> str:
+        """The rating point; its identity depends on the message alone, so replays overwrite it.
+
+        A rating without ts (its terminal never learnt the time) has no such identity of its
+        own: it goes at undated_ns, the time its first copy was stored at, found by the caller.
+        """
         if self.ts is None:
-            raise Rejected(
-                "unsupported",
-                "ts is null: storing ratings without a press time is not supported yet",
-            )
+            if undated_ns is None:
+                raise ValueError("a rating without ts needs the time of its first copy")
+            time_ns = undated_ns
+        else:
+            time_ns = self.ts * SEQ_DIGITS + self.seq % SEQ_DIGITS
         tags = {
             "site": self.site,
             "device": self.device,
@@ -52,10 +61,10 @@ class Rating:
             "rated": int(self.score is not None),
             "seq": self.seq,
             "wait_ms": self.wait_ms,
-            "delay_ms": received_ms - self.ts,
+            "delay_ms": None if self.ts is None else received_ms - self.ts,
             "suspect": 0,
+            "undated": 1 if self.ts is None else None,
         }
-        time_ns = self.ts * SEQ_DIGITS + self.seq % SEQ_DIGITS
         return lineprotocol.line("rating", tags, fields, time_ns)
 
 

@@ -33,6 +33,10 @@ RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
 
 
+class _Stopped(Exception):
+    """stop() came while InfluxDB was unreachable, before the batch could be stored."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     topic: str
@@ -172,19 +176,27 @@ class Collector:
 
     def _store(self, batch: list[Delivery]) -> None:
         points: list[tuple[Delivery, str]] = []
-        for delivery in batch:
-            point = self._point(delivery)
-            if point is not None:
-                points.append((delivery, point))
+        undated: dict[tuple[str, str, int], int] = {}
+        try:
+            for delivery in batch:
+                point = self._point(delivery, undated)
+                if point is not None:
+                    points.append((delivery, point))
+        except _Stopped:
+            return  # nothing acknowledged: the broker sends the batch again
         if self._write_all(points):
             self._acknowledge(batch)
 
-    def _point(self, delivery: Delivery) -> str | None:
+    def _point(self, delivery: Delivery, undated: dict[tuple[str, str, int], int]) -> str | None:
         """The message's line, or None after it went to the dead-letter file."""
         try:
             where = topics.parse(delivery.topic, self.settings.topic_root)
             if where.kind == "rating":
-                return rating_msg.parse(where, delivery.payload).point(delivery.received_ms)
+                parsed = rating_msg.parse(where, delivery.payload)
+                if parsed.ts is None:
+                    when = self._undated_time(parsed, delivery.received_ms, undated)
+                    return parsed.point(delivery.received_ms, when)
+                return parsed.point(delivery.received_ms)
             if where.kind == "telemetry":
                 return device.telemetry_point(where, delivery.payload, delivery.received_ns)
             if where.kind == "state":
@@ -194,7 +206,31 @@ class Collector:
             self._reject(delivery, "bad_topic", str(e))
         except Rejected as e:
             self._reject(delivery, e.kind, str(e))
+        except InfluxError as e:  # the undated look-up was refused: a fault, kept aside
+            self._reject(delivery, "refused_by_influx", str(e))
         return None
+
+    def _undated_time(
+        self, parsed: rating_msg.Rating, received_ms: int, seen: dict[tuple[str, str, int], int]
+    ) -> int:
+        """The time a rating without ts was first stored at, so that a replay overwrites it.
+
+        InfluxDB is asked (it outlives this process and is shared by every collector);
+        `seen` covers copies within one batch, not yet written.
+        """
+        key = (parsed.site, parsed.device, parsed.seq)
+        if key not in seen:
+            found: list[dict[str, Any]] = []
+            q = (
+                f'SELECT "seq" FROM rating WHERE "site"=\'{parsed.site}\' '
+                f'AND "device"=\'{parsed.device}\' AND "seq"={parsed.seq} AND "undated"=1'
+            )
+            if not self._retrying(
+                lambda: found.extend(self.writer.query(q)), "influx_query_failed"
+            ):
+                raise _Stopped
+            seen[key] = int(found[0]["time"]) if found else parsed.undated_time_ns(received_ms)
+        return seen[key]
 
     def _reject(self, delivery: Delivery, kind: str, reason: str) -> None:
         log.warning("rejected", topic=delivery.topic[:200], kind=kind, reason=reason)

@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from collector.influx import InfluxWriter
 from devstack.process import ChildServer, find_binary, free_port
 
 
@@ -62,26 +63,5 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             return False
 
     def query(self, q: str, db: str = "service_quality") -> list[dict[str, Any]]:
-        """Run InfluxQL and return the rows of the first series of the first statement."""
-        resp = requests.get(
-            f"{self.url}/query", params={"db": db, "q": q, "epoch": "ns"}, timeout=10
-        )
-        resp.raise_for_status()
-        return rows_of(resp.json())
-
-
-def rows_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten an InfluxQL JSON answer into one dict per row (tags merged in)."""
-    rows: list[dict[str, Any]] = []
-    results = answer.get("results", [])
-    assert isinstance(results, list)
-    for result in results:
-        if "error" in result:
-            raise RuntimeError(result["error"])
-        for series in result.get("series", []):
-            tags = series.get("tags", {})
-            for values in series["values"]:
-                row = dict(zip(series["columns"], values, strict=True))
-                row.update(tags)
-                rows.append(row)
-    return rows
+        """Rows of an InfluxQL query, times in ns."""
+        return InfluxWriter(self.url, db).query(q)

@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devstack import CollectorProcess
 from tests.samples import RATING_EXAMPLE as EXAMPLE
 
 DEVICE_TOPIC = "{root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
@@ -121,3 +122,34 @@ def test_telemetry_and_state_become_device_points(
     )
     assert first.get("battery_mv") is None  # null: left out
     assert second["online"] == 0 and second["queue"] is None
+
+
+def test_a_rating_without_ts_is_stored_once_however_often_it_comes(
+    mosquitto, influxdb, tmp_path, topic_root, database, publisher
+):
+    """Its time is its first receipt, found again on every replay, after a restart too."""
+    env = {
+        "SVC_TOPIC_ROOT": topic_root,
+        "SVC_INFLUX_DB": database,
+        "SVC_CLIENT_ID": f"undated-{topic_root[:9]}",
+        "SVC_BATCH_LINGER_MS": "50",
+    }
+    topic = DEVICE_TOPIC.format(root=topic_root)
+    undated = json.dumps({**EXAMPLE, "ts": None, "seq": 77}).encode()
+    first_sent_ms = time.time() * 1000
+    for _round in range(2):
+        proc = CollectorProcess(mosquitto, influxdb, tmp_path / "collector", env)
+        proc.start()
+        for _ in range(3):
+            publish(publisher, topic, undated)
+            time.sleep(0.3)
+        assert wait_for(lambda: influxdb.query("SELECT * FROM rating", database))
+        time.sleep(0.5)
+        assert proc.stop() == 0
+    rows = influxdb.query("SELECT * FROM rating", database)
+    assert len(rows) == 1
+    [row] = rows
+    assert (row["seq"], row["undated"], row["score"]) == (77, 1, 4)
+    assert row.get("delay_ms") is None
+    assert first_sent_ms - 1000 <= row["time"] // 10**6 <= first_sent_ms + 2000
+    assert row["time"] % 10**6 == 77
