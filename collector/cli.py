@@ -1,9 +1,11 @@
-"""svc-collector: run the collector with settings from the environment."""
+"""svc-collector: ratings, telemetry and state from MQTT into InfluxDB, exactly once."""
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -14,9 +16,12 @@ from collector.influx import InfluxWriter
 from collector.service import Collector
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="svc-collector", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML settings file (also SVC_CONFIG)")
+    args = parser.parse_args(argv)
     try:
-        config = settings.from_env()
+        config = settings.load(config_file=args.config)
     except settings.SettingsError as e:
         print(f"svc-collector: {e}", file=sys.stderr)
         return 2

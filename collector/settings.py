@@ -1,8 +1,12 @@
-"""The collector's settings, from environment variables (see the README's table)."""
+"""The collector's settings: an optional TOML file, then environment variables over it.
+
+The file's keys are the variables' names in lower case without SVC_ (README's table).
+"""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +78,40 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 200) / 1000,
         log_level=env.get("SVC_LOG_LEVEL", "info").lower(),
     )
+
+
+FILE_KEYS = (
+    "mqtt_url",
+    "influx_url",
+    "influx_db",
+    "influx_token",
+    "topic_root",
+    "state_dir",
+    "client_id",
+    "batch_max",
+    "batch_linger_ms",
+    "log_level",
+)
+
+
+def from_toml(path: Path) -> dict[str, str]:
+    """A settings file as the environment variables it stands for."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"{path}: {e}") from None
+    unknown = sorted(set(data) - set(FILE_KEYS))
+    if unknown:
+        raise SettingsError(f"{path}: unknown settings {unknown}; known: {list(FILE_KEYS)}")
+    for key, value in data.items():
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise SettingsError(f"{path}: {key} must be a string or a whole number")
+    return {f"SVC_{key.upper()}": str(value) for key, value in data.items()}
+
+
+def load(env: Mapping[str, str] = os.environ, config_file: Path | None = None) -> Settings:
+    """The file (config_file, or SVC_CONFIG), then the environment over it."""
+    path = config_file or (Path(env["SVC_CONFIG"]) if env.get("SVC_CONFIG") else None)
+    merged = from_toml(path) if path else {}
+    merged.update({key: value for key, value in env.items() if key.startswith("SVC_")})
+    return from_env(merged)

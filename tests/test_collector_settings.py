@@ -52,3 +52,44 @@ def test_bad_values_are_named(env):
     with pytest.raises(settings.SettingsError) as bad:
         settings.from_env(env)
     assert next(iter(env)) in str(bad.value)
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "collector" / "sample.toml"
+
+
+def test_the_sample_file_loads():
+    s = settings.load({}, SAMPLE)
+    assert s.mqtt == settings.MqttAddress("127.0.0.1", 1883, "collector", "change-me")
+    assert (s.client_id, s.batch_max, s.state_dir) == (
+        "svc-collector-1",
+        5000,
+        Path("/var/lib/svc-collector"),
+    )
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('influx_db = "from_file"\nbatch_max = 10\ntopic_root = "x/v1"\n')
+    s = settings.load({"SVC_CONFIG": str(path), "SVC_INFLUX_DB": "from_env"})
+    assert (s.influx_db, s.batch_max, s.topic_root) == ("from_env", 10, "x/v1")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("influx_bd = 'x'", "unknown settings"),
+        ("batch_max = [1]", "string or a whole number"),
+        ("batch_max = ", r"c\.toml"),
+        ("batch_max = true", "string or a whole number"),
+    ],
+)
+def test_bad_files_are_named(tmp_path, text, why):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(settings.SettingsError, match=why):
+        settings.load({}, path)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(settings.SettingsError, match=r"nope\.toml"):
+        settings.load({"SVC_CONFIG": str(tmp_path / "nope.toml")})
