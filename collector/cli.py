@@ -10,7 +10,7 @@ from types import FrameType
 
 import structlog
 
-from collector import logs, settings
+from collector import logs, metrics, settings
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxWriter
 from collector.service import Collector
@@ -29,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("collector")
     writer = InfluxWriter(config.influx_url, config.influx_db, config.influx_token)
     dead = DeadLetters(config.state_dir / "deadletter.jsonl")
-    collector = Collector(config, writer, dead)
+    stats = metrics.Metrics()
+    collector = Collector(config, writer, dead, stats)
+    if config.http:
+        try:
+            metrics.serve(config.http, stats, collector.health)
+        except OSError as e:
+            log.error("http_unavailable", address=config.http, error=str(e))
+            return 1
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)

@@ -1,4 +1,4 @@
-"""Rejected messages, kept with their reason in a JSONL file and counted by reason."""
+"""Rejected messages, kept with their reason in a JSONL file."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import base64
 import json
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 
 class DeadLetters:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -35,4 +33,3 @@ class DeadLetters:
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
             f.flush()
-            self.counts[kind] += 1

@@ -25,6 +25,7 @@ from collector import rating as rating_msg
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxWriter
+from collector.metrics import Metrics
 from collector.settings import Settings
 
 log = structlog.get_logger("collector")
@@ -52,10 +53,13 @@ class Delivery:
 
 
 class Collector:
-    def __init__(self, settings: Settings, writer: InfluxWriter, dead: DeadLetters) -> None:
+    def __init__(
+        self, settings: Settings, writer: InfluxWriter, dead: DeadLetters, metrics: Metrics
+    ) -> None:
         self.settings = settings
         self.writer = writer
         self.dead = dead
+        self.metrics = metrics
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.stored = 0
         self._connection = 0
@@ -98,7 +102,7 @@ class Collector:
         finally:
             self.client.disconnect()
             self.client.loop_stop()
-            log.info("stopped", stored=self.stored, rejected=dict(self.dead.counts))
+            log.info("stopped", stored=self.stored, rejected=self.metrics.rejected_total())
 
     def _ensure_database(self) -> bool:
         return self._retrying(self.writer.ensure_database, "influx_unavailable")
@@ -151,7 +155,14 @@ class Collector:
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         log.warning("mqtt_disconnected", reason=str(reason))
 
+    def health(self) -> dict[str, bool]:
+        return {"broker": self.client.is_connected(), "influx": self.writer.ping()}
+
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.metrics.received_on(msg.topic)
+        if msg.dup:
+            self.metrics.redelivered.inc()
+        self.metrics.pending.inc()
         self.inbox.put(
             Delivery(
                 msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._connection, time.time_ns()
@@ -175,6 +186,12 @@ class Collector:
         return batch
 
     def _store(self, batch: list[Delivery]) -> None:
+        try:
+            self._store_batch(batch)
+        finally:
+            self.metrics.pending.dec(len(batch))
+
+    def _store_batch(self, batch: list[Delivery]) -> None:
         points: list[tuple[Delivery, str]] = []
         undated: dict[tuple[str, str, int], int] = {}
         try:
@@ -233,6 +250,7 @@ class Collector:
         return seen[key]
 
     def _reject(self, delivery: Delivery, kind: str, reason: str) -> None:
+        self.metrics.rejected.labels(kind).inc()
         log.warning("rejected", topic=delivery.topic[:200], kind=kind, reason=reason)
         self.dead.record(delivery.topic, delivery.payload, reason, kind)
 
@@ -240,20 +258,25 @@ class Collector:
         """Write until InfluxDB takes the batch; False when stopped before it did."""
         lines = [p for _, p in points]
         try:
-            done = self._retrying(lambda: self.writer.write(lines), "influx_write_failed")
+            return self._retrying(partial(self._write, lines), "influx_write_failed")
         except InfluxError:
             return self._write_one_by_one(points)
-        if done:
-            self.stored += len(points)
-        return done
+
+    def _write(self, lines: list[str]) -> None:
+        """One write request, timed and counted once InfluxDB has taken it."""
+        started = time.perf_counter()
+        self.writer.write(lines)
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+        self.stored += len(lines)
+        for line in lines:
+            self.metrics.stored.labels(line.split(",", 1)[0]).inc()
 
     def _write_one_by_one(self, points: list[tuple[Delivery, str]]) -> bool:
         """InfluxDB refused the batch: set aside the points it refuses, write the rest."""
         for delivery, point in points:
             try:
-                if not self._retrying(partial(self.writer.write, [point]), "influx_write_failed"):
+                if not self._retrying(partial(self._write, [point]), "influx_write_failed"):
                     return False
-                self.stored += 1
             except InfluxError as e:
                 self._reject(delivery, "refused_by_influx", str(e))
         return True

@@ -37,6 +37,7 @@ class Settings:
     batch_max: int
     batch_linger_s: float
     log_level: str
+    http: str
 
 
 def parse_mqtt_url(url: str) -> MqttAddress:
@@ -77,7 +78,15 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         batch_max=_int(env, "SVC_BATCH_MAX", 5000),
         batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 200) / 1000,
         log_level=env.get("SVC_LOG_LEVEL", "info").lower(),
+        http=_address(env.get("SVC_HTTP", "127.0.0.1:9108")),
     )
+
+
+def _address(raw: str) -> str:
+    """host:port for /metrics and /healthz, or "" for none."""
+    if raw and not raw.rpartition(":")[2].isdigit():
+        raise SettingsError(f"SVC_HTTP must be host:port or empty, not {raw!r}")
+    return raw
 
 
 FILE_KEYS = (
@@ -91,6 +100,7 @@ FILE_KEYS = (
     "batch_max",
     "batch_linger_ms",
     "log_level",
+    "http",
 )
 
 

@@ -88,7 +88,10 @@ class Demo:
                 server.start()
                 stack.callback(server.stop)
             collector = CollectorProcess(
-                broker, influx, self.data_dir / "collector", {"SVC_INFLUX_DB": DATABASE}
+                broker,
+                influx,
+                self.data_dir / "collector",
+                {"SVC_INFLUX_DB": DATABASE, "SVC_HTTP": "127.0.0.1:0"},
             )
             collector.start()
             stack.callback(collector.stop)

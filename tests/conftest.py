@@ -74,6 +74,7 @@ def collector(
             "SVC_INFLUX_DB": database,
             "SVC_CLIENT_ID": f"collector-{topic_root.split('/', maxsplit=1)[0]}",
             "SVC_BATCH_LINGER_MS": "50",
+            "SVC_HTTP": "127.0.0.1:0",
         },
     )
     proc.start()

@@ -7,6 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import CollectorProcess
@@ -153,3 +154,38 @@ def test_a_rating_without_ts_is_stored_once_however_often_it_comes(
     assert row.get("delay_ms") is None
     assert first_sent_ms - 1000 <= row["time"] // 10**6 <= first_sent_ms + 2000
     assert row["time"] % 10**6 == 77
+
+
+def http_address(collector) -> str:
+    for line in collector.log().splitlines():
+        entry = json.loads(line)
+        if entry["event"] == "http_listening":
+            return entry["address"]
+    raise AssertionError("no http_listening in the log")
+
+
+def test_metrics_and_health(collector, publisher, influxdb, database, topic_root):
+    topic = DEVICE_TOPIC.format(root=topic_root)
+    publish(publisher, topic, json.dumps(EXAMPLE).encode())
+    publish(publisher, topic, b"{broken")
+    assert wait_for(lambda: influxdb.query("SELECT * FROM rating", database))
+    base = f"http://{http_address(collector)}"
+    health = requests.get(f"{base}/healthz", timeout=5)
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "broker": True, "influx": True}
+
+    def metric(name: str) -> float:
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + " ") or line.startswith(name + "{")
+        ]
+        return sum(values)
+
+    assert wait_for(lambda: metric('svc_messages_rejected_total{reason="malformed_json"}') == 1)
+    assert metric('svc_messages_received_total{kind="rating"}') == 2
+    assert metric('svc_points_stored_total{measurement="rating"}') == 1
+    assert metric("svc_influx_write_seconds_count") >= 1
+    assert metric("svc_messages_pending") == 0
+    assert requests.get(f"{base}/nothing", timeout=5).status_code == 404
