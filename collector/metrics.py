@@ -41,6 +41,12 @@ class Metrics:
         self.rejected = Counter(
             "svc_messages_rejected", "Messages dead-lettered, by reason", ["reason"], registry=r
         )
+        self.suspect = Counter(
+            "svc_ratings_suspect", "Ratings flagged suspect, by rule", ["rule"], registry=r
+        )
+        self.alerts = Counter(
+            "svc_alerts_published", "Alerts published, by kind", ["kind"], registry=r
+        )
         self.pending = Gauge(
             "svc_messages_pending",
             "Messages taken but not yet stored and acknowledged",

@@ -36,7 +36,9 @@ class Rating:
         """Where a rating without ts is stored the first time: its receipt, seq in the ns."""
         return received_ms * SEQ_DIGITS + self.seq % SEQ_DIGITS
 
-    def point(self, received_ms: int, undated_ns: int | None = None) -> str:
+    def point(
+        self, received_ms: int, undated_ns: int | None = None, suspect_why: str | None = None
+    ) -> str:
         """The rating point; its identity depends on the message alone, so replays overwrite it.
 
         A rating without ts (its terminal never learnt the time) has no such identity of its
@@ -62,7 +64,8 @@ class Rating:
             "seq": self.seq,
             "wait_ms": self.wait_ms,
             "delay_ms": None if self.ts is None else received_ms - self.ts,
-            "suspect": 0,
+            "suspect": int(suspect_why is not None),
+            "suspect_why": suspect_why,
             "undated": 1 if self.ts is None else None,
         }
         return lineprotocol.line("rating", tags, fields, time_ns)

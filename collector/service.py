@@ -8,6 +8,7 @@ crash at any instant leaves every unstored message with the broker.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -22,11 +23,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from collector import device, topics
 from collector import rating as rating_msg
+from collector.alerts import AlertRules, TrendRule
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxWriter
 from collector.metrics import Metrics
 from collector.settings import Settings
+from collector.suspect import SuspectJudge
 
 log = structlog.get_logger("collector")
 
@@ -60,6 +63,10 @@ class Collector:
         self.writer = writer
         self.dead = dead
         self.metrics = metrics
+        self.judge = SuspectJudge()
+        self.alerts = AlertRules(
+            TrendRule(settings.trend_window_s, settings.trend_min, settings.trend_share)
+        )
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.stored = 0
         self._connection = 0
@@ -193,27 +200,38 @@ class Collector:
 
     def _store_batch(self, batch: list[Delivery]) -> None:
         points: list[tuple[Delivery, str]] = []
+        ratings: list[rating_msg.Rating] = []
         undated: dict[tuple[str, str, int], int] = {}
         try:
             for delivery in batch:
-                point = self._point(delivery, undated)
+                point = self._point(delivery, undated, ratings)
                 if point is not None:
                     points.append((delivery, point))
         except _Stopped:
             return  # nothing acknowledged: the broker sends the batch again
         if self._write_all(points):
             self._acknowledge(batch)
+            self._raise_alerts(ratings)
 
-    def _point(self, delivery: Delivery, undated: dict[tuple[str, str, int], int]) -> str | None:
+    def _point(
+        self,
+        delivery: Delivery,
+        undated: dict[tuple[str, str, int], int],
+        ratings: list[rating_msg.Rating],
+    ) -> str | None:
         """The message's line, or None after it went to the dead-letter file."""
         try:
             where = topics.parse(delivery.topic, self.settings.topic_root)
             if where.kind == "rating":
                 parsed = rating_msg.parse(where, delivery.payload)
+                when = None
                 if parsed.ts is None:
                     when = self._undated_time(parsed, delivery.received_ms, undated)
-                    return parsed.point(delivery.received_ms, when)
-                return parsed.point(delivery.received_ms)
+                why = self.judge.judge(parsed)
+                if why:
+                    self.metrics.suspect.labels(why).inc()
+                ratings.append(parsed)
+                return parsed.point(delivery.received_ms, when, why)
             if where.kind == "telemetry":
                 return device.telemetry_point(where, delivery.payload, delivery.received_ns)
             if where.kind == "state":
@@ -280,6 +298,15 @@ class Collector:
             except InfluxError as e:
                 self._reject(delivery, "refused_by_influx", str(e))
         return True
+
+    def _raise_alerts(self, ratings: list[rating_msg.Rating]) -> None:
+        """Publish the alerts of stored ratings: a manager never hears of one not stored."""
+        for stored in ratings:
+            for alert in self.alerts.on_rating(stored):
+                topic = f"{self.settings.topic_root}/{stored.site}/alert"
+                self.client.publish(topic, json.dumps(alert, ensure_ascii=False), qos=1)
+                self.metrics.alerts.labels(alert["kind"]).inc()
+                log.info("alert", **alert)
 
     def _acknowledge(self, batch: list[Delivery]) -> None:
         # A PUBACK from an earlier connection would name a packet id the broker

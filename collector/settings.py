@@ -38,6 +38,9 @@ class Settings:
     batch_linger_s: float
     log_level: str
     http: str
+    trend_window_s: int
+    trend_min: int
+    trend_share: float
 
 
 def parse_mqtt_url(url: str) -> MqttAddress:
@@ -79,7 +82,20 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 200) / 1000,
         log_level=env.get("SVC_LOG_LEVEL", "info").lower(),
         http=_address(env.get("SVC_HTTP", "127.0.0.1:9108")),
+        trend_window_s=_int(env, "SVC_TREND_WINDOW_S", 900),
+        trend_min=_int(env, "SVC_TREND_MIN", 4),
+        trend_share=_share(env.get("SVC_TREND_SHARE", "0.5")),
     )
+
+
+def _share(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise SettingsError(f"SVC_TREND_SHARE must be a fraction in (0, 1], not {raw!r}")
+    return value
 
 
 def _address(raw: str) -> str:
@@ -101,6 +117,9 @@ FILE_KEYS = (
     "batch_linger_ms",
     "log_level",
     "http",
+    "trend_window_s",
+    "trend_min",
+    "trend_share",
 )
 
 
@@ -114,8 +133,8 @@ def from_toml(path: Path) -> dict[str, str]:
     if unknown:
         raise SettingsError(f"{path}: unknown settings {unknown}; known: {list(FILE_KEYS)}")
     for key, value in data.items():
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise SettingsError(f"{path}: {key} must be a string or a whole number")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise SettingsError(f"{path}: {key} must be a string or a number")
     return {f"SVC_{key.upper()}": str(value) for key, value in data.items()}
 
 

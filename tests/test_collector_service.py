@@ -189,3 +189,46 @@ def test_metrics_and_health(collector, publisher, influxdb, database, topic_root
     assert metric("svc_influx_write_seconds_count") >= 1
     assert metric("svc_messages_pending") == 0
     assert requests.get(f"{base}/nothing", timeout=5).status_code == 404
+
+
+def test_a_poor_rating_is_alerted_within_a_second_and_suspects_are_flagged(
+    collector, publisher, mosquitto, influxdb, database, topic_root
+):
+    alerts: list[tuple[float, dict]] = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="alert-watcher")
+    watcher.on_message = lambda _c, _u, msg: alerts.append(
+        (time.monotonic(), json.loads(msg.payload))
+    )
+    watcher.connect("127.0.0.1", mosquitto.port)
+    watcher.subscribe(f"{topic_root}/+/alert", qos=1)
+    watcher.loop_start()
+    try:
+        time.sleep(0.3)
+        topic = DEVICE_TOPIC.format(root=topic_root)
+        poor = {**EXAMPLE, "seq": 1, "score": 1, "reason": "attitude"}
+        sent = time.monotonic()
+        publish(publisher, topic, json.dumps(poor).encode())
+        fast = {**EXAMPLE, "seq": 2, "ts": EXAMPLE["ts"] + 60_000, "wait_ms": 150}
+        publish(publisher, topic, json.dumps(fast).encode())
+        assert wait_for(lambda: alerts, timeout_s=5)
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+    at, alert = alerts[0]
+    assert at - sent < 1.0
+    assert (alert["kind"], alert["seq"], alert["score"], alert["reason"]) == (
+        "poor_rating",
+        1,
+        1,
+        "attitude",
+    )
+    assert (alert["site"], alert["device"], alert["counter"]) == (
+        "sjz-yuhua",
+        "ev-a1b2c3d4e5f6",
+        "03",
+    )
+    rows = wait_for(lambda: len(influxdb.query("SELECT * FROM rating", database)) == 2)
+    assert rows
+    first, second = influxdb.query("SELECT * FROM rating", database)
+    assert first["suspect"] == 0 and first.get("suspect_why") is None
+    assert (second["suspect"], second["suspect_why"]) == (1, "fast_press")

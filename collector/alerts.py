@@ -1,0 +1,88 @@
+"""Alerts for the hall manager (PROTOCOL.md `alert`): every poor rating, and unhappy trends.
+
+- `poor_rating`: each rating with score <= 2, once per (site, device, seq) while remembered;
+- `trend`: at one counter, at least `trend_min` ratings in the last `trend_window_s` of press
+  time, `trend_share` or more of them poor; raised once, and again only after it has cleared.
+Alerts are at least once: after a restart, a replayed poor rating is alerted again, so a
+notifier that must not repeat itself keys on (site, device, seq).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from collector.rating import Rating
+
+REMEMBERED = 100_000  # poor ratings remembered for de-duplication
+
+
+@dataclass(frozen=True)
+class TrendRule:
+    window_s: int = 900
+    minimum: int = 4
+    share: float = 0.5
+
+
+class AlertRules:
+    def __init__(self, trend: TrendRule) -> None:
+        self.trend = trend
+        self._alerted: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        self._recent: dict[tuple[str, str], deque[tuple[int, int, bool]]] = {}
+        self._firing: set[tuple[str, str]] = set()
+
+    def on_rating(self, rating: Rating) -> list[dict[str, Any]]:
+        """The alerts this stored rating raises."""
+        if rating.score is None:
+            return []
+        found = []
+        poor = rating.score <= 2
+        key = (rating.site, rating.device, rating.seq)
+        if key in self._alerted:
+            return []  # a copy of one already seen: neither alerted nor counted again
+        self._alerted[key] = None
+        while len(self._alerted) > REMEMBERED:
+            self._alerted.popitem(last=False)
+        if poor:
+            found.append(self._alert("poor_rating", rating))
+        if rating.ts is not None and rating.counter is not None:
+            trend = self._trend(rating, poor)
+            if trend:
+                found.append(trend)
+        return found
+
+    def _trend(self, rating: Rating, poor: bool) -> dict[str, Any] | None:
+        assert rating.ts is not None
+        where = (rating.site, str(rating.counter))
+        recent = self._recent.setdefault(where, deque())
+        recent.append((rating.ts, rating.seq, poor))
+        newest = max(t for t, _, _ in recent)
+        while recent and recent[0][0] <= newest - self.trend.window_s * 1000:
+            recent.popleft()
+        unhappy = sum(1 for _, _, p in recent if p)
+        hot = len(recent) >= self.trend.minimum and unhappy >= self.trend.share * len(recent)
+        if not hot:
+            self._firing.discard(where)
+            return None
+        if where in self._firing:
+            return None
+        self._firing.add(where)
+        alert = self._alert("trend", rating)
+        alert.update(ratings=len(recent), unhappy=unhappy, window_s=self.trend.window_s)
+        return alert
+
+    @staticmethod
+    def _alert(kind: str, rating: Rating) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "kind": kind,
+            "site": rating.site,
+            "device": rating.device,
+            "counter": rating.counter,
+            "staff": rating.staff,
+            "score": rating.score,
+            "reason": rating.reason,
+            "ts": rating.ts,
+            "seq": rating.seq,
+        }

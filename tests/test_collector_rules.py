@@ -1,0 +1,141 @@
+"""Suspect-rating rules and alert rules, on ratings made to order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from collector.alerts import AlertRules, TrendRule
+from collector.rating import Rating
+from collector.suspect import SuspectJudge
+
+BASE = Rating(
+    site="sjz-yuhua",
+    device="ev-1",
+    seq=1,
+    boot=0,
+    ts=1_795_347_568_123,
+    score=4,
+    reason=None,
+    counter="03",
+    staff="E1023",
+    ticket=None,
+    mode="prompt",
+    wait_ms=1830,
+)
+
+
+def rating(**changes) -> Rating:
+    return dataclasses.replace(BASE, **changes)
+
+
+def test_an_ordinary_rating_is_not_suspect():
+    assert SuspectJudge().judge(BASE) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [({"wait_ms": 120}, "fast_press"), ({"wait_ms": None}, "no_window")],
+)
+def test_window_rules(changes, why):
+    assert SuspectJudge().judge(rating(**changes)) == why
+
+
+def test_skipped_and_free_mode_ratings_have_no_window_rules():
+    judge = SuspectJudge()
+    assert judge.judge(rating(score=None, wait_ms=None)) is None
+    assert judge.judge(rating(mode="free", wait_ms=None)) is None
+
+
+def test_a_burst_from_one_terminal():
+    judge = SuspectJudge()
+    verdicts = [
+        judge.judge(rating(seq=n, ts=BASE.ts + n * 4000, mode="free", wait_ms=None))
+        for n in range(1, 7)
+    ]
+    assert verdicts == [None, None, None, None, "burst", "burst"]
+    other = rating(device="ev-2", seq=9, ts=BASE.ts + 20_000)
+    assert judge.judge(other) is None  # another terminal has its own history
+
+
+def test_machine_regular_presses():
+    judge = SuspectJudge()
+    verdicts = [judge.judge(rating(seq=n, ts=BASE.ts + n * 61_000)) for n in range(1, 9)]
+    assert verdicts[:6] == [None] * 6 and verdicts[6:] == ["regular", "regular"]
+
+
+def test_human_intervals_are_not_regular():
+    judge = SuspectJudge()
+    gaps = [61_000, 95_000, 40_000, 180_000, 75_000, 66_000, 120_000, 50_000]
+    t = BASE.ts
+    for n, gap in enumerate(gaps, start=1):
+        t += gap
+        assert judge.judge(rating(seq=n, ts=t)) is None
+
+
+def test_a_copy_is_judged_as_the_original():
+    judge = SuspectJudge()
+    for n in range(1, 6):
+        judge.judge(rating(seq=n, ts=BASE.ts + n * 1000, mode="free", wait_ms=None))
+    first = rating(seq=1, ts=BASE.ts + 1000, mode="free", wait_ms=None)
+    assert judge.judge(first) is None  # four later presses do not make the first a burst
+
+
+def kinds(alerts):
+    return [a["kind"] for a in alerts]
+
+
+def test_every_poor_rating_alerts_once():
+    rules = AlertRules(TrendRule())
+    poor = rating(score=1, reason="attitude", seq=7)
+    [alert] = rules.on_rating(poor)
+    assert alert == {
+        "v": 1,
+        "kind": "poor_rating",
+        "site": "sjz-yuhua",
+        "device": "ev-1",
+        "counter": "03",
+        "staff": "E1023",
+        "score": 1,
+        "reason": "attitude",
+        "ts": BASE.ts,
+        "seq": 7,
+    }
+    assert rules.on_rating(poor) == []  # the same rating again
+    assert rules.on_rating(rating(score=4, seq=8)) == []
+
+
+def test_a_trend_fires_once_then_rearms():
+    rules = AlertRules(TrendRule(window_s=900, minimum=4, share=0.5))
+    scores = [5, 1, 4, 2]  # 4 ratings, half unhappy
+    found = []
+    for n, score in enumerate(scores, start=1):
+        found += rules.on_rating(rating(seq=n, score=score, ts=BASE.ts + n * 60_000))
+    assert kinds(found) == ["poor_rating", "poor_rating", "trend"]
+    assert found[-1]["ratings"] == 4 and found[-1]["unhappy"] == 2
+    more = rules.on_rating(rating(seq=5, score=1, ts=BASE.ts + 5 * 60_000))
+    assert kinds(more) == ["poor_rating"]  # still firing: not again
+    for n in range(6, 10):  # happy customers clear it
+        rules.on_rating(rating(seq=n, score=5, ts=BASE.ts + n * 60_000))
+    late = []
+    for n in range(10, 16):
+        late += rules.on_rating(rating(seq=n, score=1, ts=BASE.ts + n * 60_000))
+    assert "trend" in kinds(late)
+
+
+def test_old_ratings_leave_the_trend_window():
+    rules = AlertRules(TrendRule(window_s=900, minimum=4, share=0.5))
+    found = []
+    for n, score in enumerate([1, 1, 5, 5], start=1):  # 20 minutes apart
+        found += rules.on_rating(rating(seq=n, score=score, ts=BASE.ts + n * 1_200_000))
+    assert "trend" not in kinds(found)
+
+
+def test_counters_have_their_own_trends():
+    rules = AlertRules(TrendRule(minimum=4))
+    found = []
+    for n in range(1, 5):
+        counter = "01" if n % 2 else "02"
+        found += rules.on_rating(rating(seq=n, score=1, counter=counter, ts=BASE.ts + n))
+    assert "trend" not in kinds(found)
