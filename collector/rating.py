@@ -77,7 +77,7 @@ def parse(topic: DeviceTopic, payload: bytes) -> Rating:
     score = checks.optional_integer(msg, "score", 1, 5)
     reason = msg.get("reason")
     if reason is not None:
-        if reason not in REASONS:
+        if not isinstance(reason, str) or reason not in REASONS:
             raise Rejected("bad_field", f"reason {reason!r} is not one of {sorted(REASONS)}")
         if score is None or score > 2:
             raise Rejected(
@@ -85,7 +85,7 @@ def parse(topic: DeviceTopic, payload: bytes) -> Rating:
                 f"reason {reason!r} given with score {score}; only scores <= 2 have one",
             )
     mode = msg.get("mode")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise Rejected("bad_field", f"mode {mode!r} is not prompt or free")
     return Rating(
         site=topic.site,

@@ -243,6 +243,11 @@ class Collector:
             self._reject(delivery, e.kind, str(e))
         except InfluxError as e:  # the undated look-up was refused: a fault, kept aside
             self._reject(delivery, "refused_by_influx", str(e))
+        except _Stopped:
+            raise
+        except Exception as e:  # a bug of ours must not stop the service or lose the message
+            log.exception("check_failed", topic=delivery.topic[:200])
+            self._reject(delivery, "internal_error", f"{type(e).__name__}: {e}")
         return None
 
     def _undated_time(

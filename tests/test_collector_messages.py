@@ -67,6 +67,8 @@ def test_unknown_counter_and_staff_are_left_out():
         (payload(score=4.0), "wrong_type"),
         (payload(boot=-1), "out_of_range"),
         (payload(mode="always"), "bad_field"),
+        (payload(mode=[]), "bad_field"),  # found by hypothesis: was a TypeError
+        (payload(score=1, reason={"x": 1}), "bad_field"),
         (payload(counter="03 04"), "bad_field"),
         (payload(staff="x" * 17), "bad_field"),
         (payload(score=1, reason="rude"), "bad_field"),
