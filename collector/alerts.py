@@ -1,4 +1,4 @@
-"""Alerts for the hall manager (PROTOCOL.md `alert`): every poor rating, and unhappy trends.
+"""Alerts for the hall manager (PROTOCOL.md `alert`): poor ratings, trends, device trouble.
 
 - `poor_rating`: each rating with score <= 2, once per (site, device, seq) while remembered;
 - `trend`: at one counter, at least `trend_min` ratings in the last `trend_window_s` of press
@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from collector.device import DeviceReport
 from collector.rating import Rating
 
 REMEMBERED = 100_000  # poor ratings remembered for de-duplication
@@ -86,3 +87,66 @@ class AlertRules:
             "ts": rating.ts,
             "seq": rating.seq,
         }
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    offline_s: int = 300
+    queue_min: int = 50
+
+
+class DeviceAlerts:
+    """`device` alerts, once each until cleared: `offline` for offline_s (state or last will),
+    `stuck_key` while a key is reported stuck, `queue_growing` while the terminal's queue is at
+    least queue_min and growing from one telemetry report to the next (cleared when it empties).
+    """
+
+    def __init__(self, rule: DeviceRule) -> None:
+        self.rule = rule
+        self._offline_since: dict[tuple[str, str], int] = {}
+        self._queue: dict[tuple[str, str], int] = {}
+        self._raised: set[tuple[str, str, str]] = set()
+
+    def on_report(self, report: DeviceReport) -> list[dict[str, Any]]:
+        site, device = report.where.site, report.where.device
+        key = (site, device)
+        now_ms = report.received_ns // 1_000_000
+        found = []
+        online = report.number("online")
+        if online == 1:
+            self._offline_since.pop(key, None)
+            self._raised.discard((site, device, "offline"))
+        elif online == 0:
+            self._offline_since.setdefault(key, now_ms)
+        stuck = report.number("stuck_keys")
+        if stuck is not None:
+            found += self._condition(key, "stuck_key", stuck > 0, now_ms, stuck_keys=stuck)
+        queue = report.number("queue")
+        if queue is not None:
+            last = self._queue.get(key)
+            self._queue[key] = queue
+            growing = queue >= self.rule.queue_min and last is not None and queue > last
+            if growing or queue == 0:
+                found += self._condition(key, "queue_growing", growing, now_ms, queue=queue)
+        return found
+
+    def due(self, now_ms: int) -> list[dict[str, Any]]:
+        """Offline alerts whose time has come."""
+        found = []
+        for (site, device), since in self._offline_since.items():
+            if now_ms - since >= self.rule.offline_s * 1000:
+                found += self._condition((site, device), "offline", True, now_ms, since=since)
+        return found
+
+    def _condition(
+        self, key: tuple[str, str], problem: str, holds: bool, now_ms: int, **details: int
+    ) -> list[dict[str, Any]]:
+        raised = (*key, problem)
+        if not holds:
+            self._raised.discard(raised)
+            return []
+        if raised in self._raised:
+            return []
+        self._raised.add(raised)
+        alert = {"v": 1, "kind": "device", "problem": problem, "site": key[0], "device": key[1]}
+        return [{**alert, "at": now_ms, **details}]

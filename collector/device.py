@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from collector import checks, lineprotocol
 from collector.checks import Rejected
@@ -12,17 +13,30 @@ FW = re.compile(r"[0-9A-Za-z._+-]{1,32}")
 COUNTERS = ("uptime_s", "heap_free", "queue", "prompts", "rated", "skipped", "stray", "dropped")
 
 
-def _point(where: DeviceTopic, fields: dict[str, lineprotocol.FieldValue | None], ns: int) -> str:
-    tags = {"site": where.site, "device": where.device}
-    return lineprotocol.line("device", tags, fields, ns)
+Fields = dict[str, lineprotocol.FieldValue | None]
 
 
-def telemetry_point(where: DeviceTopic, payload: bytes, received_ns: int) -> str:
+@dataclass(frozen=True)
+class DeviceReport:
+    """What one telemetry or state message says about a terminal."""
+
+    where: DeviceTopic
+    fields: Fields
+    received_ns: int
+
+    def point(self) -> str:
+        tags = {"site": self.where.site, "device": self.where.device}
+        return lineprotocol.line("device", tags, self.fields, self.received_ns)
+
+    def number(self, name: str) -> int | None:
+        value = self.fields.get(name)
+        return value if isinstance(value, int) else None
+
+
+def telemetry(where: DeviceTopic, payload: bytes, received_ns: int) -> DeviceReport:
     """Health and running counters, at receipt time (ns, so two messages never merge)."""
     msg = checks.json_object(payload)
-    fields: dict[str, lineprotocol.FieldValue | None] = {
-        name: checks.optional_integer(msg, name, 0) for name in COUNTERS
-    }
+    fields: Fields = {name: checks.optional_integer(msg, name, 0) for name in COUNTERS}
     fields["boot"] = checks.optional_integer(msg, "boot", 0)
     fields["rssi"] = checks.optional_integer(msg, "rssi", -127, 0)
     fields["battery_mv"] = checks.optional_integer(msg, "battery_mv", 0, 100_000)
@@ -35,15 +49,15 @@ def telemetry_point(where: DeviceTopic, payload: bytes, received_ns: int) -> str
         fields["stuck_keys"] = len(stuck)
     if "time_known" in msg:
         fields["time_known"] = int(checks.boolean(msg, "time_known"))
-    return _point(where, fields, received_ns)
+    return DeviceReport(where, fields, received_ns)
 
 
-def state_point(where: DeviceTopic, payload: bytes, received_ns: int) -> str | None:
+def state(where: DeviceTopic, payload: bytes, received_ns: int) -> DeviceReport | None:
     """online 1/0 (the last will says 0); None for an empty payload, which clears a retained one."""
     if not payload:
         return None
     msg = checks.json_object(payload)
-    fields: dict[str, lineprotocol.FieldValue | None] = {
+    fields: Fields = {
         "online": int(checks.boolean(msg, "online")),
         "boot": checks.optional_integer(msg, "boot", 0),
         "fw": checks.optional_text(msg, "fw", FW),
@@ -52,4 +66,4 @@ def state_point(where: DeviceTopic, payload: bytes, received_ns: int) -> str | N
     stuck = msg.get("stuck_keys")
     if isinstance(stuck, list):
         fields["stuck_keys"] = len(stuck)
-    return _point(where, fields, received_ns)
+    return DeviceReport(where, fields, received_ns)

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from collector import device, topics
 from collector import rating as rating_msg
-from collector.alerts import AlertRules, TrendRule
+from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxWriter
@@ -67,6 +67,9 @@ class Collector:
         self.alerts = AlertRules(
             TrendRule(settings.trend_window_s, settings.trend_min, settings.trend_share)
         )
+        self.device_alerts = DeviceAlerts(
+            DeviceRule(settings.offline_alert_s, settings.queue_alert)
+        )
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.stored = 0
         self._connection = 0
@@ -105,6 +108,8 @@ class Collector:
                 batch = self._take_batch()
                 if batch:
                     self._store(batch)
+                for alert in self.device_alerts.due(time.time_ns() // 1_000_000):
+                    self._publish_alerts(alert["site"], [alert])
             self._drain()
         finally:
             self.client.disconnect()
@@ -200,24 +205,28 @@ class Collector:
 
     def _store_batch(self, batch: list[Delivery]) -> None:
         points: list[tuple[Delivery, str]] = []
-        ratings: list[rating_msg.Rating] = []
+        stored: list[rating_msg.Rating | device.DeviceReport] = []
         undated: dict[tuple[str, str, int], int] = {}
         try:
             for delivery in batch:
-                point = self._point(delivery, undated, ratings)
+                point = self._point(delivery, undated, stored)
                 if point is not None:
                     points.append((delivery, point))
         except _Stopped:
             return  # nothing acknowledged: the broker sends the batch again
         if self._write_all(points):
             self._acknowledge(batch)
-            self._raise_alerts(ratings)
+            for item in stored:
+                if isinstance(item, rating_msg.Rating):
+                    self._publish_alerts(item.site, self.alerts.on_rating(item))
+                else:
+                    self._publish_alerts(item.where.site, self.device_alerts.on_report(item))
 
     def _point(
         self,
         delivery: Delivery,
         undated: dict[tuple[str, str, int], int],
-        ratings: list[rating_msg.Rating],
+        stored: list[rating_msg.Rating | device.DeviceReport],
     ) -> str | None:
         """The message's line, or None after it went to the dead-letter file."""
         try:
@@ -230,12 +239,15 @@ class Collector:
                 why = self.judge.judge(parsed)
                 if why:
                     self.metrics.suspect.labels(why).inc()
-                ratings.append(parsed)
+                stored.append(parsed)
                 return parsed.point(delivery.received_ms, when, why)
-            if where.kind == "telemetry":
-                return device.telemetry_point(where, delivery.payload, delivery.received_ns)
-            if where.kind == "state":
-                return device.state_point(where, delivery.payload, delivery.received_ns)
+            if where.kind in ("telemetry", "state"):
+                read = device.telemetry if where.kind == "telemetry" else device.state
+                report = read(where, delivery.payload, delivery.received_ns)
+                if report is None:
+                    return None
+                stored.append(report)
+                return report.point()
             raise topics.TopicError(f"no {where.kind!r} messages are taken")
         except topics.TopicError as e:
             self._reject(delivery, "bad_topic", str(e))
@@ -304,14 +316,13 @@ class Collector:
                 self._reject(delivery, "refused_by_influx", str(e))
         return True
 
-    def _raise_alerts(self, ratings: list[rating_msg.Rating]) -> None:
-        """Publish the alerts of stored ratings: a manager never hears of one not stored."""
-        for stored in ratings:
-            for alert in self.alerts.on_rating(stored):
-                topic = f"{self.settings.topic_root}/{stored.site}/alert"
-                self.client.publish(topic, json.dumps(alert, ensure_ascii=False), qos=1)
-                self.metrics.alerts.labels(alert["kind"]).inc()
-                log.info("alert", **alert)
+    def _publish_alerts(self, site: str, alerts: list[dict[str, Any]]) -> None:
+        """Publish alerts, only ever of what is stored: a manager hears of nothing else."""
+        for alert in alerts:
+            topic = f"{self.settings.topic_root}/{site}/alert"
+            self.client.publish(topic, json.dumps(alert, ensure_ascii=False), qos=1)
+            self.metrics.alerts.labels(alert["kind"]).inc()
+            log.info("alert", **alert)
 
     def _acknowledge(self, batch: list[Delivery]) -> None:
         # A PUBACK from an earlier connection would name a packet id the broker

@@ -41,6 +41,8 @@ class Settings:
     trend_window_s: int
     trend_min: int
     trend_share: float
+    offline_alert_s: int
+    queue_alert: int
 
 
 def parse_mqtt_url(url: str) -> MqttAddress:
@@ -85,6 +87,8 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         trend_window_s=_int(env, "SVC_TREND_WINDOW_S", 900),
         trend_min=_int(env, "SVC_TREND_MIN", 4),
         trend_share=_share(env.get("SVC_TREND_SHARE", "0.5")),
+        offline_alert_s=_int(env, "SVC_OFFLINE_ALERT_S", 300),
+        queue_alert=_int(env, "SVC_QUEUE_ALERT", 50),
     )
 
 
@@ -120,6 +124,8 @@ FILE_KEYS = (
     "trend_window_s",
     "trend_min",
     "trend_share",
+    "offline_alert_s",
+    "queue_alert",
 )
 
 

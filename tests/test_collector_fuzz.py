@@ -28,8 +28,9 @@ def outcome(kind: str, payload: bytes) -> str:
         if kind == "rating":
             return rating.parse(WHERE, payload).point(1_795_347_568_123, 1)
         if kind == "telemetry":
-            return device.telemetry_point(WHERE, payload, 1)
-        return device.state_point(WHERE, payload, 1) or ""
+            return device.telemetry(WHERE, payload, 1).point()
+        report = device.state(WHERE, payload, 1)
+        return report.point() if report else ""
     except Rejected as e:
         assert e.kind in {
             "oversize",

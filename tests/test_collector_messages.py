@@ -124,7 +124,7 @@ DEVICE = DeviceTopic("sjz-yuhua", "ev-a1b2c3d4e5f6", "telemetry")
 
 
 def test_protocol_telemetry_becomes_a_device_point_at_receipt_time():
-    point = device.telemetry_point(DEVICE, json.dumps(TELEMETRY).encode(), 1795347568123000000)
+    point = device.telemetry(DEVICE, json.dumps(TELEMETRY).encode(), 1795347568123000000).point()
     assert point == (
         "device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua "
         "uptime_s=3600i,heap_free=41232i,queue=0i,prompts=120i,rated=97i,skipped=23i,stray=4i,"
@@ -134,7 +134,7 @@ def test_protocol_telemetry_becomes_a_device_point_at_receipt_time():
 
 def test_telemetry_extensions_are_kept():
     body = {**TELEMETRY, "dropped": 2, "stuck_keys": [1, 3], "time_known": False}
-    point = device.telemetry_point(DEVICE, json.dumps(body).encode(), 1)
+    point = device.telemetry(DEVICE, json.dumps(body).encode(), 1).point()
     assert "dropped=2i" in point and "stuck_keys=2i" in point and "time_known=0i" in point
 
 
@@ -150,18 +150,18 @@ def test_telemetry_extensions_are_kept():
 )
 def test_bad_telemetry_is_rejected(changes, kind):
     with pytest.raises(Rejected) as rejected:
-        device.telemetry_point(DEVICE, json.dumps({**TELEMETRY, **changes}).encode(), 1)
+        device.telemetry(DEVICE, json.dumps({**TELEMETRY, **changes}).encode(), 1).point()
     assert rejected.value.kind == kind
 
 
 def test_state_and_last_will():
-    online = device.state_point(DEVICE, b'{"v":1,"online":true,"fw":"1.0.0","boot":17}', 5000000)
-    assert (
-        online
-        == 'device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=1i,boot=17i,fw="1.0.0" 5000000'
+    online = device.state(DEVICE, b'{"v":1,"online":true,"fw":"1.0.0","boot":17}', 5000000)
+    assert online is not None and online.point() == (
+        'device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=1i,boot=17i,fw="1.0.0" 5000000'
     )
-    will = device.state_point(DEVICE, b'{"v":1,"online":false}', 6000000)
-    assert will == "device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=0i 6000000"
-    assert device.state_point(DEVICE, b"", 7) is None  # a cleared retained message
+    will = device.state(DEVICE, b'{"v":1,"online":false}', 6000000)
+    assert will is not None
+    assert will.point() == "device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=0i 6000000"
+    assert device.state(DEVICE, b"", 7) is None  # a cleared retained message
     with pytest.raises(Rejected):
-        device.state_point(DEVICE, b'{"v":1,"online":"yes"}', 8)
+        device.state(DEVICE, b'{"v":1,"online":"yes"}', 8)

@@ -6,9 +6,11 @@ import dataclasses
 
 import pytest
 
-from collector.alerts import AlertRules, TrendRule
+from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
+from collector.device import DeviceReport
 from collector.rating import Rating
 from collector.suspect import SuspectJudge
+from collector.topics import DeviceTopic
 
 BASE = Rating(
     site="sjz-yuhua",
@@ -139,3 +141,44 @@ def test_counters_have_their_own_trends():
         counter = "01" if n % 2 else "02"
         found += rules.on_rating(rating(seq=n, score=1, counter=counter, ts=BASE.ts + n))
     assert "trend" not in kinds(found)
+
+
+def report(at_s: float, **fields) -> DeviceReport:
+    where = DeviceTopic("sjz-yuhua", "ev-1", "telemetry")
+    return DeviceReport(where, fields, int(at_s * 1e9))
+
+
+def problems(alerts):
+    return [a["problem"] for a in alerts]
+
+
+def test_offline_for_long_enough_alerts_once_until_back():
+    alerts = DeviceAlerts(DeviceRule(offline_s=300, queue_min=50))
+    assert alerts.on_report(report(1000, online=0)) == []
+    assert alerts.due(1000_000 + 299_000) == []
+    [alert] = alerts.due(1000_000 + 300_000)
+    assert (alert["kind"], alert["problem"], alert["since"], alert["device"]) == (
+        "device",
+        "offline",
+        1000_000,
+        "ev-1",
+    )
+    assert alerts.due(1000_000 + 900_000) == []
+    alerts.on_report(report(2000, online=1))
+    alerts.on_report(report(3000, online=0))
+    assert problems(alerts.due(3000_000 + 300_000)) == ["offline"]
+
+
+def test_stuck_key_alerts_once_until_released():
+    alerts = DeviceAlerts(DeviceRule())
+    assert problems(alerts.on_report(report(1, stuck_keys=1))) == ["stuck_key"]
+    assert alerts.on_report(report(2, stuck_keys=1)) == []
+    assert alerts.on_report(report(3, stuck_keys=0)) == []
+    assert problems(alerts.on_report(report(4, stuck_keys=2))) == ["stuck_key"]
+
+
+def test_a_growing_queue_alerts_once_until_it_empties():
+    alerts = DeviceAlerts(DeviceRule(queue_min=50))
+    queues = [10, 60, 80, 120, 70, 90, 0, 55, 65]
+    found = [problems(alerts.on_report(report(n, queue=q))) for n, q in enumerate(queues)]
+    assert found == [[], ["queue_growing"], [], [], [], [], [], ["queue_growing"], []]
