@@ -92,6 +92,8 @@ class Collector:
     @property
     def filters(self) -> list[tuple[str, int]]:
         root = self.settings.topic_root
+        if self.settings.share_group:  # several collectors share the load, each message to one
+            root = f"$share/{self.settings.share_group}/{root}"
         return [(f"{root}/+/+/rating", 1), (f"{root}/+/+/state", 1), (f"{root}/+/+/telemetry", 0)]
 
     def stop(self) -> None:

@@ -43,6 +43,7 @@ class Settings:
     trend_share: float
     offline_alert_s: int
     queue_alert: int
+    share_group: str
 
 
 def parse_mqtt_url(url: str) -> MqttAddress:
@@ -89,7 +90,14 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         trend_share=_share(env.get("SVC_TREND_SHARE", "0.5")),
         offline_alert_s=_int(env, "SVC_OFFLINE_ALERT_S", 300),
         queue_alert=_int(env, "SVC_QUEUE_ALERT", 50),
+        share_group=_share_group(env.get("SVC_SHARE_GROUP", "")),
     )
+
+
+def _share_group(raw: str) -> str:
+    if any(c in raw for c in "/+#"):
+        raise SettingsError(f"SVC_SHARE_GROUP must not hold / + or #, not {raw!r}")
+    return raw
 
 
 def _share(raw: str) -> float:
@@ -126,6 +134,7 @@ FILE_KEYS = (
     "trend_share",
     "offline_alert_s",
     "queue_alert",
+    "share_group",
 )
 
 

@@ -35,6 +35,7 @@ class CollectorProcess:
     def start(self, timeout_s: float = 20.0) -> None:
         """Start and wait until its subscription is in place (its log says so)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        before = self.log().count('"subscribed"')  # the log is kept across restarts
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "collector.cli"],
@@ -47,7 +48,7 @@ class CollectorProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ServerFailedError(f"collector exited: {self.log()[-2000:]}")
-            if '"subscribed"' in self.log():
+            if self.log().count('"subscribed"') > before:
                 return
             time.sleep(0.05)
         raise ServerFailedError(f"collector did not connect: {self.log()[-2000:]}")
@@ -59,6 +60,13 @@ class CollectorProcess:
         code = end_process(self._proc, self._proc.terminate, timeout_s)
         self._proc = None
         return code
+
+    def kill(self) -> None:
+        """SIGKILL: the collector dies mid-whatever, as in a crash."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def log(self) -> str:
         try:

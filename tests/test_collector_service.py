@@ -232,3 +232,55 @@ def test_a_poor_rating_is_alerted_within_a_second_and_suspects_are_flagged(
     first, second = influxdb.query("SELECT * FROM rating", database)
     assert first["suspect"] == 0 and first.get("suspect_why") is None
     assert (second["suspect"], second["suspect_why"]) == (1, "fast_press")
+
+
+def test_three_collectors_share_the_load_and_survive_a_kill(
+    mosquitto, influxdb, tmp_path, topic_root, database, publisher
+):
+    """One of three is killed mid-stream and restarted with its client id: all stored once."""
+    group = f"g{topic_root[1:9]}"
+    collectors = [
+        CollectorProcess(
+            mosquitto,
+            influxdb,
+            tmp_path / f"c{n}",
+            {
+                "SVC_TOPIC_ROOT": topic_root,
+                "SVC_INFLUX_DB": database,
+                "SVC_HTTP": "",
+                "SVC_CLIENT_ID": f"{group}-{n}",
+                "SVC_SHARE_GROUP": group,
+                "SVC_BATCH_LINGER_MS": "50",
+            },
+        )
+        for n in range(3)
+    ]
+    for proc in collectors:
+        proc.start()
+    sent = 1500
+    try:
+        for seq in range(1, sent + 1):
+            body = {**EXAMPLE, "seq": seq, "ts": EXAMPLE["ts"] + seq * 1000}
+            device = f"ev-{seq % 7}"
+            publisher.publish(f"{topic_root}/sjz-yuhua/{device}/rating", json.dumps(body), qos=1)
+            if seq == sent // 3:
+                collectors[1].kill()
+            if seq == sent // 2:
+                collectors[1].start()
+            if seq % 100 == 0:
+                time.sleep(0.05)
+
+        def count() -> int:
+            rows = influxdb.query("SELECT count(score) FROM rating", database)
+            return int(rows[0]["count"]) if rows else 0
+
+        assert wait_for(lambda: count() >= sent, timeout_s=60), count()
+        time.sleep(1)
+        assert count() == sent
+    finally:
+        codes = [proc.stop() for proc in collectors]
+    assert codes == [0, 0, 0]
+    shares = [proc.log().count('"subscribed"') for proc in collectors]
+    assert shares == [1, 2, 1]  # the killed one came back
+    per_device = influxdb.query("SELECT count(score) FROM rating GROUP BY device", database)
+    assert sum(int(r["count"]) for r in per_device) == sent
