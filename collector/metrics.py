@@ -47,6 +47,9 @@ class Metrics:
         self.alerts = Counter(
             "svc_alerts_published", "Alerts published, by kind", ["kind"], registry=r
         )
+        self.spool_bytes = Gauge(
+            "svc_spool_bytes", "Points waiting on disk for InfluxDB to come back", registry=r
+        )
         self.pending = Gauge(
             "svc_messages_pending",
             "Messages taken but not yet stored and acknowledged",

@@ -29,6 +29,7 @@ from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxWriter
 from collector.metrics import Metrics
 from collector.settings import Settings
+from collector.spool import Spool
 from collector.suspect import SuspectJudge
 
 log = structlog.get_logger("collector")
@@ -63,6 +64,8 @@ class Collector:
         self.writer = writer
         self.dead = dead
         self.metrics = metrics
+        self.spool = Spool(settings.state_dir / "spool", settings.spool_bytes)
+        self._next_drain = 0.0
         self.judge = SuspectJudge()
         self.alerts = AlertRules(
             TrendRule(settings.trend_window_s, settings.trend_min, settings.trend_share)
@@ -110,6 +113,8 @@ class Collector:
                 batch = self._take_batch()
                 if batch:
                     self._store(batch)
+                elif len(self.spool) and time.monotonic() >= self._next_drain:
+                    self._drain_quietly()
                 for alert in self.device_alerts.due(time.time_ns() // 1_000_000):
                     self._publish_alerts(alert["site"], [alert])
             self._drain()
@@ -117,6 +122,13 @@ class Collector:
             self.client.disconnect()
             self.client.loop_stop()
             log.info("stopped", stored=self.stored, rejected=self.metrics.rejected_total())
+
+    def _drain_quietly(self) -> None:
+        """With no new messages, write the spool when InfluxDB is back; try again in a while."""
+        try:
+            self._drain_spool()
+        except InfluxError:
+            self._next_drain = time.monotonic() + RETRY_MAX_S / 2
 
     def _ensure_database(self) -> bool:
         return self._retrying(self.writer.ensure_database, "influx_unavailable")
@@ -292,12 +304,54 @@ class Collector:
         self.dead.record(delivery.topic, delivery.payload, reason, kind)
 
     def _write_all(self, points: list[tuple[Delivery, str]]) -> bool:
-        """Write until InfluxDB takes the batch; False when stopped before it did."""
+        """Store the batch: in InfluxDB after what the spool holds, or else in the spool.
+
+        False only when stop() came while InfluxDB was down and the spool full.
+        """
         lines = [p for _, p in points]
-        try:
-            return self._retrying(partial(self._write, lines), "influx_write_failed")
-        except InfluxError:
-            return self._write_one_by_one(points)
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                self._drain_spool()
+                self._write(lines)
+                return True
+            except InfluxError as e:
+                if e.permanent:
+                    return self._write_one_by_one(points)
+                if self.spool.append(lines):
+                    self.metrics.spool_bytes.set(self.spool.bytes)
+                    log.warning(
+                        "spooled", points=len(lines), error=str(e), spool_bytes=self.spool.bytes
+                    )
+                    return True
+                log.warning("spool_full", error=str(e), retry_in_s=delay)
+            if self._stop.wait(delay):
+                return False
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def _drain_spool(self) -> None:
+        """Write the spooled batches, oldest first; raises InfluxError while InfluxDB is down."""
+        while (oldest := self.spool.oldest()) is not None:
+            path, lines = oldest
+            try:
+                self._write(lines)
+            except InfluxError as e:
+                if not e.permanent:
+                    raise
+                self._write_spooled_one_by_one(lines)
+            self.spool.remove(path)
+            self.metrics.spool_bytes.set(self.spool.bytes)
+            log.info("spool_written", points=len(lines), spool_bytes=self.spool.bytes)
+
+    def _write_spooled_one_by_one(self, lines: list[str]) -> None:
+        for line in lines:
+            try:
+                self._write([line])
+            except InfluxError as e:
+                if not e.permanent:
+                    raise
+                self.metrics.rejected.labels("refused_by_influx").inc()
+                self.dead.record("(spool)", line.encode(), str(e), "refused_by_influx")
 
     def _write(self, lines: list[str]) -> None:
         """One write request, timed and counted once InfluxDB has taken it."""

@@ -44,6 +44,7 @@ class Settings:
     offline_alert_s: int
     queue_alert: int
     share_group: str
+    spool_bytes: int
 
 
 def parse_mqtt_url(url: str) -> MqttAddress:
@@ -91,6 +92,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         offline_alert_s=_int(env, "SVC_OFFLINE_ALERT_S", 300),
         queue_alert=_int(env, "SVC_QUEUE_ALERT", 50),
         share_group=_share_group(env.get("SVC_SHARE_GROUP", "")),
+        spool_bytes=_int(env, "SVC_SPOOL_BYTES", 256 * 1024 * 1024),
     )
 
 
@@ -135,6 +137,7 @@ FILE_KEYS = (
     "offline_alert_s",
     "queue_alert",
     "share_group",
+    "spool_bytes",
 )
 
 

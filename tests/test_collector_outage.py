@@ -1,0 +1,142 @@
+"""InfluxDB down mid-stream: the collector spools to disk, then writes it all in order."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devstack import CollectorProcess, InfluxServer
+from tests.samples import RATING_EXAMPLE
+
+
+@pytest.fixture
+def own_influx(tmp_path):
+    server = InfluxServer(tmp_path / "influx")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sender(mosquitto):
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="outage-sender")
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def send(client, root: str, seqs: range) -> None:
+    for seq in seqs:
+        body = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq * 1000}
+        topic = f"{root}/sjz-yuhua/ev-{seq % 5}/rating"
+        client.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
+
+
+def stored(influx: InfluxServer, db: str) -> list[int]:
+    try:
+        return sorted(r["seq"] for r in influx.query("SELECT seq FROM rating", db))
+    except Exception:
+        return []
+
+
+def wait_stored(influx: InfluxServer, db: str, count: int, timeout_s: float = 60) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while len(found := stored(influx, db)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
+def collector_for(mosquitto, influx, tmp_path, root, db, **env) -> CollectorProcess:
+    return CollectorProcess(
+        mosquitto,
+        influx,
+        tmp_path / "collector",
+        {
+            "SVC_TOPIC_ROOT": root,
+            "SVC_INFLUX_DB": db,
+            "SVC_HTTP": "",
+            "SVC_CLIENT_ID": f"outage-{root[:9]}",
+            "SVC_BATCH_LINGER_MS": "50",
+            **env,
+        },
+    )
+
+
+def test_influxdb_down_for_30_s_loses_nothing(
+    mosquitto, own_influx, sender, tmp_path, topic_root, database
+):
+    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector.start()
+    try:
+        send(sender, topic_root, range(1, 101))
+        assert len(wait_stored(own_influx, database, 100)) == 100
+        own_influx.stop()
+        down_at = time.monotonic()
+        send(sender, topic_root, range(101, 301))
+        deadline = time.monotonic() + 20
+        while '"spooled"' not in collector.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert '"spooled"' in collector.log()
+        time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
+        own_influx.restart()
+        send(sender, topic_root, range(301, 401))
+        found = wait_stored(own_influx, database, 400)
+    finally:
+        assert collector.stop() == 0
+    assert found == list(range(1, 401))  # every one, once
+    assert not list((tmp_path / "collector" / "spool").glob("*.lp"))
+    assert '"spool_written"' in collector.log()
+
+
+def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
+    mosquitto, own_influx, sender, tmp_path, topic_root, database
+):
+    collector = collector_for(
+        mosquitto, own_influx, tmp_path, topic_root, database, SVC_SPOOL_BYTES="3000"
+    )
+    collector.start()
+    try:
+        send(sender, topic_root, range(1, 3))
+        assert len(wait_stored(own_influx, database, 2)) == 2
+        own_influx.stop()
+        send(sender, topic_root, range(3, 103))
+        deadline = time.monotonic() + 20
+        while '"spool_full"' not in collector.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert '"spool_full"' in collector.log()
+        spooled = sum(p.stat().st_size for p in (tmp_path / "collector" / "spool").glob("*.lp"))
+        assert spooled <= 3000  # a batch that would not fit was not spooled at all
+        own_influx.restart()
+        found = wait_stored(own_influx, database, 102, timeout_s=90)
+    finally:
+        assert collector.stop() == 0
+    assert found == list(range(1, 103))
+
+
+def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
+    mosquitto, own_influx, sender, tmp_path, topic_root, database
+):
+    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector.start()
+    send(sender, topic_root, range(1, 2))
+    assert len(wait_stored(own_influx, database, 1)) == 1
+    own_influx.stop()
+    send(sender, topic_root, range(2, 22))
+    deadline = time.monotonic() + 20
+    while '"spooled"' not in collector.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert collector.stop() == 0
+    assert list((tmp_path / "collector" / "spool").glob("*.lp"))
+    own_influx.restart()
+    collector.start()
+    try:
+        found = wait_stored(own_influx, database, 21)
+    finally:
+        assert collector.stop() == 0
+    assert found == list(range(1, 22))
