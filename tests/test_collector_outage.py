@@ -140,3 +140,32 @@ def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
     finally:
         assert collector.stop() == 0
     assert found == list(range(1, 22))
+
+
+def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
+    mosquitto, own_influx, sender, tmp_path, topic_root, database
+):
+    """Killed while it holds a batch it has not acknowledged; restarted with its client id."""
+    collector = collector_for(
+        mosquitto,
+        own_influx,
+        tmp_path,
+        topic_root,
+        database,
+        SVC_BATCH_LINGER_MS="3000",
+        SVC_BATCH_MAX="100000",
+    )
+    collector.start()
+    send(sender, topic_root, range(1, 201))
+    time.sleep(0.5)
+    collector.kill()  # the batch was taken off MQTT, not yet written nor acknowledged
+    assert stored(own_influx, database) == []
+    send(sender, topic_root, range(201, 301))  # the broker keeps these for the dead session
+    collector.start()
+    try:
+        found = wait_stored(own_influx, database, 300)
+        time.sleep(1)
+        found = stored(own_influx, database)
+    finally:
+        assert collector.stop() == 0
+    assert found == list(range(1, 301))
