@@ -26,11 +26,33 @@ class TrendRule:
     share: float = 0.5
 
 
+class _Window:
+    """The ratings of one counter within window_ms of the newest press, kept in arrival order
+    (which is press order but for stragglers), with a running count of the poor ones."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self.newest = 0
+        self.unhappy = 0
+        self._items: deque[tuple[int, bool]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, ts: int, poor: bool) -> None:
+        self._items.append((ts, poor))
+        self.unhappy += poor
+        self.newest = max(self.newest, ts)
+        while self._items and self._items[0][0] <= self.newest - self.window_ms:
+            _, was_poor = self._items.popleft()
+            self.unhappy -= was_poor
+
+
 class AlertRules:
     def __init__(self, trend: TrendRule) -> None:
         self.trend = trend
         self._alerted: OrderedDict[tuple[str, str, int], None] = OrderedDict()
-        self._recent: dict[tuple[str, str], deque[tuple[int, int, bool]]] = {}
+        self._recent: dict[tuple[str, str], _Window] = {}
         self._firing: set[tuple[str, str]] = set()
 
     def on_rating(self, rating: Rating) -> list[dict[str, Any]]:
@@ -56,12 +78,9 @@ class AlertRules:
     def _trend(self, rating: Rating, poor: bool) -> dict[str, Any] | None:
         assert rating.ts is not None
         where = (rating.site, str(rating.counter))
-        recent = self._recent.setdefault(where, deque())
-        recent.append((rating.ts, rating.seq, poor))
-        newest = max(t for t, _, _ in recent)
-        while recent and recent[0][0] <= newest - self.trend.window_s * 1000:
-            recent.popleft()
-        unhappy = sum(1 for _, _, p in recent if p)
+        recent = self._recent.setdefault(where, _Window(self.trend.window_s * 1000))
+        recent.add(rating.ts, poor)
+        unhappy = recent.unhappy
         hot = len(recent) >= self.trend.minimum and unhappy >= self.trend.share * len(recent)
         if not hot:
             self._firing.discard(where)

@@ -1,0 +1,137 @@
+"""Collector ingest: sustained QoS 1 rate into InfluxDB, against a bare paho subscriber.
+
+N ratings are queued by the broker for a persistent session while its client is away; then the
+client connects and the time to drain them is measured: for a bare paho subscriber that stores
+nothing (the baseline), and for svc-collector until InfluxDB holds all N. Each figure is the
+median of several runs, and the collector's rate is given as a ratio to the baseline measured in
+the same run (goal: at least 0.8), with lost and doubled ratings counted.
+
+    .venv/bin/python bench/collector.py [--runs 3] [--ratings 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
+from tests.samples import RATING_EXAMPLE  # noqa: E402
+
+
+def publish(port: int, root: str, count: int) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{root}")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = []
+    for seq in range(1, count + 1):
+        body = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq}
+        infos.append(client.publish(f"{root}/sjz-yuhua/ev-{seq % 50}/rating", json.dumps(body), 1))
+    for info in infos:
+        info.wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
+
+
+def bare_rate(port: int, root: str, count: int) -> float:
+    """Messages per second a paho subscriber that stores nothing drains from the broker."""
+    got = threading.Event()
+    received = [0]
+
+    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+        received[0] += 1
+        if received[0] >= count:
+            got.set()
+
+    def client() -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-{root}", clean_session=False)
+        c.on_message = on_message
+        c.connect("127.0.0.1", port)
+        return c
+
+    first = client()
+    first.subscribe(f"{root}/+/+/rating", qos=1)
+    first.loop(1)
+    first.disconnect()
+    publish(port, root, count)
+    started = time.perf_counter()
+    second = client()
+    second.loop_start()
+    got.wait(600)
+    elapsed = time.perf_counter() - started
+    second.disconnect()
+    second.loop_stop()
+    return count / elapsed
+
+
+def collector_rate(
+    broker: MosquittoServer, influx: InfluxServer, folder: Path, root: str, count: int
+) -> tuple[float, int]:
+    """Ratings per second svc-collector stores, and how many points InfluxDB then holds."""
+    db = root.replace("/", "_")
+    env = {"SVC_TOPIC_ROOT": root, "SVC_INFLUX_DB": db, "SVC_CLIENT_ID": f"c-{db}", "SVC_HTTP": ""}
+    collector = CollectorProcess(broker, influx, folder, env)
+    collector.start()  # makes the session and its subscription
+    collector.stop()
+    publish(broker.port, root, count)
+    started = time.perf_counter()
+    collector.start()
+    held = 0
+    while held < count and time.perf_counter() - started < 600:
+        rows = influx.query("SELECT count(score) FROM rating", db)
+        held = int(rows[0]["count"]) if rows else 0
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    collector.stop()
+    return count / elapsed, held
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ratings", type=int, default=20_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = MosquittoServer(Path(tmp) / "broker")
+        influx = InfluxServer(Path(tmp) / "influx")
+        broker.start()
+        influx.start()
+        try:
+            bare, stored, held = [], [], []
+            for run in range(args.runs):
+                bare.append(bare_rate(broker.port, f"bare{run}/v1", args.ratings))
+                rate, count = collector_rate(
+                    broker, influx, Path(tmp) / f"c{run}", f"coll{run}/v1", args.ratings
+                )
+                stored.append(rate)
+                held.append(count)
+        finally:
+            influx.stop()
+            broker.stop()
+    med = statistics.median
+    print(f"collector ingest, {args.ratings} queued QoS 1 ratings, median of {args.runs} runs")
+    print(f"  bare paho subscriber (baseline): {med(bare):.0f} msg/s")
+    print(
+        f"  svc-collector into InfluxDB:     {med(stored):.0f} ratings/s "
+        f"= {med(stored) / med(bare):.2f}x the baseline (goal >= 0.80)"
+    )
+    print(
+        f"  points held after each run: {held} (lost or doubled: "
+        f"{sum(abs(h - args.ratings) for h in held)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
