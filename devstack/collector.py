@@ -35,7 +35,7 @@ class CollectorProcess:
     def start(self, timeout_s: float = 20.0) -> None:
         """Start and wait until its subscription is in place (its log says so)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        before = self.log().count('"subscribed"')  # the log is kept across restarts
+        before = self.log().count('"event": "subscribed"')  # the log is kept across restarts
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "collector.cli"],
@@ -44,14 +44,19 @@ class CollectorProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        if not self.wait_logged("subscribed", before + 1, timeout_s):
+            raise ServerFailedError(f"collector did not subscribe: {self.log()[-2000:]}")
+
+    def wait_logged(self, event: str, count: int = 1, timeout_s: float = 20.0) -> bool:
+        """Wait until the log has `count` lines of this event; False on time-out or exit."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ServerFailedError(f"collector exited: {self.log()[-2000:]}")
-            if self.log().count('"subscribed"') > before:
-                return
+            if self.log().count(f'"event": "{event}"') >= count:
+                return True
+            if self._proc is None or self._proc.poll() is not None:
+                return False
             time.sleep(0.05)
-        raise ServerFailedError(f"collector did not connect: {self.log()[-2000:]}")
+        return False
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGTERM and wait; returns the exit code (killed: negative)."""

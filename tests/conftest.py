@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, ServerFailedError
 from devstack.process import ChildServer
@@ -80,3 +82,14 @@ def collector(
     proc.start()
     yield proc
     assert proc.stop() == 0, proc.log()[-2000:]
+
+
+@pytest.fixture
+def publisher(mosquitto: MosquittoServer, topic_root: str) -> Iterator[mqtt.Client]:
+    """A plain MQTT client on the test broker, for publishing what terminals would."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{topic_root[:9]}")
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import CollectorProcess, InfluxServer
 from tests.samples import RATING_EXAMPLE
@@ -19,16 +17,6 @@ def own_influx(tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def sender(mosquitto):
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="outage-sender")
-    client.connect("127.0.0.1", mosquitto.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
 
 
 def send(client, root: str, seqs: range) -> None:
@@ -69,23 +57,20 @@ def collector_for(mosquitto, influx, tmp_path, root, db, **env) -> CollectorProc
 
 
 def test_influxdb_down_for_30_s_loses_nothing(
-    mosquitto, own_influx, sender, tmp_path, topic_root, database
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()
     try:
-        send(sender, topic_root, range(1, 101))
+        send(publisher, topic_root, range(1, 101))
         assert len(wait_stored(own_influx, database, 100)) == 100
         own_influx.stop()
         down_at = time.monotonic()
-        send(sender, topic_root, range(101, 301))
-        deadline = time.monotonic() + 20
-        while '"spooled"' not in collector.log() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert '"spooled"' in collector.log()
+        send(publisher, topic_root, range(101, 301))
+        assert collector.wait_logged("spooled")
         time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
         own_influx.restart()
-        send(sender, topic_root, range(301, 401))
+        send(publisher, topic_root, range(301, 401))
         found = wait_stored(own_influx, database, 400)
     finally:
         assert collector.stop() == 0
@@ -95,21 +80,18 @@ def test_influxdb_down_for_30_s_loses_nothing(
 
 
 def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
-    mosquitto, own_influx, sender, tmp_path, topic_root, database
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     collector = collector_for(
         mosquitto, own_influx, tmp_path, topic_root, database, SVC_SPOOL_BYTES="3000"
     )
     collector.start()
     try:
-        send(sender, topic_root, range(1, 3))
+        send(publisher, topic_root, range(1, 3))
         assert len(wait_stored(own_influx, database, 2)) == 2
         own_influx.stop()
-        send(sender, topic_root, range(3, 103))
-        deadline = time.monotonic() + 20
-        while '"spool_full"' not in collector.log() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert '"spool_full"' in collector.log()
+        send(publisher, topic_root, range(3, 103))
+        assert collector.wait_logged("spool_full")
         spooled = sum(p.stat().st_size for p in (tmp_path / "collector" / "spool").glob("*.lp"))
         assert spooled <= 3000  # a batch that would not fit was not spooled at all
         own_influx.restart()
@@ -120,17 +102,15 @@ def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
 
 
 def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
-    mosquitto, own_influx, sender, tmp_path, topic_root, database
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()
-    send(sender, topic_root, range(1, 2))
+    send(publisher, topic_root, range(1, 2))
     assert len(wait_stored(own_influx, database, 1)) == 1
     own_influx.stop()
-    send(sender, topic_root, range(2, 22))
-    deadline = time.monotonic() + 20
-    while '"spooled"' not in collector.log() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    send(publisher, topic_root, range(2, 22))
+    assert collector.wait_logged("spooled")
     assert collector.stop() == 0
     assert list((tmp_path / "collector" / "spool").glob("*.lp"))
     own_influx.restart()
@@ -143,7 +123,7 @@ def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
 
 
 def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
-    mosquitto, own_influx, sender, tmp_path, topic_root, database
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     """Killed while it holds a batch it has not acknowledged; restarted with its client id."""
     collector = collector_for(
@@ -156,11 +136,11 @@ def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
         SVC_BATCH_MAX="100000",
     )
     collector.start()
-    send(sender, topic_root, range(1, 201))
+    send(publisher, topic_root, range(1, 201))
     time.sleep(0.5)
     collector.kill()  # the batch was taken off MQTT, not yet written nor acknowledged
     assert stored(own_influx, database) == []
-    send(sender, topic_root, range(201, 301))  # the broker keeps these for the dead session
+    send(publisher, topic_root, range(201, 301))  # the broker keeps these for the dead session
     collector.start()
     try:
         found = wait_stored(own_influx, database, 300)

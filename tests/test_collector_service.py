@@ -6,7 +6,6 @@ import json
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -14,16 +13,6 @@ from devstack import CollectorProcess
 from tests.samples import RATING_EXAMPLE as EXAMPLE
 
 DEVICE_TOPIC = "{root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
-
-
-@pytest.fixture
-def publisher(mosquitto):
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
-    client.connect("127.0.0.1", mosquitto.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
 
 
 def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
