@@ -309,6 +309,8 @@ class Collector:
         False only when stop() came while InfluxDB was down and the spool full.
         """
         lines = [p for _, p in points]
+        if not lines:  # all dead-lettered: nothing to write, nothing to keep in order
+            return True
         delay = RETRY_MIN_S
         while True:
             try:

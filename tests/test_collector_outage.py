@@ -149,3 +149,28 @@ def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
     finally:
         assert collector.stop() == 0
     assert found == list(range(1, 301))
+
+
+def test_a_batch_of_only_bad_input_is_not_spooled(
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
+):
+    """With a batch already spooled, a batch that is all dead letters adds no empty file."""
+    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector.start()
+    spool = tmp_path / "collector" / "spool"
+    try:
+        own_influx.stop()
+        send(publisher, topic_root, range(1, 2))
+        assert collector.wait_logged("spooled")
+        publisher.publish(
+            f"{topic_root}/sjz-yuhua/ev-1/rating", b"{broken", qos=1
+        ).wait_for_publish(5)
+        assert collector.wait_logged("rejected")
+        time.sleep(0.5)
+        assert len(list(spool.glob("*.lp"))) == 1
+        own_influx.restart()
+        send(publisher, topic_root, range(2, 3))
+        found = wait_stored(own_influx, database, 2)
+    finally:
+        assert collector.stop() == 0
+    assert found == [1, 2]
