@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+import orjson
 
 MAX_PAYLOAD_BYTES = 4096
 
@@ -22,8 +23,8 @@ def json_object(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("oversize", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
     try:
-        msg = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        msg = orjson.loads(payload)  # strict RFC 8259 and UTF-8; six times the stdlib's speed
+    except orjson.JSONDecodeError as e:
         raise Rejected("malformed_json", f"malformed JSON: {e}") from None
     if not isinstance(msg, dict):
         raise Rejected("malformed_json", "payload must be a JSON object")
@@ -34,17 +35,22 @@ def json_object(payload: bytes) -> dict[str, Any]:
 
 def integer(msg: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
     value = msg.get(key)
+    if type(value) is int and value >= low and (high is None or value <= high):
+        return value  # the usual case first: this runs several times per message
     if not isinstance(value, int) or isinstance(value, bool):
         raise Rejected("wrong_type", f"{key} must be an integer, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        raise Rejected("out_of_range", f"{key} {value} out of range")
-    return value
+    raise Rejected("out_of_range", f"{key} {value} out of range")
 
 
 def optional_integer(
     msg: dict[str, Any], key: str, low: int, high: int | None = None
 ) -> int | None:
-    return None if msg.get(key) is None else integer(msg, key, low, high)
+    value = msg.get(key)
+    if value is None:
+        return None
+    if type(value) is int and value >= low and (high is None or value <= high):
+        return value
+    return integer(msg, key, low, high)
 
 
 def optional_text(msg: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:

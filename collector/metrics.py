@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 from collections.abc import Callable
@@ -62,9 +63,19 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
-    def received_on(self, topic: str) -> None:
-        kind = topic.rsplit("/", 1)[-1]
-        self.received.labels(kind if kind in KINDS else "other").inc()
+    def taken(self, topics: list[str], redelivered: int) -> None:
+        """Count messages taken off MQTT by topic kind, and those the broker sent again."""
+        kinds = collections.Counter(topic.rpartition("/")[2] for topic in topics)
+        for kind, count in kinds.items():
+            self.received.labels(kind if kind in KINDS else "other").inc(count)
+        if redelivered:
+            self.redelivered.inc(redelivered)
+
+    def stored_lines(self, lines: list[str]) -> None:
+        """Count points InfluxDB accepted, by measurement (what starts each line)."""
+        measurements = collections.Counter(line.partition(",")[0] for line in lines)
+        for measurement, count in measurements.items():
+            self.stored.labels(measurement).inc(count)
 
     def rejected_total(self) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -13,9 +13,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -42,12 +41,14 @@ class _Stopped(Exception):
     """stop() came while InfluxDB was unreachable, before the batch could be stored."""
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """One message as paho handed it over (a tuple: one is built per message, in paho's thread)."""
+
     topic: str
     payload: bytes
     mid: int
     qos: int
+    dup: bool
     connection: int
     received_ns: int
 
@@ -73,7 +74,9 @@ class Collector:
         self.device_alerts = DeviceAlerts(
             DeviceRule(settings.offline_alert_s, settings.queue_alert)
         )
-        self.inbox: queue.Queue[Delivery] = queue.Queue()
+        self.inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        self._in_hand = 0  # messages taken off the inbox, not yet stored and acknowledged
+        metrics.pending.set_function(lambda: self.inbox.qsize() + self._in_hand)
         self.stored = 0
         self._connection = 0
         self._stop = threading.Event()
@@ -185,13 +188,17 @@ class Collector:
         return {"broker": self.client.is_connected(), "influx": self.writer.ping()}
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self.metrics.received_on(msg.topic)
-        if msg.dup:
-            self.metrics.redelivered.inc()
-        self.metrics.pending.inc()
+        # paho's thread reads the socket for every message; the least is done here, the
+        # counting and checking in the main thread, batch by batch.
         self.inbox.put(
             Delivery(
-                msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._connection, time.time_ns()
+                msg.topic,
+                bytes(msg.payload),
+                msg.mid,
+                msg.qos,
+                msg.dup,
+                self._connection,
+                time.time_ns(),
             )
         )
 
@@ -212,10 +219,12 @@ class Collector:
         return batch
 
     def _store(self, batch: list[Delivery]) -> None:
+        self._in_hand = len(batch)
+        self.metrics.taken([d.topic for d in batch], sum(d.dup for d in batch))
         try:
             self._store_batch(batch)
         finally:
-            self.metrics.pending.dec(len(batch))
+            self._in_hand = 0
 
     def _store_batch(self, batch: list[Delivery]) -> None:
         points: list[tuple[Delivery, str]] = []
@@ -361,8 +370,7 @@ class Collector:
         self.writer.write(lines)
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.stored += len(lines)
-        for line in lines:
-            self.metrics.stored.labels(line.split(",", 1)[0]).inc()
+        self.metrics.stored_lines(lines)
 
     def _write_one_by_one(self, points: list[tuple[Delivery, str]]) -> bool:
         """InfluxDB refused the batch: set aside the points it refuses, write the rest."""

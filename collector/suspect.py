@@ -12,7 +12,7 @@ seen is judged as it was; after a restart the history starts again.
 from __future__ import annotations
 
 import itertools
-import statistics
+from bisect import bisect_right, insort
 from collections import OrderedDict
 
 from collector.rating import Rating
@@ -26,9 +26,42 @@ HISTORY = 20  # presses kept per terminal
 TERMINALS = 50_000  # terminals kept, least recently heard from forgotten first
 
 
+class _Presses:
+    """One terminal's latest presses: press time by seq, and the same times sorted."""
+
+    __slots__ = ("by_seq", "last_seq", "times")
+
+    def __init__(self) -> None:
+        self.by_seq: dict[int, int] = {}
+        self.times: list[int] = []
+        self.last_seq = 0
+
+    def add(self, seq: int, ts: int) -> None:
+        known = self.by_seq.get(seq)
+        if known == ts:
+            return
+        if known is not None:  # the same seq pressed at another time: a new boot's count
+            self._forget(seq)
+        self.by_seq[seq] = ts
+        insort(self.times, ts)
+        self.last_seq = max(self.last_seq, seq)
+        if len(self.by_seq) > HISTORY:
+            self._forget(min(self.by_seq))
+
+    def _forget(self, seq: int) -> None:
+        ts = self.by_seq.pop(seq)
+        del self.times[bisect_right(self.times, ts) - 1]
+
+    def up_to(self, seq: int) -> list[int]:
+        """Sorted press times of this seq and those before it."""
+        if seq == self.last_seq:  # the usual case: the terminal's newest press
+            return self.times
+        return sorted([t for s, t in self.by_seq.items() if s <= seq])
+
+
 class SuspectJudge:
     def __init__(self) -> None:
-        self._presses: OrderedDict[tuple[str, str], dict[int, int]] = OrderedDict()
+        self._presses: OrderedDict[tuple[str, str], _Presses] = OrderedDict()
 
     def judge(self, rating: Rating) -> str | None:
         """The rule a rating breaks, or None; skipped windows break none."""
@@ -48,24 +81,28 @@ class SuspectJudge:
     def _timing_rule(self, rating: Rating) -> str | None:
         assert rating.ts is not None
         presses = self._history(rating)
-        presses[rating.seq] = rating.ts
-        earlier = sorted(t for s, t in presses.items() if s <= rating.seq)
-        recent = [t for t in earlier if rating.ts - BURST_WINDOW_MS < t <= rating.ts]
-        if len(recent) >= BURST_COUNT:
+        presses.add(rating.seq, rating.ts)
+        earlier = presses.up_to(rating.seq)
+        low = bisect_right(earlier, rating.ts - BURST_WINDOW_MS)
+        if bisect_right(earlier, rating.ts) - low >= BURST_COUNT:
             return "burst"
         if len(earlier) >= REGULAR_PRESSES:
-            gaps = [b - a for a, b in itertools.pairwise(earlier[-REGULAR_PRESSES:])]
-            mean = statistics.fmean(gaps)
-            if mean > 0 and statistics.pstdev(gaps) / mean < REGULAR_SPREAD:
+            last = earlier[-REGULAR_PRESSES:]
+            gaps = [b - a for a, b in itertools.pairwise(last)]
+            mean = sum(gaps) / len(gaps)
+            # population standard deviation under REGULAR_SPREAD of the mean, squared both sides
+            spread = sum([(g - mean) ** 2 for g in gaps]) / len(gaps)
+            if mean > 0 and spread < (REGULAR_SPREAD * mean) ** 2:
                 return "regular"
         return None
 
-    def _history(self, rating: Rating) -> dict[int, int]:
+    def _history(self, rating: Rating) -> _Presses:
         key = (rating.site, rating.device)
-        presses = self._presses.pop(key, None) or {}
-        self._presses[key] = presses
-        while len(self._presses) > TERMINALS:
-            self._presses.popitem(last=False)
-        while len(presses) > HISTORY:
-            del presses[min(presses)]
+        presses = self._presses.get(key)
+        if presses is None:
+            presses = self._presses[key] = _Presses()
+            if len(self._presses) > TERMINALS:
+                self._presses.popitem(last=False)
+        else:
+            self._presses.move_to_end(key)
         return presses

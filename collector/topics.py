@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
@@ -19,6 +20,7 @@ class DeviceTopic:
     kind: str
 
 
+@lru_cache(maxsize=65_536)  # a topic comes back with every message its terminal sends
 def parse(topic: str, root: str) -> DeviceTopic:
     prefix = root + "/"
     if not topic.startswith(prefix):

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector import device, rating, topics
+from collector import device, lineprotocol, rating, topics
 from collector.checks import Rejected
 from collector.topics import DeviceTopic
 from tests.samples import RATING_EXAMPLE
@@ -77,3 +77,59 @@ def test_arbitrary_topics(topic):
         return
     assert topics.NAME.fullmatch(parsed.site) and topics.NAME.fullmatch(parsed.device)
     assert topic == f"svc/v1/{parsed.site}/{parsed.device}/{parsed.kind}"
+
+
+def _generic_rating_line(
+    r: rating.Rating, received_ms: int, undated_ns: int, why: str | None
+) -> str:
+    """The rating point as PROTOCOL.md's storage rules state it, through the generic encoder."""
+    tags = {
+        "site": r.site,
+        "device": r.device,
+        "counter": r.counter,
+        "staff": r.staff,
+        "mode": r.mode,
+        "reason": r.reason,
+    }
+    fields: dict[str, lineprotocol.FieldValue | None] = {
+        "score": r.score,
+        "rated": int(r.score is not None),
+        "seq": r.seq,
+        "wait_ms": r.wait_ms,
+        "delay_ms": None if r.ts is None else received_ms - r.ts,
+        "suspect": int(why is not None),
+        "suspect_why": why,
+        "undated": 1 if r.ts is None else None,
+    }
+    time_ns = undated_ns if r.ts is None else r.ts * 10**6 + r.seq % 10**6
+    return lineprotocol.line("rating", tags, fields, time_ns)
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "seq": st.integers(1, 2**40),
+            "ts": st.none() | st.integers(0, 2**45),
+            "score": st.none() | st.integers(1, 5),
+            "counter": st.none() | st.from_regex(rating.COUNTER, fullmatch=True),
+            "staff": st.none() | st.from_regex(rating.STAFF, fullmatch=True),
+            "mode": st.sampled_from(sorted(rating.MODES)),
+            "wait_ms": st.none() | st.integers(0, 10**7),
+        }
+    ),
+    st.sampled_from(sorted(rating.REASONS)),
+    st.sampled_from([None, "fast_press", "no_window", "burst", "regular"]),
+    st.integers(0, 2**45),
+    st.from_regex(topics.NAME, fullmatch=True),
+    st.from_regex(topics.NAME, fullmatch=True),
+)
+def test_rating_point_is_what_the_generic_encoder_writes(
+    changes, reason, why, received_ms, site, device_name
+):
+    body = {**RATING_EXAMPLE, **changes}
+    body["reason"] = reason if body["score"] is not None and body["score"] <= 2 else None
+    parsed = rating.parse(DeviceTopic(site, device_name, "rating"), json.dumps(body).encode())
+    undated_ns = received_ms * 10**6 + 7
+    assert parsed.point(received_ms, undated_ns, why) == _generic_rating_line(
+        parsed, received_ms, undated_ns, why
+    )
