@@ -83,17 +83,36 @@ def bare_rate(port: int, root: str, count: int) -> float:
 
 
 def collector_rate(
-    broker: MosquittoServer, influx: InfluxServer, folder: Path, root: str, count: int
+    broker: MosquittoServer,
+    influx: InfluxServer,
+    folder: Path,
+    root: str,
+    count: int,
+    members: int,
 ) -> tuple[float, int]:
-    """Ratings per second svc-collector stores, and how many points InfluxDB then holds."""
+    """Ratings per second svc-collector stores, and how many points InfluxDB then holds.
+
+    With several members they share one subscription, as collectors scale out (README);
+    the clock starts at the first member's connection.
+    """
     db = root.replace("/", "_")
-    env = {"SVC_TOPIC_ROOT": root, "SVC_INFLUX_DB": db, "SVC_CLIENT_ID": f"c-{db}", "SVC_HTTP": ""}
-    collector = CollectorProcess(broker, influx, folder, env)
-    collector.start()  # makes the session and its subscription
-    collector.stop()
+    collectors = []
+    for member in range(members):
+        env = {
+            "SVC_TOPIC_ROOT": root,
+            "SVC_INFLUX_DB": db,
+            "SVC_CLIENT_ID": f"c-{db}-{member}",
+            "SVC_HTTP": "",
+            "SVC_SHARE_GROUP": "bench" if members > 1 else "",
+        }
+        collectors.append(CollectorProcess(broker, influx, folder / f"m{member}", env))
+    for collector in collectors:
+        collector.start()  # makes the session and its subscription
+        collector.stop()
     publish(broker.port, root, count)
-    connections = collector.log().count('"event": "mqtt_connected"')
-    collector.start()
+    connections = [c.log().count('"event": "mqtt_connected"') for c in collectors]
+    for collector in collectors:
+        collector.start()
     held = 0
     give_up = time.monotonic() + 600
     while held < count and time.monotonic() < give_up:
@@ -101,8 +120,10 @@ def collector_rate(
         held = int(rows[0]["count"]) if rows else 0
         time.sleep(0.02)
     finished = time.time()
-    collector.stop()
-    return count / (finished - connected_at(collector.log(), connections)), held
+    for collector in collectors:
+        collector.stop()
+    started = min(connected_at(c.log(), n) for c, n in zip(collectors, connections, strict=True))
+    return count / (finished - started), held
 
 
 def connected_at(log: str, earlier: int) -> float:
@@ -120,6 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ratings", type=int, default=20_000)
+    parser.add_argument(
+        "--members", type=int, default=1, help="collectors sharing the subscription"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         broker = MosquittoServer(Path(tmp) / "broker")
@@ -131,7 +155,12 @@ def main() -> None:
             for run in range(args.runs):
                 bare.append(bare_rate(broker.port, f"bare{run}/v1", args.ratings))
                 rate, count = collector_rate(
-                    broker, influx, Path(tmp) / f"c{run}", f"coll{run}/v1", args.ratings
+                    broker,
+                    influx,
+                    Path(tmp) / f"c{run}",
+                    f"coll{run}/v1",
+                    args.ratings,
+                    args.members,
                 )
                 stored.append(rate)
                 held.append(count)
@@ -142,7 +171,7 @@ def main() -> None:
     print(f"collector ingest, {args.ratings} queued QoS 1 ratings, median of {args.runs} runs")
     print(f"  bare paho subscriber (baseline): {med(bare):.0f} msg/s  (runs: {_rates(bare)})")
     print(
-        f"  svc-collector into InfluxDB:     {med(stored):.0f} ratings/s "
+        f"  svc-collector x{args.members} into InfluxDB: {med(stored):.0f} ratings/s "
         f"= {med(stored) / med(bare):.2f}x the baseline (goal >= 0.80)  (runs: {_rates(stored)})"
     )
     print(

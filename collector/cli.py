@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(config.log_level)
     log = structlog.get_logger("collector")
     writer = InfluxWriter(config.influx_url, config.influx_db, config.influx_token)
-    dead = DeadLetters(config.state_dir / "deadletter.jsonl")
     stats = metrics.Metrics()
+    dead = DeadLetters(config.state_dir / "deadletter.jsonl", stats.rejected)
     collector = Collector(config, writer, dead, stats)
     if config.http:
         try:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("starting", mqtt=f"{config.mqtt.host}:{config.mqtt.port}", influx=config.influx_url)
     collector.run()
-    return 0
+    return 1 if collector.failed else 0
 
 
 if __name__ == "__main__":

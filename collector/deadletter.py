@@ -1,4 +1,4 @@
-"""Rejected messages, kept with their reason in a JSONL file."""
+"""Rejected messages, kept with their reason in a JSONL file, logged and counted."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ import threading
 import time
 from pathlib import Path
 
+import structlog
+from prometheus_client import Counter
+
+log = structlog.get_logger("collector")
+
 
 class DeadLetters:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rejected: Counter) -> None:
         self.path = path
+        self.rejected = rejected  # by reason
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def record(self, topic: str, payload: bytes, reason: str, kind: str) -> None:
         """Append one record and flush it to disk before the message is acknowledged."""
+        self.rejected.labels(kind).inc()
+        log.warning("rejected", topic=topic[:200], kind=kind, reason=reason)
         try:
             text: str | None = payload.decode()
             raw = None
