@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,19 @@ class CollectorProcess:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the collector is not running")
+        return self._proc.pid
+
+    def http_address(self) -> str:
+        """host:port of /metrics and /healthz, from the log (SVC_HTTP may ask for any port)."""
+        for line in reversed(self.log().splitlines()):
+            if '"event": "http_listening"' in line:
+                return str(json.loads(line)["address"])
+        raise ServerFailedError("the collector logged no http_listening")
 
     def log(self) -> str:
         try:

@@ -33,7 +33,7 @@ class MosquittoServer(ChildServer):
             f"persistence_location {self.data_dir}/",
             "autosave_interval 1",
             "max_queued_messages 0",
-            "max_inflight_messages 0",
+            "max_inflight_messages 10000",  # two batches of the collector's (README)
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -6,8 +6,9 @@ import json
 import time
 
 import pytest
+import requests
 
-from devstack import CollectorProcess, InfluxServer
+from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from tests.samples import RATING_EXAMPLE
 
 
@@ -174,3 +175,41 @@ def test_a_batch_of_only_bad_input_is_not_spooled(
     finally:
         assert collector.stop() == 0
     assert found == [1, 2]
+
+
+def test_health_answers_503_while_influxdb_or_the_broker_is_down(
+    own_influx, tmp_path, topic_root, database
+):
+    broker = MosquittoServer(tmp_path / "broker")
+    broker.start()
+    collector = collector_for(
+        broker, own_influx, tmp_path, topic_root, database, SVC_HTTP="127.0.0.1:0"
+    )
+    collector.start()
+
+    def health() -> tuple[int, dict]:
+        reply = requests.get(f"http://{collector.http_address()}/healthz", timeout=5)
+        return reply.status_code, reply.json()
+
+    def becomes(expected: tuple[int, dict], timeout_s: float = 30) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while health() != expected:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    try:
+        assert health() == (200, {"status": "ok", "broker": True, "influx": True})
+        own_influx.stop()
+        assert becomes((503, {"status": "failing", "broker": True, "influx": False}))
+        own_influx.restart()
+        assert becomes((200, {"status": "ok", "broker": True, "influx": True}))
+        broker.stop()
+        assert becomes((503, {"status": "failing", "broker": False, "influx": True}))
+        broker.restart()
+        assert becomes((200, {"status": "ok", "broker": True, "influx": True}))
+        assert collector.wait_logged("mqtt_connected", 2)
+    finally:
+        assert collector.stop() == 0
+        broker.stop()

@@ -145,20 +145,12 @@ def test_a_rating_without_ts_is_stored_once_however_often_it_comes(
     assert row["time"] % 10**6 == 77
 
 
-def http_address(collector) -> str:
-    for line in collector.log().splitlines():
-        entry = json.loads(line)
-        if entry["event"] == "http_listening":
-            return entry["address"]
-    raise AssertionError("no http_listening in the log")
-
-
 def test_metrics_and_health(collector, publisher, influxdb, database, topic_root):
     topic = DEVICE_TOPIC.format(root=topic_root)
     publish(publisher, topic, json.dumps(EXAMPLE).encode())
     publish(publisher, topic, b"{broken")
     assert wait_for(lambda: influxdb.query("SELECT * FROM rating", database))
-    base = f"http://{http_address(collector)}"
+    base = f"http://{collector.http_address()}"
     health = requests.get(f"{base}/healthz", timeout=5)
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "broker": True, "influx": True}
