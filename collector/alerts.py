@@ -78,7 +78,9 @@ class AlertRules:
     def _trend(self, rating: Rating, poor: bool) -> dict[str, Any] | None:
         assert rating.ts is not None
         where = (rating.site, str(rating.counter))
-        recent = self._recent.setdefault(where, _Window(self.trend.window_s * 1000))
+        recent = self._recent.get(where)
+        if recent is None:
+            recent = self._recent[where] = _Window(self.trend.window_s * 1000)
         recent.add(rating.ts, poor)
         unhappy = recent.unhappy
         hot = len(recent) >= self.trend.minimum and unhappy >= self.trend.share * len(recent)

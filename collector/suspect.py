@@ -59,6 +59,14 @@ class _Presses:
         return sorted([t for s, t in self.by_seq.items() if s <= seq])
 
 
+def _close(newest: int, middle: int, oldest: int) -> bool:
+    """Whether the last two gaps are within 20 % of each other; when they are not, the presses
+    cannot be regular (six gaps within 2 % standard deviation of their mean are all within 5 %
+    of it), and the full test, which costs more, is skipped: most presses are human."""
+    later, earlier = newest - middle, middle - oldest
+    return abs(later - earlier) <= 0.2 * min(later, earlier)
+
+
 class SuspectJudge:
     def __init__(self) -> None:
         self._presses: OrderedDict[tuple[str, str], _Presses] = OrderedDict()
@@ -86,7 +94,7 @@ class SuspectJudge:
         low = bisect_right(earlier, rating.ts - BURST_WINDOW_MS)
         if bisect_right(earlier, rating.ts) - low >= BURST_COUNT:
             return "burst"
-        if len(earlier) >= REGULAR_PRESSES:
+        if len(earlier) >= REGULAR_PRESSES and _close(earlier[-1], earlier[-2], earlier[-3]):
             last = earlier[-REGULAR_PRESSES:]
             gaps = [b - a for a, b in itertools.pairwise(last)]
             mean = sum(gaps) / len(gaps)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
 from collector.device import DeviceReport
@@ -182,3 +185,20 @@ def test_a_growing_queue_alerts_once_until_it_empties():
     queues = [10, 60, 80, 120, 70, 90, 0, 55, 65]
     found = [problems(alerts.on_report(report(n, queue=q))) for n, q in enumerate(queues)]
     assert found == [[], ["queue_growing"], [], [], [], [], [], ["queue_growing"], []]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(10_000, 3_600_000),  # over 7.5 s: no burst of 5 within 30 s
+    st.lists(st.floats(-0.06, 0.06), min_size=6, max_size=6),
+)
+def test_the_quick_check_never_spares_a_machine(base_gap, wobble):
+    """`regular` as DOMAIN.md words it, the full test alone, against the judge's two-step one."""
+    gaps = [round(base_gap * (1 + w)) for w in wobble]
+    mean = statistics.fmean(gaps)
+    expected = "regular" if statistics.pstdev(gaps) / mean < 0.02 else None
+    judge, ts = SuspectJudge(), BASE.ts
+    for seq, gap in enumerate([0, *gaps], start=1):
+        ts += gap
+        why = judge.judge(rating(seq=seq, ts=ts, wait_ms=None, mode="free"))
+    assert why == expected
