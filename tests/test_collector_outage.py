@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import paho.mqtt.client as mqtt
 import pytest
 import requests
+from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from tests.samples import RATING_EXAMPLE
@@ -213,3 +215,41 @@ def test_health_answers_503_while_influxdb_or_the_broker_is_down(
     finally:
         assert collector.stop() == 0
         broker.stop()
+
+
+def test_a_broker_restart_is_ridden_out_and_the_session_brings_back_the_rest(
+    own_influx, tmp_path, topic_root, database
+):
+    broker = MosquittoServer(tmp_path / "broker")
+    broker.start()
+    collector = collector_for(broker, own_influx, tmp_path, topic_root, database)
+    collector.start()
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sender-{topic_root[:9]}")
+    try:
+        sender.connect("127.0.0.1", broker.port)
+        sender.loop_start()
+        send(sender, topic_root, range(1, 51))
+        assert len(wait_stored(own_influx, database, 50)) == 50
+        broker.stop()
+        assert collector.wait_logged("mqtt_unreachable", 2)  # it keeps trying, backing off
+        broker.restart()
+        deadline = time.monotonic() + 20
+        while not sender.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        send(sender, topic_root, range(51, 151))  # queued in its session until it is back
+        found = wait_stored(own_influx, database, 150)
+        assert collector.wait_logged("mqtt_connected", 2)
+    finally:
+        sender.loop_stop()
+        assert collector.stop() == 0
+        broker.stop()
+    assert found == list(range(1, 151))
+    unreachable = [
+        json.loads(line) for line in collector.log().splitlines() if "mqtt_unreachable" in line
+    ]
+    waits = [entry["retry_in_s"] for entry in unreachable]
+    assert waits[:2] == [1.0, 2.0]
+    reconnected = [
+        json.loads(line) for line in collector.log().splitlines() if "mqtt_connected" in line
+    ]
+    assert reconnected[-1]["session_present"] is True
