@@ -22,11 +22,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from devstack import InfluxServer, MosquittoServer
 from simulator import figures
 from simulator.firmware import FirmwareTerminal
+from simulator.local import DATABASE, LocalStack
 
-DATABASE = "service_quality"
 SITE = "demo-hall"
 BUTTONS = [5, 4, 3, 2, 1]
 
@@ -80,27 +80,14 @@ class Demo:
     def run(self, duration_s: float | None, quiet: bool, console: Console) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        with ExitStack() as stack:
-            console.print(f"[bold]Starting[/] broker, database and collector under {self.data_dir}")
-            broker = MosquittoServer(self.data_dir / "mosquitto")
-            influx = InfluxServer(self.data_dir / "influxdb")
-            for server in (broker, influx):
-                server.start()
-                stack.callback(server.stop)
-            collector = CollectorProcess(
-                broker,
-                influx,
-                self.data_dir / "collector",
-                {"SVC_INFLUX_DB": DATABASE, "SVC_HTTP": "127.0.0.1:0"},
-            )
-            collector.start()
-            stack.callback(collector.stop)
-            self._start_terminals(broker, stack)
+        console.print(f"[bold]Starting[/] broker, database and collector under {self.data_dir}")
+        with LocalStack(self.data_dir) as local, ExitStack() as stack:
+            self._start_terminals(local.broker, stack)
             console.print(
-                f"broker {broker.url}  database {influx.url}/{DATABASE}  "
-                f"collector log {collector.log_path}"
+                f"broker {local.broker.url}  database {local.influx.url}/{DATABASE}  "
+                f"collector log {self.data_dir / 'collector' / 'collector.log'}"
             )
-            self._serve(influx, duration_s, quiet, console)
+            self._serve(local.influx, duration_s, quiet, console)
         console.print("\n[bold]Stopped[/]: every process started by the demo has ended.")
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:

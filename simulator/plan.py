@@ -1,0 +1,135 @@
+"""What happens in the halls, day by day: prompts, presses, fraud and faults, in simulated time.
+
+The plan is the same for fidelity and scale mode; a terminal turns its presses into ratings
+the way the firmware does. Each counter's day draws from its own random stream, seeded by
+the scenario's seed, the day and the counter, so a day is the same however the run is cut.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from simulator.scenario import REASONS, SCORES, Counter, Event, Hall, Profile, Scenario
+
+PRESS_DELAY_S = (1.0, 6.0)  # a customer presses this long after the prompt
+REASON_DELAY_S = (1.0, 3.0)  # and gives the reason this long after a poor score
+SELF_PRESS_S = (0.2, 0.45)  # a clerk rating themselves presses this fast
+SELF_GAP_S = (20.0, 60.0)  # between two such ratings
+BURST_GAP_S = (0.3, 1.2)  # between a child's presses
+STUCK_BUTTON = 0  # the key that jams
+SERVICE_MIN_S = 45.0  # no customer is served faster
+
+
+@dataclass(frozen=True, order=True)
+class Action:
+    """One thing done to a terminal (or, for broker_restart, to the broker) at at_ms."""
+
+    at_ms: int
+    site: str
+    counter: str
+    kind: str  # prompt, press, reason, stuck, unstuck, wifi_drop, power_cut, broker_restart
+    button: int = -1  # press, reason: which button, 0 the first
+    seconds: float = 0.0  # faults: how long
+    cause: str = "customer"  # or the fraud: self_rating, burst, stuck_key
+
+
+def day(scenario: Scenario, number: int) -> list[Action]:
+    """Every action of one day (1 = the first), in time order."""
+    actions: list[Action] = []
+    if scenario.is_open(number):
+        for hall in scenario.halls:
+            for counter in hall.counters:
+                actions += _customers(scenario, hall, counter, number)
+    for event in scenario.frauds:
+        if event.day == number:
+            actions += _fraud(scenario, event)
+    for event in scenario.faults:
+        if event.day == number:
+            actions += _fault(scenario, event)
+    return sorted(actions)
+
+
+def _rng(scenario: Scenario, number: int, *where: str) -> random.Random:
+    return random.Random("/".join([str(scenario.seed), str(number), *where]))
+
+
+def _customers(scenario: Scenario, hall: Hall, counter: Counter, number: int) -> list[Action]:
+    """A Poisson stream of customers along the day's curve, each served, prompted and maybe
+    pressing, with a reason after a poor score as the clerk's profile has it."""
+    rng = _rng(scenario, number, counter.site, counter.counter)
+    profile = scenario.profiles[counter.profile]
+    midnight = scenario.day_start_ms(number)
+    actions: list[Action] = []
+    for hour, load in enumerate(scenario.curve):
+        rate_per_s = hall.customers_per_hour * load / 3600
+        begin = (scenario.open_min + 60 * hour) * 60.0
+        end = min(begin + 3600, scenario.close_min * 60.0)
+        t = begin + (rng.expovariate(rate_per_s) if rate_per_s else 3600.0)
+        while t < end:
+            at = midnight + int(t * 1000)
+            if hall.mode == "prompt":
+                actions.append(Action(at, counter.site, counter.counter, "prompt"))
+            if rng.random() < hall.participation:
+                actions += _press(rng, profile, counter, at, hall.mode)
+            t += max(SERVICE_MIN_S, rng.expovariate(rate_per_s))
+    return actions
+
+
+def _press(
+    rng: random.Random, profile: Profile, counter: Counter, prompted_at: int, mode: str
+) -> list[Action]:
+    score = rng.choices(list(profile.scores), weights=list(profile.scores.values()))[0]
+    delay = rng.uniform(*PRESS_DELAY_S) if mode == "prompt" else 0.0
+    at = prompted_at + int(delay * 1000)
+    found = [Action(at, counter.site, counter.counter, "press", SCORES.index(score))]
+    if score <= 2 and rng.random() < profile.reason_share:
+        reasons = profile.reasons
+        reason = rng.choices(list(reasons), weights=list(reasons.values()))[0]
+        later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)
+        found.append(Action(later, counter.site, counter.counter, "reason", REASONS.index(reason)))
+    return found
+
+
+def _places(scenario: Scenario, event: Event) -> list[tuple[Hall, Counter]]:
+    return [
+        (hall, counter)
+        for hall in scenario.halls
+        if event.site in (None, hall.site)
+        for counter in hall.counters
+        if event.counter in (None, counter.counter)
+    ]
+
+
+def _fraud(scenario: Scenario, event: Event) -> list[Action]:
+    actions: list[Action] = []
+    for hall, counter in _places(scenario, event):
+        rng = _rng(scenario, event.day, counter.site, counter.counter, event.kind)
+        at = scenario.day_start_ms(event.day) + event.at_min * 60_000
+        where = (counter.site, counter.counter)
+        if event.kind == "stuck_key":
+            actions.append(Action(at, *where, "stuck", STUCK_BUTTON, cause="stuck_key"))
+            end = at + int(event.seconds * 1000)
+            actions.append(Action(end, *where, "unstuck", STUCK_BUTTON, cause="stuck_key"))
+            continue
+        for _ in range(event.count):
+            if event.kind == "self_rating":  # the clerk opens a window and rates at once
+                if hall.mode == "prompt":
+                    actions.append(Action(at, *where, "prompt", cause="self_rating"))
+                press = at + int(rng.uniform(*SELF_PRESS_S) * 1000)
+                actions.append(Action(press, *where, "press", 0, cause="self_rating"))
+                at = press + int(rng.uniform(*SELF_GAP_S) * 1000)
+            else:  # burst: a child, or a jammed key, pressing again and again
+                actions.append(Action(at, *where, "press", rng.randrange(5), cause="burst"))
+                at += int(rng.uniform(*BURST_GAP_S) * 1000)
+    return actions
+
+
+def _fault(scenario: Scenario, event: Event) -> list[Action]:
+    at = scenario.day_start_ms(event.day) + event.at_min * 60_000
+    if event.kind == "broker_restart":
+        return [Action(at, "", "", "broker_restart", seconds=event.seconds, cause="fault")]
+    return [
+        Action(at, counter.site, counter.counter, event.kind, seconds=event.seconds, cause="fault")
+        for _hall, counter in _places(scenario, event)
+    ]
