@@ -76,7 +76,8 @@ class VirtualTerminal:
         self.seq = 0
         self.unacked: OrderedDict[int, bytes] = OrderedDict()  # by seq: as on flash
         self._in_flight: dict[int, int] = {}  # packet id -> seq
-        self._cause = "customer"  # of the press being handled
+        self._opened_by = "customer"  # what opened the current window
+        self._awaiting_reason: str | None = None  # what pressed the score awaiting its reason
         self._stuck: set[int] = set()
         self._down = asyncio.Event()  # set while a fault holds the terminal off the network
         self._client: Any = None
@@ -90,22 +91,21 @@ class VirtualTerminal:
 
     def act(self, action: Action) -> None:
         now = action.at_ms
-        self._cause = action.cause
         if action.kind == "prompt":
             self.tally.prompts += 1
-            self._handle(self.flow.prompt(now), now)
+            self._handle(self.flow.prompt(now), now, action.cause)
+            self._opened_by = action.cause
         elif action.kind in ("press", "reason"):
             if action.button in self._stuck:
                 return  # a jammed key gives no press
-            self._handle(self.flow.press(action.button, now), now)
+            self._handle(self.flow.press(action.button, now), now, action.cause)
         elif action.kind == "stuck":
             self._stuck.add(action.button)
         elif action.kind == "unstuck":
             self._stuck.discard(action.button)
-        self._cause = "customer"
 
     def tick(self, now: int) -> None:
-        self._handle(self.flow.tick(now), now)
+        self._handle(self.flow.tick(now), now, "customer")
 
     def next_deadline(self) -> int | None:
         deadline: int | None = self.flow.next_deadline()
@@ -124,14 +124,23 @@ class VirtualTerminal:
         self._down.clear()
         self._wake.set()
 
-    def _handle(self, events: list[tuple[Any, ...]], now: int) -> None:
+    def _handle(self, events: list[tuple[Any, ...]], now: int, cause: str) -> None:
+        """Ratings are put down to what caused them: a skipped window to whoever opened it,
+        a score to whoever pressed it (also when its reason comes later)."""
         for event in events:
-            if event[0] == "rating":
-                self._rated(event[1], now)
+            if event[:2] == ("show", "reason"):
+                self._awaiting_reason = cause
+            elif event[0] == "rating":
+                outcome = event[1]
+                if outcome.score is None:
+                    self._rated(outcome, self._opened_by)
+                else:
+                    self._rated(outcome, self._awaiting_reason or cause)
+                    self._awaiting_reason = None
             elif event[0] == "stray":
                 self.tally.stray += 1
 
-    def _rated(self, outcome: Any, now: int) -> None:
+    def _rated(self, outcome: Any, cause: str) -> None:
         self.seq += 1
         c = self.counter
         message = protocol.rating(
@@ -146,11 +155,11 @@ class VirtualTerminal:
             outcome.ticket,
             outcome.wait_ms,
         )
-        self.record({"site": c.site, "device": c.device, "cause": self._cause, **message})
+        self.record({"site": c.site, "device": c.device, "cause": cause, **message})
         self.unacked[self.seq] = protocol.encode(message)
         t = self.tally
         t.ratings += 1
-        t.by_cause[self._cause] = t.by_cause.get(self._cause, 0) + 1
+        t.by_cause[cause] = t.by_cause.get(cause, 0) + 1
         if outcome.score is None:
             t.skipped += 1
         elif outcome.score >= 4:

@@ -1,0 +1,192 @@
+"""Scale mode against the real broker, collector and database, checked with svc-sim verify."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+import uuid
+
+from collector.influx import InfluxWriter
+from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from simulator import cli, scenario, truth, verify
+from simulator.run import ScaleRun
+from simulator.truth import GroundTruth
+
+HALL = """
+name = "scale-test"
+seed = 5
+
+[time]
+start = 2026-11-02
+speed = 0
+telemetry_s = 1
+
+[hours]
+open = "09:00"
+close = "10:00"
+curve = [1]
+
+[profiles.mixed]
+scores = {{ 5 = 50, 4 = 20, 3 = 10, 2 = 10, 1 = 10 }}
+reasons = {{ attitude = 1, efficiency = 1 }}
+
+[[halls]]
+site = "{site}"
+mode = "prompt"
+counters = {counters}
+profiles = ["mixed"]
+participation = 0.8
+customers_per_hour = 60
+{extra}
+"""
+
+
+def load(tmp_path, counters: int = 3, extra: str = "") -> scenario.Scenario:
+    path = tmp_path / "scale.toml"
+    site = f"s{uuid.uuid4().hex[:8]}"
+    path.write_text(textwrap.dedent(HALL.format(site=site, counters=counters, extra=extra)))
+    return scenario.load(path)
+
+
+def play(s: scenario.Scenario, port: int, root: str, truth_path, restart=None) -> ScaleRun:
+    run = ScaleRun(s, ("127.0.0.1", port), root, GroundTruth(truth_path), restart)
+    asyncio.run(run.run())
+    return run
+
+
+def settled(truth_path, influx: InfluxServer, db: str, timeout_s: float = 30):
+    """The verify reports once the collector stored everything (or time ran out)."""
+    writer = influx_writer(influx, db)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reports = verify.verify(truth_path, writer)
+        if not sum(r.differences for r in reports) or time.monotonic() > deadline:
+            return reports
+        time.sleep(0.5)
+
+
+def influx_writer(influx: InfluxServer, db: str) -> InfluxWriter:
+    return InfluxWriter(influx.url, db)
+
+
+def test_a_clean_run_verifies_and_a_deleted_or_doubled_point_is_caught(
+    mosquitto, influxdb, collector, topic_root, database, tmp_path, capsys
+):
+    s = load(tmp_path)
+    truth_path = tmp_path / "truth.jsonl"
+    run = play(s, mosquitto.port, topic_root, truth_path)
+    sent = truth.read(truth_path)
+    assert len(sent) == run.progress.sent == run.progress.acked > 100
+    reports = settled(truth_path, influxdb, database)
+    assert [r.differences for r in reports] == [0, 0, 0]
+    assert sum(r.expected for r in reports) == len(sent)
+    args = ["verify", str(truth_path), "--influx", influxdb.url, "--db", database]
+    assert cli.main(args) == 0
+
+    gone, twice = sent[3], sent[10]
+    when = gone["ts"] * 10**6 + gone["seq"] % 10**6
+    influxdb.query(
+        f"DELETE FROM rating WHERE \"device\" = '{gone['device']}' "
+        f"AND time >= {when} AND time <= {when}",
+        database,
+    )
+    copy = f"rating,device={twice['device']},mode=prompt,site={twice['site']} seq={twice['seq']}i"
+    influx_writer(influxdb, database).write([f"{copy} {twice['ts'] * 10**6 + 999_999}"])
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    printed = capsys.readouterr().out
+    assert "lost 1, doubled 1, wrong 0, unexpected 0" in printed
+    reports = verify.verify(truth_path, influx_writer(influxdb, database))
+    by_device = {r.device: r for r in reports}
+    assert by_device[gone["device"]].lost == [gone["seq"]]
+    assert by_device[twice["device"]].doubled == [twice["seq"]]
+
+
+def test_scale_ratings_are_what_the_plan_pressed_and_the_collector_takes_them_all(
+    mosquitto, influxdb, collector, topic_root, database, tmp_path
+):
+    extra = """
+    [[fraud]]
+    kind = "self_rating"
+    counter = "02"
+    at = "09:30"
+    count = 6
+    """
+    s = load(tmp_path, counters=2, extra=textwrap.dedent(extra))
+    truth_path = tmp_path / "truth.jsonl"
+    run = play(s, mosquitto.port, topic_root, truth_path)
+    sent = truth.read(truth_path)
+    assert not sum(r.differences for r in settled(truth_path, influxdb, database))
+    tallies = run.progress.tallies
+    prompts = sum(t.prompts for t in tallies.values())
+    skipped = [r for r in sent if r["score"] is None]
+    assert len(skipped) == sum(t.skipped for t in tallies.values())
+    # every prompt ends as exactly one rating: pressed, or skipped when its window closed
+    # unrated (timed out, or closed by the next prompt)
+    assert len(sent) == prompts
+    assert {r["seq"] for r in sent if r["device"] == "vt-01"} == set(
+        range(1, 1 + sum(1 for r in sent if r["device"] == "vt-01"))
+    )
+    own = [r for r in sent if r["cause"] == "self_rating"]
+    assert len(own) == 6 and all(r["score"] == 5 and r["wait_ms"] < 500 for r in own)
+    flagged = influxdb.query("SELECT seq FROM rating WHERE suspect_why = 'fast_press'", database)
+    assert len(flagged) >= 6
+    assert not (collector.state_dir / "deadletter.jsonl").exists()
+
+
+def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, database):
+    broker = MosquittoServer(tmp_path / "broker")
+    broker.start()
+    collector = CollectorProcess(
+        broker,
+        influxdb,
+        tmp_path / "collector",
+        {
+            "SVC_TOPIC_ROOT": topic_root,
+            "SVC_INFLUX_DB": database,
+            "SVC_CLIENT_ID": f"faults-{topic_root[:9]}",
+            "SVC_BATCH_LINGER_MS": "50",
+            "SVC_HTTP": "",
+        },
+    )
+    collector.start()
+
+    def restart(down_s: float) -> None:
+        broker.stop()
+        time.sleep(down_s)
+        broker.restart()
+
+    extra = """
+    [[fault]]
+    kind = "wifi_drop"
+    counter = "01"
+    at = "09:10"
+    seconds = 600
+
+    [[fault]]
+    kind = "power_cut"
+    counter = "02"
+    at = "09:20"
+    seconds = 60
+
+    [[fault]]
+    kind = "broker_restart"
+    at = "09:40"
+    seconds = 2
+    """
+    try:
+        s = load(tmp_path, counters=2, extra=textwrap.dedent(extra))
+        truth_path = tmp_path / "truth.jsonl"
+        run = play(s, broker.port, topic_root, truth_path, restart)
+        reports = settled(truth_path, influxdb, database, timeout_s=60)
+    finally:
+        assert collector.stop() == 0
+        broker.stop()
+    assert [r.differences for r in reports] == [0, 0]
+    assert run.progress.faults[-1] == "broker_restart" and len(run.progress.faults) == 3
+    sent = truth.read(truth_path)
+    boots = sorted({r["boot"] for r in sent if r["device"] == "vt-02"})
+    assert boots == [1, 2]  # the power cut was a reboot
+    offline = influxdb.query("SELECT online FROM device WHERE online = 0", database)
+    assert offline  # the broker told of the lost terminals with their last wills
