@@ -20,6 +20,7 @@ from simulator.firmware import firmware_module
 from simulator.plan import Action
 from simulator.scenario import SCORES, Counter, Hall
 
+config_fw = firmware_module("config")
 flow_fw = firmware_module("flow")
 protocol = firmware_module("protocol")
 mqtt_fw = firmware_module("mqtt")
@@ -63,12 +64,13 @@ class VirtualTerminal:
         self.root = root
         self.broker = broker
         self.record = record  # the ground truth: every rating this terminal makes
-        self.config = {
+        self.config = {  # the firmware's defaults, as a hall would set its terminals
+            **config_fw.DEFAULTS,
+            "counter": counter.counter,
+            "staff": counter.staff,
             "mode": hall.mode,
             "window_s": window_s,
             "buttons": list(SCORES),
-            "ask_reason": True,
-            "lockout_s": 5,
         }
         self.flow = flow_fw.RatingFlow(self.config, 0)
         self.tally = Tally()
@@ -148,8 +150,8 @@ class VirtualTerminal:
             self.boot,
             outcome.at_ticks,  # the simulated clock is the terminal's clock
             outcome.score,
-            c.counter,
-            c.staff,
+            self.config["counter"],
+            self.config["staff"],
             outcome.mode,
             outcome.reason,
             outcome.ticket,
