@@ -11,6 +11,7 @@
 #   clerk                     tap the clerk's "please rate" key
 #   wifi off | wifi on        drop or restore the Wi-Fi link
 #   ntp off | ntp on          make time synchronisation fail or work
+#   clock MS                  the calendar says it is MS (Unix ms) now; it runs on from there
 #   crash                     make the key scan task fail (watchdog test)
 #   quit                      stop the process
 import asyncio
@@ -38,6 +39,7 @@ class Board:
         self._wifi = True
         self._ntp = True
         self._synced = False
+        self._clock_offset_ms = 0
         self._crash = False
         self._wdt_ms = None
         self._wdt_fed = ticks.ticks_ms()
@@ -78,7 +80,7 @@ class Board:
 
     def wall_ms(self):
         """Ms since 1970 once the time was synchronised, else None."""
-        return protocol.unix_ms() if self._synced else None
+        return protocol.unix_ms() + self._clock_offset_ms if self._synced else None
 
     def sync_time(self, host):
         self._synced = self._synced or self._ntp
@@ -158,6 +160,8 @@ class Board:
             self._wifi = words[1] == "on"
         elif verb == "ntp":
             self._ntp = words[1] == "on"
+        elif verb == "clock":  # the simulator's calendar: now is this Unix ms
+            self._clock_offset_ms = int(words[1]) - protocol.unix_ms()
         elif verb == "crash":
             self._crash = True
         else:

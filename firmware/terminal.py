@@ -160,7 +160,19 @@ class Terminal:
             self._state_changed()
             self.board.emit("dropped", seq=seq)
             return
-        self.board.emit("rated", seq=seq, score=outcome.score, reason=outcome.reason)
+        self.board.emit(
+            "rated",
+            seq=seq,
+            boot=counters.boot,
+            ts=ts,
+            score=outcome.score,
+            reason=outcome.reason,
+            mode=outcome.mode,
+            wait_ms=outcome.wait_ms,
+            counter=self.config["counter"],
+            staff=self.config["staff"],
+            ticket=outcome.ticket,
+        )
         self._wake.set()
 
     # --- the link to the broker ---

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,8 +17,9 @@ from rich.live import Live
 from collector.influx import InfluxError, InfluxWriter
 from simulator import live, scenario, verify
 from simulator.demo import Demo
+from simulator.fidelity import FidelityRun
 from simulator.local import DATABASE, LocalStack
-from simulator.run import Progress, ScaleRun
+from simulator.run import ScaleRun
 from simulator.truth import GroundTruth
 
 STORE_WAIT_S = 120.0  # after a local run: how long the collector may take to store the rest
@@ -39,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--root", default="svc/v1", help="topic root")
     run.add_argument("--truth", type=Path, help="ground truth JSONL (default .run/<name>.jsonl)")
     run.add_argument("--speed", type=float, help="override the scenario's time acceleration")
+    run.add_argument(
+        "--mode",
+        choices=["scale", "fidelity"],
+        default="scale",
+        help="virtual terminals in this process, or the real firmware, one process each",
+    )
     run.add_argument(
         "--local",
         type=Path,
@@ -95,20 +103,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.local is None:
         url = urlsplit(args.broker)
         broker = (url.hostname or "127.0.0.1", url.port or 1883)
-        run = ScaleRun(chosen, broker, args.root, GroundTruth(truth_path))
-        _show(run, args.quiet, console)
+        _show(_runner(args, chosen, broker, truth_path, None), args.quiet, console)
         console.print(f"ground truth: {truth_path}")
         return 0
     with LocalStack(args.local.resolve(), args.root) as local:
         console.print(f"broker {local.broker.url}  database {local.influx.url}/{local.database}")
-        run = ScaleRun(
-            chosen,
-            ("127.0.0.1", local.broker.port),
-            args.root,
-            GroundTruth(truth_path),
-            local.restart_broker,
-        )
-        _show(run, args.quiet, console)
+        broker = ("127.0.0.1", local.broker.port)
+        _show(_runner(args, chosen, broker, truth_path, local), args.quiet, console)
         writer = InfluxWriter(local.influx.url, local.database)
         give_up = time.monotonic() + STORE_WAIT_S
         while _differences(truth_path, writer) and time.monotonic() < give_up:
@@ -116,31 +117,62 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         return _verify(truth_path, writer, console)
 
 
-def _show(run: ScaleRun, quiet: bool, console: Console) -> Progress:
-    """Run, drawing the live view (or a status line every 10 s when quiet)."""
-    live_view = None if quiet else Live(console=console, auto_refresh=False)
+Runner = ScaleRun | FidelityRun
 
-    async def draw() -> None:
-        while True:
-            if live_view is None:
-                console.print(live.status(run.progress))
-            else:
-                live_view.update(live.view(run.progress), refresh=True)
-            await asyncio.sleep(10 if live_view is None else 0.5)
 
-    async def both() -> Progress:
-        drawing = asyncio.ensure_future(draw())
+def _runner(
+    args: argparse.Namespace,
+    chosen: scenario.Scenario,
+    broker: tuple[str, int],
+    truth_path: Path,
+    local: LocalStack | None,
+) -> Runner:
+    restart = None if local is None else local.restart_broker
+    truth = GroundTruth(truth_path)
+    if args.mode == "scale":
+        return ScaleRun(chosen, broker, args.root, truth, restart)
+    workdir = (args.local or Path(".run")) / "terminals"
+    return FidelityRun(
+        chosen,
+        f"mqtt://{broker[0]}:{broker[1]}",
+        args.root,
+        truth,
+        workdir=workdir.resolve(),
+        restart_broker=restart,
+    )
+
+
+def _show(run: Runner, quiet: bool, console: Console) -> None:
+    """Run in a thread, drawing the live view here (or a status line every 10 s when quiet);
+    Ctrl-C stops the run after the action in hand, and what was sent is still settled."""
+    done = threading.Event()
+
+    def play() -> None:
         try:
-            return await run.run()
+            if isinstance(run, ScaleRun):
+                asyncio.run(run.run())
+            else:
+                run.run()
         finally:
-            drawing.cancel()
+            done.set()
 
+    player = threading.Thread(target=play, name="run")
+    player.start()
+    live_view = None if quiet else Live(console=console, auto_refresh=False)
     with live_view or nullcontext():
-        progress = asyncio.run(both())
+        while not done.is_set():
+            try:
+                if live_view is None:
+                    console.print(live.status(run.progress))
+                else:
+                    live_view.update(live.view(run.progress), refresh=True)
+                done.wait(10 if live_view is None else 0.5)
+            except KeyboardInterrupt:
+                run.stop_event.set()
+        player.join()
         if live_view is not None:
-            live_view.update(live.view(progress), refresh=True)
-    console.print(live.status(progress))
-    return progress
+            live_view.update(live.view(run.progress), refresh=True)
+    console.print(live.status(run.progress))
 
 
 def _differences(truth_path: Path, writer: InfluxWriter) -> int:

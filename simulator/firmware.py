@@ -133,6 +133,10 @@ class FirmwareTerminal:
     def ntp(self, works: bool) -> None:
         self._send("ntp on" if works else "ntp off")
 
+    def set_clock(self, unix_ms: int) -> None:
+        """Set the terminal's calendar (once it has the time, its ts follow from there)."""
+        self._send(f"clock {unix_ms}")
+
     def crash(self) -> None:
         """Make the firmware's key scan task fail, as a bug would."""
         self._send("crash")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class ScaleRun:
         self.scenario = scenario
         self.truth = truth
         self.restart_broker = restart_broker
+        self.stop_event = threading.Event()  # set from another thread: stop after this action
         hall_of = {c: h for h in scenario.halls for c in h.counters}
         self.terminals = {
             (c.site, c.counter): VirtualTerminal(
@@ -107,6 +109,8 @@ class ScaleRun:
             )
             log.info("terminals_connected", terminals=len(self.terminals))
             for day in range(1, self.scenario.days + 1):
+                if self.stop_event.is_set():
+                    break
                 self.progress.day = day
                 await self._play(day)
             await self._settle()
@@ -125,7 +129,7 @@ class ScaleRun:
             where = (planned.site, planned.counter)
             heapq.heappush(due, (planned.at_ms, next(self._order), planned.kind, planned, where))
         ticking: dict[tuple[str, str], int] = {}
-        while due:
+        while due and not self.stop_event.is_set():
             at, _, kind, action, where = heapq.heappop(due)
             await clock.until(at)
             self.progress.sim_ms = at

@@ -7,6 +7,7 @@ what is wrong with it, key by key. Times of day are local to the halls (utc_offs
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ class Counter:
 
     @property
     def device(self) -> str:
-        return f"vt-{self.counter.lower()}"
+        """A terminal id like the firmware's (from the MAC), the same on every run."""
+        return "ev-" + hashlib.sha1(f"{self.site}/{self.counter}".encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

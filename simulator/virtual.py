@@ -191,7 +191,7 @@ class VirtualTerminal:
     async def _session(self, telemetry_s: float) -> None:
         host, port = self.broker
         c = self.counter
-        client = mqtt_fw.MQTTClient(f"{c.site}-{c.device}", host, port, keepalive=30)
+        client = mqtt_fw.MQTTClient(c.device, host, port, keepalive=30)
         client.set_last_will(self.topic("state"), protocol.encode(protocol.state(False)), True, 1)
         client.on_puback = self._on_puback
         await client.connect(clean_session=False)

@@ -88,7 +88,7 @@ def test_both_modes_make_the_same_ratings_and_the_collector_takes_them_alike(
     assert virtual.tally.acked == 2 and [r["seq"] for r in truth] == [1, 2]
 
     real = stored(influxdb, database, "ev-fw", 2)
-    simulated = stored(influxdb, database, "vt-01", 2)
+    simulated = stored(influxdb, database, virtual.counter.device, 2)
     assert len(real) == len(simulated) == 2
     for fw, vt in zip(real, simulated, strict=True):
         present = {k for k, v in fw.items() if v is not None} - {"delay_ms", "wait_ms"}

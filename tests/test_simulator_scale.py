@@ -125,8 +125,9 @@ def test_scale_ratings_are_what_the_plan_pressed_and_the_collector_takes_them_al
     # every prompt ends as exactly one rating: pressed, or skipped when its window closed
     # unrated (timed out, or closed by the next prompt)
     assert len(sent) == prompts
-    assert {r["seq"] for r in sent if r["device"] == "vt-01"} == set(
-        range(1, 1 + sum(1 for r in sent if r["device"] == "vt-01"))
+    first = s.counters[0].device
+    assert {r["seq"] for r in sent if r["device"] == first} == set(
+        range(1, 1 + sum(1 for r in sent if r["device"] == first))
     )
     own = [r for r in sent if r["cause"] == "self_rating"]
     assert len(own) == 6 and all(r["score"] == 5 and r["wait_ms"] < 500 for r in own)
@@ -186,7 +187,7 @@ def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, datab
     assert [r.differences for r in reports] == [0, 0]
     assert run.progress.faults[-1] == "broker_restart" and len(run.progress.faults) == 3
     sent = truth.read(truth_path)
-    boots = sorted({r["boot"] for r in sent if r["device"] == "vt-02"})
+    boots = sorted({r["boot"] for r in sent if r["device"] == s.counters[1].device})
     assert boots == [1, 2]  # the power cut was a reboot
     offline = influxdb.query("SELECT online FROM device WHERE online = 0", database)
     assert offline  # the broker told of the lost terminals with their last wills

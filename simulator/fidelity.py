@@ -1,0 +1,256 @@
+"""Fidelity mode: every counter of a scenario as the real firmware under the MicroPython Unix
+port, driven through its simulated board, one process a terminal.
+
+The firmware measures windows and waits on its own clock, so the plan is played in real time
+while anything happens; stretches with nothing to do and no window open anywhere are skipped,
+and each terminal's calendar is set forward by as much (`clock`), so press times follow the
+scenario's days. The ground truth is what the firmware says it recorded (its `rated` events);
+each record's `cause` is what the simulator last did at that counter, so a skipped window that
+a clerk's own prompt closed may be put down to that prompt (scale mode knows exactly).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from simulator import plan
+from simulator.firmware import FirmwareTerminal
+from simulator.run import Progress
+from simulator.scenario import SCORES, Counter, Scenario
+from simulator.truth import GroundTruth
+from simulator.virtual import Tally
+
+log = structlog.get_logger("simulator")
+
+IDLE_SKIP_S = 2.0  # a wait longer than this, with no window open, is skipped
+SETTLE_S = 60.0
+
+
+class FirmwareCounter:
+    """One counter's terminal process, and what the simulator has seen of it."""
+
+    def __init__(self, counter: Counter, terminal: FirmwareTerminal) -> None:
+        self.counter = counter
+        self.terminal = terminal
+        self.tally = Tally()
+        self.stuck: set[int] = set()
+        self.opened_by = "customer"
+        self.pressed_by = "customer"
+        self._seen = 0  # rated events of this boot already written to the truth
+        self._acked_before = 0  # acknowledgements counted in earlier boots
+        self._stray_before = 0
+        self.powered = True
+
+    def busy(self) -> bool:
+        return self.terminal.showing() in ("window", "reason")
+
+    def harvest(self, truth: GroundTruth) -> None:
+        """Write the ratings the firmware recorded since last time, and update the tally."""
+        if not self.powered:
+            return  # its events are those of the boot the power cut ended, all harvested
+        rated = self.terminal.of_kind("rated")
+        for event in rated[self._seen :]:
+            cause = self.opened_by if event["score"] is None else self.pressed_by
+            truth.record(_truth(self.counter, event, cause))
+            t = self.tally
+            t.ratings += 1
+            t.by_cause[cause] = t.by_cause.get(cause, 0) + 1
+            score = event["score"]
+            t.skipped += score is None
+            t.satisfied += score is not None and score >= 4
+            t.poor += score is not None and score <= 2
+        self._seen = len(rated)
+        self.tally.acked = self._acked_before + len(self.terminal.of_kind("acked"))
+        self.tally.stray = self._stray_before + len(self.terminal.of_kind("stray"))
+
+    def power_cut(self, truth: GroundTruth) -> None:
+        self.harvest(truth)
+        self._acked_before, self._stray_before = self.tally.acked, self.tally.stray
+        self.terminal.power_cut()
+        self.powered = False
+
+    def power_on(self, calendar_ms: int) -> None:
+        """Power back: the terminal boots, with a fresh event list, and learns the calendar."""
+        self.terminal.start()
+        self._seen = 0
+        self.powered = True
+        self.terminal.wait_for(lambda e: e["ev"] == "boot", timeout_s=30)
+        self.terminal.set_clock(calendar_ms)
+
+
+def _truth(counter: Counter, event: dict[str, Any], cause: str) -> dict[str, Any]:
+    keys = ("seq", "boot", "ts", "score", "reason", "counter", "staff", "ticket", "mode", "wait_ms")
+    return {
+        "site": counter.site,
+        "device": counter.device,
+        "cause": cause,
+        "v": 1,
+        **{k: event.get(k) for k in keys},
+    }
+
+
+class FidelityRun:
+    def __init__(
+        self,
+        scenario: Scenario,
+        broker_url: str,
+        root: str,
+        truth: GroundTruth,
+        *,
+        workdir: Path,
+        restart_broker: Callable[[float], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.truth = truth
+        self.restart_broker = restart_broker
+        self.stop_event = threading.Event()
+        hall_of = {c: h for h in scenario.halls for c in h.counters}
+        self.counters = {
+            (c.site, c.counter): FirmwareCounter(
+                c,
+                FirmwareTerminal(
+                    workdir / c.site / c.device,
+                    {
+                        "site": c.site,
+                        "device": c.device,
+                        "broker": broker_url,
+                        "topic_root": root,
+                        "counter": c.counter,
+                        "staff": c.staff,
+                        "mode": hall_of[c].mode,
+                        "window_s": scenario.window_s,
+                        "buttons": list(SCORES),
+                        "telemetry_s": max(5, int(scenario.telemetry_s)),
+                    },
+                ),
+            )
+            for c in scenario.counters
+        }
+        self.progress = Progress(
+            scenario.name, tallies={k: c.tally for k, c in self.counters.items()}
+        )
+        self._sim_base = (0, 0.0)  # (simulated ms, real monotonic s) the clock runs from
+
+    def run(self) -> Progress:
+        try:
+            for fc in self.counters.values():
+                fc.terminal.start()
+            for fc in self.counters.values():
+                fc.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
+            for day in range(1, self.scenario.days + 1):
+                if self.stop_event.is_set():
+                    break
+                self.progress.day = day
+                self._play(day)
+            self._settle()
+        finally:
+            for fc in self.counters.values():
+                fc.harvest(self.truth)
+                fc.terminal.stop()
+            self.truth.close()
+        return self.progress
+
+    def now_ms(self) -> int:
+        base_sim, base_real = self._sim_base
+        return base_sim + int((time.monotonic() - base_real) * 1000)
+
+    def _jump(self, sim_ms: int) -> None:
+        self._sim_base = (sim_ms, time.monotonic())
+        for fc in self.counters.values():
+            if fc.terminal.running:
+                fc.terminal.set_clock(sim_ms)
+
+    def _play(self, day: int) -> None:
+        due = plan.day(self.scenario, day)
+        restores: list[tuple[int, plan.Action]] = []
+        if due:
+            self._jump(due[0].at_ms)
+        while (due or restores) and not self.stop_event.is_set():
+            restores.sort(key=lambda r: r[0])
+            if restores and (not due or restores[0][0] <= due[0].at_ms):
+                at, action = restores.pop(0)
+                self._wait_until(at)
+                self._restore(action)
+                continue
+            action = due.pop(0)
+            self._wait_until(action.at_ms)
+            self.progress.sim_ms = action.at_ms
+            self.progress.actions += 1
+            back = self._do(action)
+            if back is not None:
+                restores.append((action.at_ms + int(action.seconds * 1000), action))
+            for fc in self.counters.values():
+                fc.harvest(self.truth)
+
+    def _wait_until(self, sim_ms: int) -> None:
+        """Wait in real time; but skip ahead once the wait is long and no window is open."""
+        while not self.stop_event.is_set():
+            wait_s = (sim_ms - self.now_ms()) / 1000
+            if wait_s <= 0:
+                return
+            if wait_s > IDLE_SKIP_S and not any(fc.busy() for fc in self.counters.values()):
+                self._jump(sim_ms)
+                return
+            self.stop_event.wait(min(wait_s, 0.2))
+
+    def _do(self, action: plan.Action) -> plan.Action | None:
+        """Carry out one action; returns it when something must be undone later."""
+        if action.kind == "broker_restart":
+            self.progress.faults.append("broker_restart")
+            if self.restart_broker is None:
+                log.warning("fault_skipped", kind="broker_restart", why="the broker is not ours")
+            else:
+                threading.Thread(
+                    target=self.restart_broker, args=(action.seconds,), daemon=True
+                ).start()
+            return None
+        fc = self.counters[(action.site, action.counter)]
+        terminal = fc.terminal
+        if not terminal.running:
+            return None  # its power is off: nothing reaches it
+        if action.kind == "prompt":
+            fc.tally.prompts += 1
+            fc.opened_by = action.cause
+            terminal.clerk_key()
+        elif action.kind in ("press", "reason"):
+            if action.button not in fc.stuck:
+                fc.pressed_by = action.cause
+                terminal.press(action.button)
+        elif action.kind in ("stuck", "unstuck"):
+            (fc.stuck.add if action.kind == "stuck" else fc.stuck.discard)(action.button)
+            (terminal.hold if action.kind == "stuck" else terminal.release)(action.button)
+        elif action.kind in ("wifi_drop", "power_cut"):
+            self.progress.faults.append(f"{action.kind} {action.site}/{action.counter}")
+            fc.tally.faults.append(action.kind)
+            if action.kind == "wifi_drop":
+                terminal.wifi(False)
+            else:
+                fc.power_cut(self.truth)
+            return action
+        return None
+
+    def _restore(self, action: plan.Action) -> None:
+        fc = self.counters[(action.site, action.counter)]
+        if action.kind == "wifi_drop":
+            fc.terminal.wifi(True)
+        else:
+            fc.power_on(self.now_ms())
+
+    def _settle(self) -> None:
+        """Let open windows close and every recorded rating be acknowledged."""
+        give_up = time.monotonic() + SETTLE_S
+        while time.monotonic() < give_up and not self.stop_event.is_set():
+            for fc in self.counters.values():
+                fc.harvest(self.truth)
+            if not any(fc.busy() for fc in self.counters.values()) and all(
+                fc.tally.acked >= fc.tally.ratings for fc in self.counters.values()
+            ):
+                return
+            time.sleep(0.3)
+        self.truth.flush()

@@ -1,0 +1,94 @@
+"""Fidelity mode: a scenario played on real firmware processes, faults and fraud included."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import uuid
+
+from collector.influx import InfluxWriter
+from simulator import scenario, truth, verify
+from simulator.fidelity import FidelityRun
+from simulator.truth import GroundTruth
+
+HALL = """
+name = "fidelity-test"
+seed = 11
+
+[time]
+start = 2026-11-02
+window_s = 5
+telemetry_s = 5
+
+[hours]
+open = "09:00"
+close = "09:08"
+curve = [1]
+
+[profiles.mixed]
+scores = {{ 5 = 50, 4 = 20, 3 = 10, 2 = 10, 1 = 10 }}
+reasons = {{ attitude = 1, efficiency = 1 }}
+
+[[halls]]
+site = "{site}"
+mode = "prompt"
+counters = 2
+profiles = ["mixed"]
+participation = 0.8
+customers_per_hour = 50
+
+[[fault]]
+kind = "power_cut"
+counter = "02"
+at = "09:03"
+seconds = 2
+
+[[fault]]
+kind = "wifi_drop"
+counter = "01"
+at = "09:04"
+seconds = 20
+
+[[fraud]]
+kind = "self_rating"
+counter = "01"
+at = "09:06"
+count = 2
+"""
+
+
+def test_a_scenario_on_real_firmware_is_stored_exactly_as_the_firmware_recorded_it(
+    mosquitto, influxdb, collector, micropython, topic_root, database, tmp_path
+):
+    path = tmp_path / "hall.toml"
+    path.write_text(textwrap.dedent(HALL.format(site=f"f{uuid.uuid4().hex[:8]}")))
+    s = scenario.load(path)
+    truth_path = tmp_path / "truth.jsonl"
+    run = FidelityRun(
+        s, mosquitto.url, topic_root, GroundTruth(truth_path), workdir=tmp_path / "terminals"
+    )
+    progress = run.run()
+    sent = truth.read(truth_path)
+    assert len(sent) == progress.sent == progress.acked > 5
+    assert len({(r["device"], r["seq"]) for r in sent}) == len(sent)  # each written once
+    writer = InfluxWriter(influxdb.url, database)
+    deadline = time.monotonic() + 20
+    reports = verify.verify(truth_path, writer)
+    while sum(r.differences for r in reports):
+        assert time.monotonic() < deadline, verify.table(reports)
+        time.sleep(0.5)
+        reports = verify.verify(truth_path, writer)
+
+    # press times follow the scenario's calendar: 09:00 to 09:08 at UTC+8, that day
+    opening = s.day_start_ms(1) + 9 * 3_600_000
+    assert all(opening <= r["ts"] <= opening + 9 * 60_000 for r in sent)
+    second = s.counters[1].device
+    assert sorted({r["boot"] for r in sent if r["device"] == second}) == [0, 1]
+    assert sorted(progress.faults) == [
+        f"power_cut {s.halls[0].site}/02",
+        f"wifi_drop {s.halls[0].site}/01",
+    ]
+    own = [r for r in sent if r["cause"] == "self_rating" and r["score"] is not None]
+    assert len(own) == 2 and all(r["score"] == 5 and r["wait_ms"] < 500 for r in own)
+    flagged = influxdb.query("SELECT seq FROM rating WHERE suspect_why = 'fast_press'", database)
+    assert len(flagged) >= 2
