@@ -62,10 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "demo":
-        Demo(args.data_dir.resolve(), args.terminals, args.mean_gap, args.seed).run(
-            args.duration, args.quiet, console
-        )
-        return 0
+        try:
+            demo = Demo(args.data_dir.resolve(), args.scenario, args.mode)
+        except scenario.ScenarioError as e:
+            console.print(f"svc-sim: {e}")
+            return 2
+        return demo.run(args.duration, args.quiet, console)
     if args.command == "verify":
         return _verify(args.truth, InfluxWriter(args.influx, args.db, args.token), console)
     return _run(args, console)
@@ -75,17 +77,13 @@ def _demo_parser(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"
     )
-    demo.add_argument("--terminals", type=int, default=4, help="terminals (counters) in the hall")
+    demo.add_argument("--scenario", default="small-hall", help="a scenario name or TOML file")
     demo.add_argument(
-        "--mean-gap", type=float, default=4.0, help="mean seconds between customers per counter"
+        "--mode", choices=["fidelity", "scale"], default="fidelity", help="real firmware or not"
     )
     demo.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".run/demo"),
-        help="where every server keeps its files",
+        "--data-dir", type=Path, default=Path(".run/demo"), help="where the servers keep files"
     )
-    demo.add_argument("--seed", type=int, default=1, help="random seed for the customers")
     demo.add_argument(
         "--quiet", action="store_true", help="a status line every 10 s instead of the live table"
     )

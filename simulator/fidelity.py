@@ -133,7 +133,9 @@ class FidelityRun:
             for c in scenario.counters
         }
         self.progress = Progress(
-            scenario.name, tallies={k: c.tally for k, c in self.counters.items()}
+            scenario.name,
+            scenario.utc_offset_h,
+            tallies={k: c.tally for k, c in self.counters.items()},
         )
         self._sim_base = (0, 0.0)  # (simulated ms, real monotonic s) the clock runs from
 
@@ -244,8 +246,8 @@ class FidelityRun:
 
     def _settle(self) -> None:
         """Let open windows close and every recorded rating be acknowledged."""
-        give_up = time.monotonic() + SETTLE_S
-        while time.monotonic() < give_up and not self.stop_event.is_set():
+        give_up = time.monotonic() + SETTLE_S  # also after stop: what was recorded is sent
+        while time.monotonic() < give_up:
             for fc in self.counters.values():
                 fc.harvest(self.truth)
             if not any(fc.busy() for fc in self.counters.values()) and all(

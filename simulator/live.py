@@ -16,8 +16,9 @@ PER_COUNTER_UP_TO = 16  # counters shown one a row; beyond that, one row per hal
 
 
 def status(progress: Progress) -> str:
-    when = dt.datetime.fromtimestamp(progress.sim_ms / 1000, dt.UTC) if progress.sim_ms else None
-    clock = when.strftime("%Y-%m-%d %H:%M UTC") if when else "-"
+    zone = dt.timezone(dt.timedelta(hours=progress.utc_offset_h))
+    when = dt.datetime.fromtimestamp(progress.sim_ms / 1000, zone) if progress.sim_ms else None
+    clock = when.strftime("%Y-%m-%d %H:%M (UTC%z)") if when else "-"
     return (
         f"{progress.scenario} day {progress.day} {clock}  actions {progress.actions}  "
         f"ratings sent {progress.sent}  acked {progress.acked}  faults {len(progress.faults)}"

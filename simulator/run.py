@@ -34,6 +34,7 @@ class Progress:
     """The run as the live view shows it."""
 
     scenario: str
+    utc_offset_h: float = 0.0  # the halls' local time
     sim_ms: int = 0
     day: int = 0
     actions: int = 0
@@ -93,7 +94,9 @@ class ScaleRun:
             for c in scenario.counters
         }
         self.progress = Progress(
-            scenario.name, tallies={k: t.tally for k, t in self.terminals.items()}
+            scenario.name,
+            scenario.utc_offset_h,
+            tallies={k: t.tally for k, t in self.terminals.items()},
         )
         self._order = itertools.count()
 

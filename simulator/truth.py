@@ -21,7 +21,8 @@ class GroundTruth:
         self.count += 1
 
     def flush(self) -> None:
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()

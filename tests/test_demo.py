@@ -18,18 +18,14 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
             str(SVC_SIM),
             "demo",
             "--duration",
-            "8",
+            "15",
             "--quiet",
-            "--mean-gap",
-            "1",
-            "--terminals",
-            "3",
             "--data-dir",
             str(tmp_path / "demo"),
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     output = result.stdout + result.stderr
@@ -42,10 +38,12 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
     assert len(ports) == 2
     assert not any(port_open(port) for port in ports)
     assert "every process started by the demo has ended" in output
+    assert "lost 0, doubled 0, wrong 0, unexpected 0" in output
     # the demo's data stays in its one folder
     assert {p.name for p in (tmp_path / "demo").iterdir()} == {
         "mosquitto",
         "influxdb",
         "collector",
         "terminals",
+        "truth.jsonl",
     }
