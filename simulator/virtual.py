@@ -10,6 +10,7 @@ reconnection, so that every rating reaches the broker at least once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -78,12 +79,15 @@ class VirtualTerminal:
         self.seq = 0
         self.unacked: OrderedDict[int, bytes] = OrderedDict()  # by seq: as on flash
         self._in_flight: dict[int, int] = {}  # packet id -> seq
+        self._sent_before: set[int] = set()  # seqs sent on an earlier connection: DUP
         self._opened_by = "customer"  # what opened the current window
         self._awaiting_reason: str | None = None  # what pressed the score awaiting its reason
         self._stuck: set[int] = set()
         self._down = asyncio.Event()  # set while a fault holds the terminal off the network
         self._client: Any = None
         self._wake = asyncio.Event()
+        self._report_now = asyncio.Event()
+        self._reports: list[bytes] = []  # telemetry taken, waiting to be sent
         self.connected = asyncio.Event()
 
     def topic(self, kind: str) -> str:
@@ -101,10 +105,10 @@ class VirtualTerminal:
             if action.button in self._stuck:
                 return  # a jammed key gives no press
             self._handle(self.flow.press(action.button, now), now, action.cause)
-        elif action.kind == "stuck":
-            self._stuck.add(action.button)
-        elif action.kind == "unstuck":
-            self._stuck.discard(action.button)
+        elif action.kind in ("stuck", "unstuck"):  # the firmware reports a jam at once
+            (self._stuck.add if action.kind == "stuck" else self._stuck.discard)(action.button)
+            self._reports.append(self._telemetry())
+            self._report_now.set()
 
     def tick(self, now: int) -> None:
         self._handle(self.flow.tick(now), now, "customer")
@@ -231,43 +235,47 @@ class VirtualTerminal:
                 continue
             pid = client.next_pid()
             self._in_flight[pid] = seq
-            await client.publish(self.topic("rating"), payload, 1, False, pid)
+            again = seq in self._sent_before
+            self._sent_before.add(seq)
+            await client.publish(self.topic("rating"), payload, 1, False, pid, again)
 
     def _on_puback(self, pid: int) -> None:
         seq = self._in_flight.pop(pid, None)
         if seq is not None and self.unacked.pop(seq, None) is not None:
+            self._sent_before.discard(seq)
             self.tally.acked += 1
         self._wake.set()
 
     async def _report(self, client: Any, telemetry_s: float) -> None:
-        """Telemetry every telemetry_s, and a ping at least every PING_S for the keep-alive."""
+        """Telemetry every telemetry_s and whenever a key jams or frees (as taken then), and a
+        ping at least every PING_S for the keep-alive."""
         loop = asyncio.get_running_loop()
         due = 0.0
         while True:
             if loop.time() >= due:
                 due = loop.time() + telemetry_s
-                t = self.tally
-                stats = {
-                    "prompts": t.prompts,
-                    "rated": t.rated,
-                    "skipped": t.skipped,
-                    "stray": t.stray,
-                    "dropped": 0,
-                }
-                message = protocol.telemetry(
-                    self.boot,
-                    0,
-                    -60,
-                    40000,
-                    len(self.unacked),
-                    None,
-                    stats,
-                    sorted(self._stuck),
-                    True,
-                )
-                await client.publish(self.topic("telemetry"), protocol.encode(message), 0)
+                self._reports.append(self._telemetry())
+            while self._reports:
+                await client.publish(self.topic("telemetry"), self._reports.pop(0), 0)
             await client.ping()
-            await asyncio.sleep(min(PING_S, max(0.0, due - loop.time())) or PING_S)
+            self._report_now.clear()
+            pause = min(PING_S, max(0.0, due - loop.time())) or PING_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_now.wait(), pause)
+
+    def _telemetry(self) -> bytes:
+        t = self.tally
+        stats = {
+            "prompts": t.prompts,
+            "rated": t.rated,
+            "skipped": t.skipped,
+            "stray": t.stray,
+            "dropped": 0,
+        }
+        message = protocol.telemetry(
+            self.boot, 0, -60, 40000, len(self.unacked), None, stats, sorted(self._stuck), True
+        )
+        return bytes(protocol.encode(message))
 
     def _drop_connection(self) -> None:
         """Close the socket without DISCONNECT, as a radio gone or power cut would."""

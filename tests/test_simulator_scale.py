@@ -112,6 +112,12 @@ def test_scale_ratings_are_what_the_plan_pressed_and_the_collector_takes_them_al
     counter = "02"
     at = "09:30"
     count = 6
+
+    [[fraud]]
+    kind = "stuck_key"
+    counter = "01"
+    at = "09:40"
+    seconds = 60
     """
     s = load(tmp_path, counters=2, extra=textwrap.dedent(extra))
     truth_path = tmp_path / "truth.jsonl"
@@ -133,6 +139,8 @@ def test_scale_ratings_are_what_the_plan_pressed_and_the_collector_takes_them_al
     assert len(own) == 6 and all(r["score"] == 5 and r["wait_ms"] < 500 for r in own)
     flagged = influxdb.query("SELECT seq FROM rating WHERE suspect_why = 'fast_press'", database)
     assert len(flagged) >= 6
+    jammed = influxdb.query("SELECT stuck_keys FROM device WHERE stuck_keys > 0", database)
+    assert [row["stuck_keys"] for row in jammed] == [1]  # reported at once, then cleared
     assert not (collector.state_dir / "deadletter.jsonl").exists()
 
 
