@@ -5,8 +5,7 @@ The firmware measures windows and waits on its own clock, so the plan is played 
 while anything happens; stretches with nothing to do and no window open anywhere are skipped,
 and each terminal's calendar is set forward by as much (`clock`), so press times follow the
 scenario's days. The ground truth is what the firmware says it recorded (its `rated` events);
-each record's `cause` is what the simulator last did at that counter, so a skipped window that
-a clerk's own prompt closed may be put down to that prompt (scale mode knows exactly).
+each record's `cause` is found by its press time among what the simulator did at that counter.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from simulator.virtual import Tally
 log = structlog.get_logger("simulator")
 
 IDLE_SKIP_S = 2.0  # a wait longer than this, with no window open, is skipped
+CLOSE_MARGIN_MS = 500  # a window a prompt closed has its ts within this of that prompt
 SETTLE_S = 60.0
 
 
@@ -40,8 +40,8 @@ class FirmwareCounter:
         self.terminal = terminal
         self.tally = Tally()
         self.stuck: set[int] = set()
-        self.opened_by = "customer"
-        self.pressed_by = "customer"
+        self.prompts: list[tuple[int, str]] = []  # (calendar ms, cause) of each prompt given
+        self.presses: list[tuple[int, str]] = []  # and of each press
         self._seen = 0  # rated events of this boot already written to the truth
         self._acked_before = 0  # acknowledgements counted in earlier boots
         self._stray_before = 0
@@ -56,7 +56,7 @@ class FirmwareCounter:
             return  # its events are those of the boot the power cut ended, all harvested
         rated = self.terminal.of_kind("rated")
         for event in rated[self._seen :]:
-            cause = self.opened_by if event["score"] is None else self.pressed_by
+            cause = self._cause(event)
             truth.record(_truth(self.counter, event, cause))
             t = self.tally
             t.ratings += 1
@@ -68,6 +68,19 @@ class FirmwareCounter:
         self._seen = len(rated)
         self.tally.acked = self._acked_before + len(self.terminal.of_kind("acked"))
         self.tally.stray = self._stray_before + len(self.terminal.of_kind("stray"))
+
+    def _cause(self, event: dict[str, Any]) -> str:
+        """What made a rating, found by its press time: the press nearest to it, or for a
+        skipped window the last prompt before it closed (the closing one excluded)."""
+        ts = event.get("ts")
+        if ts is None:
+            return "customer"
+        if event["score"] is None:
+            before = [cause for at, cause in self.prompts if at < ts - CLOSE_MARGIN_MS]
+            return before[-1] if before else "customer"
+        if not self.presses:
+            return "customer"
+        return min(self.presses, key=lambda p: abs(p[0] - ts))[1]
 
     def power_cut(self, truth: GroundTruth) -> None:
         self.harvest(truth)
@@ -218,11 +231,12 @@ class FidelityRun:
             return None  # its power is off: nothing reaches it
         if action.kind == "prompt":
             fc.tally.prompts += 1
-            fc.opened_by = action.cause
+            fc.prompts.append((action.at_ms, action.cause))
             terminal.clerk_key()
         elif action.kind in ("press", "reason"):
             if action.button not in fc.stuck:
-                fc.pressed_by = action.cause
+                if action.kind == "press":
+                    fc.presses.append((action.at_ms, action.cause))
                 terminal.press(action.button)
         elif action.kind in ("stuck", "unstuck"):
             (fc.stuck.add if action.kind == "stuck" else fc.stuck.discard)(action.button)
