@@ -28,6 +28,7 @@ from simulator.virtual import Tally
 log = structlog.get_logger("simulator")
 
 IDLE_SKIP_S = 2.0  # a wait longer than this, with no window open, is skipped
+PRESS_SETTLE_S = 0.3  # after a press, the firmware's time to show what it asks next
 CLOSE_MARGIN_MS = 500  # a window a prompt closed has its ts within this of that prompt
 SETTLE_S = 60.0
 
@@ -46,8 +47,16 @@ class FirmwareCounter:
         self._acked_before = 0  # acknowledgements counted in earlier boots
         self._stray_before = 0
         self.powered = True
+        self.prompts_this_boot = 0
+        self.settling_until = 0.0  # monotonic time until which a press is being taken
 
     def busy(self) -> bool:
+        """A window or reason is open, or may be about to: a prompt not yet seen opened, or
+        a press just sent (it may ask for the reason). The clock must not skip ahead then."""
+        if time.monotonic() < self.settling_until:
+            return True
+        if len(self.terminal.of_kind("opened")) < self.prompts_this_boot:
+            return True
         return self.terminal.showing() in ("window", "reason")
 
     def harvest(self, truth: GroundTruth) -> None:
@@ -83,15 +92,16 @@ class FirmwareCounter:
         return min(self.presses, key=lambda p: abs(p[0] - ts))[1]
 
     def power_cut(self, truth: GroundTruth) -> None:
+        self.terminal.power_cut()  # its last events are all read once it is gone
         self.harvest(truth)
         self._acked_before, self._stray_before = self.tally.acked, self.tally.stray
-        self.terminal.power_cut()
         self.powered = False
 
     def power_on(self, calendar_ms: int) -> None:
         """Power back: the terminal boots, with a fresh event list, and learns the calendar."""
         self.terminal.start()
         self._seen = 0
+        self.prompts_this_boot = 0
         self.powered = True
         self.terminal.wait_for(lambda e: e["ev"] == "boot", timeout_s=30)
         self.terminal.set_clock(calendar_ms)
@@ -232,11 +242,13 @@ class FidelityRun:
         if action.kind == "prompt":
             fc.tally.prompts += 1
             fc.prompts.append((action.at_ms, action.cause))
+            fc.prompts_this_boot += 1
             terminal.clerk_key()
         elif action.kind in ("press", "reason"):
             if action.button not in fc.stuck:
                 if action.kind == "press":
                     fc.presses.append((action.at_ms, action.cause))
+                fc.settling_until = time.monotonic() + PRESS_SETTLE_S
                 terminal.press(action.button)
         elif action.kind in ("stuck", "unstuck"):
             (fc.stuck.add if action.kind == "stuck" else fc.stuck.discard)(action.button)

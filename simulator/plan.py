@@ -19,6 +19,7 @@ SELF_GAP_S = (20.0, 60.0)  # between two such ratings
 BURST_GAP_S = (0.3, 1.2)  # between a child's presses
 STUCK_BUTTON = 0  # the key that jams
 SERVICE_MIN_S = 45.0  # no customer is served faster
+QUIET_MS = 60_000  # around a clerk's rating of themselves, no customer at that counter
 
 
 @dataclass(frozen=True, order=True)
@@ -36,18 +37,34 @@ class Action:
 
 def day(scenario: Scenario, number: int) -> list[Action]:
     """Every action of one day (1 = the first), in time order."""
+    fraud = [a for e in scenario.frauds if e.day == number for a in _fraud(scenario, e)]
     actions: list[Action] = []
     if scenario.is_open(number):
         for hall in scenario.halls:
             for counter in hall.counters:
                 actions += _customers(scenario, hall, counter, number)
-    for event in scenario.frauds:
-        if event.day == number:
-            actions += _fraud(scenario, event)
+    actions = _clear_for_self_rating(actions, fraud) + fraud
     for event in scenario.faults:
         if event.day == number:
             actions += _fault(scenario, event)
     return sorted(actions)
+
+
+def _clear_for_self_rating(customers: list[Action], fraud: list[Action]) -> list[Action]:
+    """A clerk rates themselves when nobody is at the counter: no customer there meanwhile."""
+    spans: dict[tuple[str, str], tuple[int, int]] = {}
+    for a in fraud:
+        if a.cause == "self_rating":
+            first, last = spans.get((a.site, a.counter), (a.at_ms, a.at_ms))
+            spans[(a.site, a.counter)] = (min(first, a.at_ms), max(last, a.at_ms))
+    return [
+        a
+        for a in customers
+        if not (
+            (span := spans.get((a.site, a.counter)))
+            and span[0] - QUIET_MS <= a.at_ms <= span[1] + QUIET_MS
+        )
+    ]
 
 
 def _rng(scenario: Scenario, number: int, *where: str) -> random.Random:

@@ -118,6 +118,12 @@ def test_fraud_patterns_make_their_presses(tmp_path):
     assert {(a.site, a.counter) for a in own} == {("hall-1", "02")}
     for prompt, press in zip(own[::2], own[1::2], strict=True):
         assert 200 <= press.at_ms - prompt.at_ms <= 450 and press.button == 0
+    nobody_there = range(own[0].at_ms - 60_000, own[-1].at_ms + 60_001)
+    assert not [
+        a
+        for a in by_cause["customer"]
+        if (a.site, a.counter) == ("hall-1", "02") and a.at_ms in nobody_there
+    ]
     burst = by_cause["burst"]
     assert len(burst) == 15 and all(a.kind == "press" for a in burst)
     assert burst[-1].at_ms - burst[0].at_ms < 15 * 1200
