@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import threading
-import time
-from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.live import Live
 
 from collector.influx import InfluxError, InfluxWriter
-from simulator import live, scenario, verify
+from simulator import scenario, session, verify
 from simulator.demo import Demo
-from simulator.fidelity import FidelityRun
 from simulator.local import DATABASE, LocalStack
-from simulator.run import ScaleRun
 from simulator.truth import GroundTruth
 
 STORE_WAIT_S = 120.0  # after a local run: how long the collector may take to store the rest
@@ -98,86 +91,37 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.speed is not None:
         chosen = scenario.Scenario(**{**chosen.__dict__, "speed": args.speed})
     truth_path = args.truth or Path(".run") / f"{chosen.name}.jsonl"
+    workdir = (args.local or Path(".run")) / "terminals"
     if args.local is None:
         url = urlsplit(args.broker)
         broker = (url.hostname or "127.0.0.1", url.port or 1883)
-        _show(_runner(args, chosen, broker, truth_path, None), args.quiet, console)
+        run = session.runner(
+            args.mode,
+            chosen,
+            broker,
+            args.root,
+            GroundTruth(truth_path),
+            workdir=workdir,
+            restart_broker=None,
+        )
+        session.play(run, console, quiet=args.quiet)
         console.print(f"ground truth: {truth_path}")
         return 0
     with LocalStack(args.local.resolve(), args.root) as local:
         console.print(f"broker {local.broker.url}  database {local.influx.url}/{local.database}")
-        broker = ("127.0.0.1", local.broker.port)
-        _show(_runner(args, chosen, broker, truth_path, local), args.quiet, console)
+        run = session.runner(
+            args.mode,
+            chosen,
+            ("127.0.0.1", local.broker.port),
+            args.root,
+            GroundTruth(truth_path),
+            workdir=workdir,
+            restart_broker=local.restart_broker,
+        )
+        session.play(run, console, quiet=args.quiet)
         writer = InfluxWriter(local.influx.url, local.database)
-        give_up = time.monotonic() + STORE_WAIT_S
-        while _differences(truth_path, writer) and time.monotonic() < give_up:
-            time.sleep(1)
+        verify.settled(truth_path, writer, STORE_WAIT_S)
         return _verify(truth_path, writer, console)
-
-
-Runner = ScaleRun | FidelityRun
-
-
-def _runner(
-    args: argparse.Namespace,
-    chosen: scenario.Scenario,
-    broker: tuple[str, int],
-    truth_path: Path,
-    local: LocalStack | None,
-) -> Runner:
-    restart = None if local is None else local.restart_broker
-    truth = GroundTruth(truth_path)
-    if args.mode == "scale":
-        return ScaleRun(chosen, broker, args.root, truth, restart)
-    workdir = (args.local or Path(".run")) / "terminals"
-    return FidelityRun(
-        chosen,
-        f"mqtt://{broker[0]}:{broker[1]}",
-        args.root,
-        truth,
-        workdir=workdir.resolve(),
-        restart_broker=restart,
-    )
-
-
-def _show(run: Runner, quiet: bool, console: Console) -> None:
-    """Run in a thread, drawing the live view here (or a status line every 10 s when quiet);
-    Ctrl-C stops the run after the action in hand, and what was sent is still settled."""
-    done = threading.Event()
-
-    def play() -> None:
-        try:
-            if isinstance(run, ScaleRun):
-                asyncio.run(run.run())
-            else:
-                run.run()
-        finally:
-            done.set()
-
-    player = threading.Thread(target=play, name="run")
-    player.start()
-    live_view = None if quiet else Live(console=console, auto_refresh=False)
-    with live_view or nullcontext():
-        while not done.is_set():
-            try:
-                if live_view is None:
-                    console.print(live.status(run.progress))
-                else:
-                    live_view.update(live.view(run.progress), refresh=True)
-                done.wait(10 if live_view is None else 0.5)
-            except KeyboardInterrupt:
-                run.stop_event.set()
-        player.join()
-        if live_view is not None:
-            live_view.update(live.view(run.progress), refresh=True)
-    console.print(live.status(run.progress))
-
-
-def _differences(truth_path: Path, writer: InfluxWriter) -> int:
-    try:
-        return sum(r.differences for r in verify.verify(truth_path, writer))
-    except InfluxError:
-        return -1
 
 
 def _verify(truth_path: Path, writer: InfluxWriter, console: Console) -> int:

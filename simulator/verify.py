@@ -11,12 +11,13 @@ score, reason, counter, staff, mode and wait_ms. Anything else is a difference:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxError, InfluxWriter
 from simulator.truth import read
 
 COMPARED = ("score", "reason", "counter", "staff", "mode", "wait_ms")
@@ -49,6 +50,22 @@ def verify(truth_path: Path, influx: InfluxWriter) -> list[DeviceReport]:
             if s == site:
                 reports.append(_compare(site, device, sent, held.get(device, {})))
     return reports
+
+
+def settled(truth_path: Path, influx: InfluxWriter, timeout_s: float) -> list[DeviceReport]:
+    """The reports once there are no differences, or when timeout_s has passed: the
+    collector may still be storing the last ratings when a run ends."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            reports = verify(truth_path, influx)
+        except InfluxError:
+            reports = None
+        if reports is not None and not sum(r.differences for r in reports):
+            return reports
+        if time.monotonic() > deadline:
+            return reports if reports is not None else verify(truth_path, influx)
+        time.sleep(0.5)
 
 
 def _held(influx: InfluxWriter, site: str) -> dict[str, dict[int, list[dict[str, Any]]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-import time
 import uuid
 
 from collector.influx import InfluxWriter
@@ -71,13 +70,8 @@ def test_a_scenario_on_real_firmware_is_stored_exactly_as_the_firmware_recorded_
     sent = truth.read(truth_path)
     assert len(sent) == progress.sent == progress.acked > 5
     assert len({(r["device"], r["seq"]) for r in sent}) == len(sent)  # each written once
-    writer = InfluxWriter(influxdb.url, database)
-    deadline = time.monotonic() + 20
-    reports = verify.verify(truth_path, writer)
-    while sum(r.differences for r in reports):
-        assert time.monotonic() < deadline, verify.table(reports)
-        time.sleep(0.5)
-        reports = verify.verify(truth_path, writer)
+    reports = verify.settled(truth_path, InfluxWriter(influxdb.url, database), 20)
+    assert not sum(r.differences for r in reports), verify.table(reports)
 
     # press times follow the scenario's calendar: 09:00 to 09:08 at UTC+8, that day
     opening = s.day_start_ms(1) + 9 * 3_600_000

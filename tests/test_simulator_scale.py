@@ -56,14 +56,7 @@ def play(s: scenario.Scenario, port: int, root: str, truth_path, restart=None) -
 
 
 def settled(truth_path, influx: InfluxServer, db: str, timeout_s: float = 30):
-    """The verify reports once the collector stored everything (or time ran out)."""
-    writer = influx_writer(influx, db)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reports = verify.verify(truth_path, writer)
-        if not sum(r.differences for r in reports) or time.monotonic() > deadline:
-            return reports
-        time.sleep(0.5)
+    return verify.settled(truth_path, influx_writer(influx, db), timeout_s)
 
 
 def influx_writer(influx: InfluxServer, db: str) -> InfluxWriter:
