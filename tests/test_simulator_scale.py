@@ -42,10 +42,10 @@ customers_per_hour = 60
 """
 
 
-def load(tmp_path, counters: int = 3, extra: str = "") -> scenario.Scenario:
+def load(tmp_path, counters: int = 3, extra: str = "", text: str = HALL) -> scenario.Scenario:
     path = tmp_path / "scale.toml"
     site = f"s{uuid.uuid4().hex[:8]}"
-    path.write_text(textwrap.dedent(HALL.format(site=site, counters=counters, extra=extra)))
+    path.write_text(textwrap.dedent(text.format(site=site, counters=counters, extra=extra)))
     return scenario.load(path)
 
 
@@ -192,3 +192,36 @@ def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, datab
     assert boots == [1, 2]  # the power cut was a reboot
     offline = influxdb.query("SELECT online FROM device WHERE online = 0", database)
     assert offline  # the broker told of the lost terminals with their last wills
+
+
+MONTH = """
+[[halls]]
+site = "{site}"
+mode = "free"
+counters = 1
+profiles = ["mixed"]
+participation = 0.5
+customers_per_hour = 20
+"""
+
+
+def test_a_month_of_two_halls_plays_on_its_own_calendar(
+    mosquitto, influxdb, collector, topic_root, database, tmp_path
+):
+    """A prompt-mode hall and a free-mode station, 30 days closed on Sundays, at speed 0."""
+    text = HALL.replace("[time]\nstart = 2026-11-02\n", "[time]\nstart = 2026-11-02\ndays = 30\n")
+    text = text.replace("curve = [1]\n", "closed_weekdays = [7]\ncurve = [1]\n")
+    station = f"t{uuid.uuid4().hex[:8]}"
+    s = load(tmp_path, counters=2, extra=MONTH.format(site=station), text=text)
+    truth_path = tmp_path / "truth.jsonl"
+    play(s, mosquitto.port, topic_root, truth_path)
+    sent = truth.read(truth_path)
+    assert not sum(r.differences for r in settled(truth_path, influxdb, database, 60))
+    days = {(r["ts"] - s.day_start_ms(1)) // 86_400_000 + 1 for r in sent}
+    assert days == {d for d in range(1, 31) if d % 7 != 0}  # every day but the four Sundays
+    for r in sent:  # within opening hours (09:00-10:00 local), a skipped one up to its window
+        minute = (r["ts"] - s.day_start_ms(1)) % 86_400_000 // 60_000
+        assert 9 * 60 <= minute <= 10 * 60
+    free = [r for r in sent if r["site"] == station]
+    assert free and all(r["mode"] == "free" and r["wait_ms"] is None for r in free)
+    assert all(r["score"] is not None for r in free)  # no window to skip in free mode
