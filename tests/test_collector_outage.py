@@ -22,6 +22,14 @@ def own_influx(tmp_path):
     server.stop()
 
 
+@pytest.fixture
+def own_broker(tmp_path):
+    server = MosquittoServer(tmp_path / "broker")
+    server.start()
+    yield server
+    server.stop()
+
+
 def send(client, root: str, seqs: range) -> None:
     for seq in seqs:
         body = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq * 1000}
@@ -180,10 +188,9 @@ def test_a_batch_of_only_bad_input_is_not_spooled(
 
 
 def test_health_answers_503_while_influxdb_or_the_broker_is_down(
-    own_influx, tmp_path, topic_root, database
+    own_broker, own_influx, tmp_path, topic_root, database
 ):
-    broker = MosquittoServer(tmp_path / "broker")
-    broker.start()
+    broker = own_broker
     collector = collector_for(
         broker, own_influx, tmp_path, topic_root, database, SVC_HTTP="127.0.0.1:0"
     )
@@ -214,14 +221,12 @@ def test_health_answers_503_while_influxdb_or_the_broker_is_down(
         assert collector.wait_logged("mqtt_connected", 2)
     finally:
         assert collector.stop() == 0
-        broker.stop()
 
 
 def test_a_broker_restart_is_ridden_out_and_the_session_brings_back_the_rest(
-    own_influx, tmp_path, topic_root, database
+    own_broker, own_influx, tmp_path, topic_root, database
 ):
-    broker = MosquittoServer(tmp_path / "broker")
-    broker.start()
+    broker = own_broker
     collector = collector_for(broker, own_influx, tmp_path, topic_root, database)
     collector.start()
     sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sender-{topic_root[:9]}")
@@ -242,7 +247,6 @@ def test_a_broker_restart_is_ridden_out_and_the_session_brings_back_the_rest(
     finally:
         sender.loop_stop()
         assert collector.stop() == 0
-        broker.stop()
     assert found == list(range(1, 151))
     unreachable = [
         json.loads(line) for line in collector.log().splitlines() if "mqtt_unreachable" in line
