@@ -17,6 +17,20 @@ SEQ_DIGITS = 10**6
 TICKET = re.compile(r"[^\x00-\x1f]{1,32}")
 
 
+def score_classes(score: int) -> dict[str, int]:
+    """The share fields of a scored rating (docs/contract.md): 1 or 0 whether it counts as
+    satisfied (>= 4), good (>= 3) or poor (<= 2), so a share is one InfluxQL mean()."""
+    return {"satisfied": int(score >= 4), "good": int(score >= 3), "poor": int(score <= 2)}
+
+
+# the score and its share fields as they open a rating's field set, by score
+SCORE_CLASSES = {
+    score: f"score={score}i,"
+    + "".join(f"{name}={value}i," for name, value in score_classes(score).items())
+    for score in range(1, 6)
+}
+
+
 @dataclass(slots=True)  # not frozen: that triples the cost of building one, once per message
 class Rating:
     site: str
@@ -60,7 +74,8 @@ class Rating:
         tags += ",site=" + self.site
         if self.staff:
             tags += ",staff=" + self.staff
-        fields = "" if self.score is None else f"score={self.score}i,"
+        score = self.score
+        fields = "" if score is None else SCORE_CLASSES[score]
         fields += f"rated={int(self.score is not None)}i,seq={self.seq}i"
         if self.wait_ms is not None:
             fields += f",wait_ms={self.wait_ms}i"

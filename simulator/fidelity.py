@@ -19,8 +19,10 @@ from typing import Any
 import structlog
 
 from simulator import plan
-from simulator.firmware import FirmwareTerminal
-from simulator.run import Progress
+from simulator.desk import FrontDesk
+from simulator.firmware import FirmwareError, FirmwareTerminal
+from simulator.roster import Roster
+from simulator.run import CONFIG_WAIT_S, Progress
 from simulator.scenario import SCORES, Counter, Scenario
 from simulator.truth import GroundTruth
 from simulator.virtual import Tally
@@ -47,6 +49,7 @@ class FirmwareCounter:
         self._acked_before = 0  # acknowledgements counted in earlier boots
         self._stray_before = 0
         self.powered = True
+        self.linked = True  # its Wi-Fi is up (a fault may take it down)
         self.prompts_this_boot = 0
         self.settling_until = 0.0  # monotonic time until which a press is being taken
 
@@ -59,14 +62,14 @@ class FirmwareCounter:
             return True
         return self.terminal.showing() in ("window", "reason")
 
-    def harvest(self, truth: GroundTruth) -> None:
+    def harvest(self, truth: GroundTruth, roster: Roster) -> None:
         """Write the ratings the firmware recorded since last time, and update the tally."""
         if not self.powered:
             return  # its events are those of the boot the power cut ended, all harvested
         rated = self.terminal.of_kind("rated")
         for event in rated[self._seen :]:
             cause = self._cause(event)
-            truth.record(_truth(self.counter, event, cause))
+            truth.record(roster.attributed(_truth(self.counter, event, cause)))
             t = self.tally
             t.ratings += 1
             t.by_cause[cause] = t.by_cause.get(cause, 0) + 1
@@ -91,9 +94,9 @@ class FirmwareCounter:
             return "customer"
         return min(self.presses, key=lambda p: abs(p[0] - ts))[1]
 
-    def power_cut(self, truth: GroundTruth) -> None:
+    def power_cut(self, truth: GroundTruth, roster: Roster) -> None:
         self.terminal.power_cut()  # its last events are all read once it is gone
-        self.harvest(truth)
+        self.harvest(truth, roster)
         self._acked_before, self._stray_before = self.tally.acked, self.tally.stray
         self.powered = False
 
@@ -133,6 +136,10 @@ class FidelityRun:
         self.truth = truth
         self.restart_broker = restart_broker
         self.stop_event = threading.Event()
+        self.roster = Roster(scenario)
+        self.broker_url = broker_url
+        self.root = root
+        self.desk: FrontDesk | None = None  # made when the run starts, if a hall keeps a roster
         hall_of = {c: h for h in scenario.halls for c in h.counters}
         self.counters = {
             (c.site, c.counter): FirmwareCounter(
@@ -168,6 +175,9 @@ class FidelityRun:
                 fc.terminal.start()
             for fc in self.counters.values():
                 fc.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
+            if any(hall.clerks for hall in self.scenario.halls):
+                host, _, port = self.broker_url.removeprefix("mqtt://").rpartition(":")
+                self.desk = FrontDesk((host, int(port)), self.root, self.roster.names())
             for day in range(1, self.scenario.days + 1):
                 if self.stop_event.is_set():
                     break
@@ -176,8 +186,10 @@ class FidelityRun:
             self._settle()
         finally:
             for fc in self.counters.values():
-                fc.harvest(self.truth)
+                fc.harvest(self.truth, self.roster)
                 fc.terminal.stop()
+            if self.desk is not None:
+                self.desk.close()
             self.truth.close()
         return self.progress
 
@@ -211,7 +223,7 @@ class FidelityRun:
             if back is not None:
                 restores.append((action.at_ms + int(action.seconds * 1000), action))
             for fc in self.counters.values():
-                fc.harvest(self.truth)
+                fc.harvest(self.truth, self.roster)
 
     def _wait_until(self, sim_ms: int) -> None:
         """Wait in real time; but skip ahead once the wait is long and no window is open."""
@@ -227,16 +239,13 @@ class FidelityRun:
     def _do(self, action: plan.Action) -> plan.Action | None:
         """Carry out one action; returns it when something must be undone later."""
         if action.kind == "broker_restart":
-            self.progress.faults.append("broker_restart")
-            if self.restart_broker is None:
-                log.warning("fault_skipped", kind="broker_restart", why="the broker is not ours")
-            else:
-                threading.Thread(
-                    target=self.restart_broker, args=(action.seconds,), daemon=True
-                ).start()
+            self._restart_broker(action.seconds)
             return None
         fc = self.counters[(action.site, action.counter)]
         terminal = fc.terminal
+        if action.kind == "login":  # retained: a terminal without power takes it at boot
+            self._log_in(fc, action.staff)
+            return None
         if not terminal.running:
             return None  # its power is off: nothing reaches it
         if action.kind == "prompt":
@@ -257,15 +266,36 @@ class FidelityRun:
             self.progress.faults.append(f"{action.kind} {action.site}/{action.counter}")
             fc.tally.faults.append(action.kind)
             if action.kind == "wifi_drop":
+                fc.linked = False
                 terminal.wifi(False)
             else:
-                fc.power_cut(self.truth)
+                fc.power_cut(self.truth, self.roster)
             return action
         return None
+
+    def _restart_broker(self, seconds: float) -> None:
+        self.progress.faults.append("broker_restart")
+        if self.restart_broker is None:
+            log.warning("fault_skipped", kind="broker_restart", why="the broker is not ours")
+        else:
+            threading.Thread(target=self.restart_broker, args=(seconds,), daemon=True).start()
+
+    def _log_in(self, fc: FirmwareCounter, staff: str | None) -> None:
+        """The front desk sets the terminal's clerk; the plan goes on once the firmware has
+        taken it (a terminal off the network takes it when it is back)."""
+        assert self.desk is not None
+        taken = len(fc.terminal.of_kind("config"))
+        self.desk.log_in(fc.counter.site, fc.counter.device, staff)
+        if fc.linked and fc.terminal.running:
+            try:
+                fc.terminal.wait_count("config", taken + 1, timeout_s=CONFIG_WAIT_S)
+            except FirmwareError:
+                log.warning("login_not_taken", site=fc.counter.site, staff=staff)
 
     def _restore(self, action: plan.Action) -> None:
         fc = self.counters[(action.site, action.counter)]
         if action.kind == "wifi_drop":
+            fc.linked = True
             fc.terminal.wifi(True)
         else:
             fc.power_on(self.now_ms())
@@ -275,7 +305,7 @@ class FidelityRun:
         give_up = time.monotonic() + SETTLE_S  # also after stop: what was recorded is sent
         while time.monotonic() < give_up:
             for fc in self.counters.values():
-                fc.harvest(self.truth)
+                fc.harvest(self.truth, self.roster)
             if not any(fc.busy() for fc in self.counters.values()) and all(
                 fc.tally.acked >= fc.tally.ratings for fc in self.counters.values()
             ):

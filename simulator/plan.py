@@ -8,8 +8,10 @@ the scenario's seed, the day and the counter, so a day is the same however the r
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 
+from simulator.roster import Roster
 from simulator.scenario import REASONS, SCORES, Counter, Event, Hall, Profile, Scenario
 
 PRESS_DELAY_S = (1.0, 6.0)  # a customer presses this long after the prompt
@@ -20,6 +22,8 @@ BURST_GAP_S = (0.3, 1.2)  # between a child's presses
 STUCK_BUTTON = 0  # the key that jams
 SERVICE_MIN_S = 45.0  # no customer is served faster
 QUIET_MS = 60_000  # around a clerk's rating of themselves, no customer at that counter
+HANDOVER_BEFORE_S = 30.0  # beyond the window: no customer this close before a login or logout
+HANDOVER_AFTER_S = 10.0  # nor this close after it, while the terminal takes its new config
 
 
 @dataclass(frozen=True, order=True)
@@ -29,20 +33,36 @@ class Action:
     at_ms: int
     site: str
     counter: str
-    kind: str  # prompt, press, reason, stuck, unstuck, wifi_drop, power_cut, broker_restart
+    kind: str  # prompt, press, reason, stuck, unstuck, login, wifi_drop, power_cut, broker_restart
     button: int = -1  # press, reason: which button, 0 the first
     seconds: float = 0.0  # faults: how long
-    cause: str = "customer"  # or the fraud: self_rating, burst, stuck_key
+    cause: str = "customer"  # or the fraud: self_rating, burst, stuck_key; roster; fault
+    staff: str | None = field(default=None, compare=False)  # login: who, None for nobody
 
 
 def day(scenario: Scenario, number: int) -> list[Action]:
     """Every action of one day (1 = the first), in time order."""
     fraud = [a for e in scenario.frauds if e.day == number for a in _fraud(scenario, e)]
+    roster = Roster(scenario)
     actions: list[Action] = []
+    handovers: dict[tuple[str, str], list[int]] = {}
+    for change in roster.changes(number):
+        actions.append(
+            Action(
+                change.at_ms,
+                change.site,
+                change.counter,
+                "login",
+                cause="roster",
+                staff=change.staff,
+            )
+        )
+        handovers.setdefault((change.site, change.counter), []).append(change.at_ms)
     if scenario.is_open(number):
         for hall in scenario.halls:
             for counter in hall.counters:
-                actions += _customers(scenario, hall, counter, number)
+                changes = handovers.get((counter.site, counter.counter), [])
+                actions += _customers(scenario, hall, counter, number, roster, handovers=changes)
     actions = _clear_for_self_rating(actions, fraud) + fraud
     for event in scenario.faults:
         if event.day == number:
@@ -71,12 +91,23 @@ def _rng(scenario: Scenario, number: int, *where: str) -> random.Random:
     return random.Random("/".join([str(scenario.seed), str(number), *where]))
 
 
-def _customers(scenario: Scenario, hall: Hall, counter: Counter, number: int) -> list[Action]:
+def _customers(
+    scenario: Scenario,
+    hall: Hall,
+    counter: Counter,
+    number: int,
+    roster: Roster,
+    *,
+    handovers: list[int],
+) -> list[Action]:
     """A Poisson stream of customers along the day's curve, each served, prompted and maybe
-    pressing, with a reason after a poor score as the clerk's profile has it."""
+    pressing, with a reason after a poor score as the profile of the clerk logged in then (or
+    the counter's, with nobody) has it. Nobody is served across a login or logout: every
+    rating is then the clerk's who was logged in when it was pressed or its window closed."""
     rng = _rng(scenario, number, counter.site, counter.counter)
-    profile = scenario.profiles[counter.profile]
     midnight = scenario.day_start_ms(number)
+    before = int((scenario.window_s + HANDOVER_BEFORE_S) * 1000)
+    after = int(HANDOVER_AFTER_S * 1000)
     actions: list[Action] = []
     for hour, load in enumerate(scenario.curve):
         rate_per_s = hall.customers_per_hour * load / 3600
@@ -85,10 +116,16 @@ def _customers(scenario: Scenario, hall: Hall, counter: Counter, number: int) ->
         t = begin + (rng.expovariate(rate_per_s) if rate_per_s else 3600.0)
         while t < end:
             at = midnight + int(t * 1000)
+            served: list[Action] = []
             if hall.mode == "prompt":
-                actions.append(Action(at, counter.site, counter.counter, "prompt"))
+                served.append(Action(at, counter.site, counter.counter, "prompt"))
             if rng.random() < hall.participation:
-                actions += _press(rng, profile, counter, at, hall.mode)
+                stint = roster.stint_at(counter.site, counter.counter, at)
+                profile = scenario.profiles[stint.clerk.profile if stint else counter.profile]
+                served += _press(rng, profile, counter, at, hall.mode)
+            i = bisect_left(handovers, at - after)
+            if i == len(handovers) or handovers[i] > at + before:
+                actions += served
             t += max(SERVICE_MIN_S, rng.expovariate(rate_per_s))
     return actions
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from simulator import plan
+from simulator.desk import FrontDesk
+from simulator.roster import Roster
 from simulator.scenario import Scenario
 from simulator.truth import GroundTruth
 from simulator.virtual import Tally, VirtualTerminal
@@ -28,6 +30,7 @@ IDLE_SKIP_S = 2.0  # real seconds of nothing to do that the clock skips instead
 BACKLOG_PER_TERMINAL = 50  # unacknowledged ratings, on average, before the plan waits
 PACE_EVERY = 100  # actions between two looks at the backlog
 SETTLE_S = 60.0  # real seconds to let the last ratings reach the broker
+CONFIG_WAIT_S = 10.0  # real seconds for a terminal to take a login from the front desk
 
 
 @dataclass
@@ -82,6 +85,10 @@ class ScaleRun:
         self.truth = truth
         self.restart_broker = restart_broker
         self.stop_event = threading.Event()  # set from another thread: stop after this action
+        self.roster = Roster(scenario)
+        self.broker = broker
+        self.root = root
+        self.desk: FrontDesk | None = None  # made when the run starts, if a hall keeps a roster
         hall_of = {c: h for h in scenario.halls for c in h.counters}
         self.terminals = {
             (c.site, c.counter): VirtualTerminal(
@@ -90,7 +97,7 @@ class ScaleRun:
                 root=root,
                 broker=broker,
                 window_s=scenario.window_s,
-                record=truth.record,
+                record=lambda rating: truth.record(self.roster.attributed(rating)),
             )
             for c in scenario.counters
         }
@@ -106,6 +113,8 @@ class ScaleRun:
             asyncio.ensure_future(t.serve(self.scenario.telemetry_s))
             for t in self.terminals.values()
         ]
+        if any(hall.clerks for hall in self.scenario.halls):
+            self.desk = FrontDesk(self.broker, self.root, self.roster.names())
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(t.connected.wait() for t in self.terminals.values())),
@@ -122,6 +131,8 @@ class ScaleRun:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.desk is not None:
+                self.desk.close()
             self.truth.close()
         return self.progress
 
@@ -171,7 +182,9 @@ class ScaleRun:
             return
         if terminal is None:
             return
-        if action.kind in ("wifi_drop", "power_cut"):
+        if action.kind == "login":
+            await self._log_in(terminal, action.staff)
+        elif action.kind in ("wifi_drop", "power_cut"):
             self.progress.faults.append(f"{action.kind} {action.site}/{action.counter}")
             log.info("fault", kind=action.kind, site=action.site, counter=action.counter)
             terminal.fault(action.kind)
@@ -181,6 +194,15 @@ class ScaleRun:
             )
         else:
             terminal.act(action)
+
+    async def _log_in(self, terminal: VirtualTerminal, staff: str | None) -> None:
+        """The front desk sets the terminal's clerk; the plan goes on once it has taken it
+        (a terminal off the network takes it when it is back)."""
+        assert self.desk is not None
+        c = terminal.counter
+        await asyncio.to_thread(self.desk.log_in, c.site, c.device, staff)
+        if terminal.reachable and not await terminal.configured(staff, CONFIG_WAIT_S):
+            log.warning("login_not_taken", site=c.site, counter=c.counter, staff=staff)
 
     async def _keep_pace(self) -> None:
         """Let the network run, and wait while the terminals are too far ahead of the broker

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -41,13 +42,24 @@ class Profile:
 class Counter:
     site: str
     counter: str
-    staff: str
-    profile: str
+    staff: str | None  # who is logged in for good; None where the hall keeps a roster
+    profile: str  # how its customers score while no clerk of the roster sits there
 
     @property
     def device(self) -> str:
         """A terminal id like the firmware's (from the MAC), the same on every run."""
         return "ev-" + hashlib.sha1(f"{self.site}/{self.counter}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Clerk:
+    """One clerk of a hall's roster, working its shifts on any counter that is free."""
+
+    staff: str  # 工号
+    name: str
+    profile: str
+    shifts: tuple[tuple[int, int], ...]  # (start, end) in minutes after local midnight
+    days_off: tuple[int, ...]  # ISO weekdays
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class Hall:
     participation: float  # share of customers who press
     customers_per_hour: float  # per counter, at the curve's peak (1.0)
     counters: tuple[Counter, ...]
+    clerks: tuple[Clerk, ...] = ()  # the roster; none: each counter has one clerk for good
 
 
 @dataclass(frozen=True)
@@ -185,13 +198,24 @@ def _halls(where: str, table: dict[str, Any], profiles: dict[str, Profile]) -> l
     if not isinstance(cycle, list) or not cycle or any(p not in profiles for p in cycle):
         raise ScenarioError(f"{where}.profiles: a list of profile names from [profiles]")
     count = int(_number(f"{where}.counters", table.get("counters"), 1, 99))
+    roster = _list(table, "clerks")
     halls = []
     for n in range(1, copies + 1):
         site = template.format(n=n)
         if not NAME.fullmatch(site):
             raise ScenarioError(f"{where}.site: {site!r} breaks {NAME.pattern}")
+        clerks = tuple(
+            _clerk(f"{where}.clerks[{i}]", clerk, n, profiles) for i, clerk in enumerate(roster)
+        )
+        if len({c.staff for c in clerks}) != len(clerks):
+            raise ScenarioError(f"{where}.clerks: each staff number once")
         counters = tuple(
-            Counter(site, f"{c:02d}", f"E{n:03d}{c:02d}", cycle[(c - 1) % len(cycle)])
+            Counter(
+                site,
+                f"{c:02d}",
+                None if clerks else f"E{n:03d}{c:02d}",
+                cycle[(c - 1) % len(cycle)],
+            )
             for c in range(1, count + 1)
         )
         halls.append(
@@ -203,9 +227,47 @@ def _halls(where: str, table: dict[str, Any], profiles: dict[str, Profile]) -> l
                     f"{where}.customers_per_hour", table.get("customers_per_hour"), 0, 600
                 ),
                 counters=counters,
+                clerks=clerks,
             )
         )
     return halls
+
+
+def _clerk(where: str, table: Any, n: int, profiles: dict[str, Profile]) -> Clerk:
+    """One clerk of a [[halls]] table's `clerks`; {n} in the staff number is the copy's."""
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: a table")
+    staff = _text(table, "staff", where).format(n=n)
+    if not STAFF.fullmatch(staff):
+        raise ScenarioError(f"{where}.staff: {staff!r} breaks {STAFF.pattern}")
+    profile = table.get("profile")
+    if profile not in profiles:
+        raise ScenarioError(f"{where}.profile: a profile name from [profiles], not {profile!r}")
+    shifts = table.get("shifts")
+    if not isinstance(shifts, list) or not shifts:
+        raise ScenarioError(f'{where}.shifts: a list of spans like "09:00-12:00"')
+    spans = sorted(_span(f"{where}.shifts[{i}]", text) for i, text in enumerate(shifts))
+    if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)):
+        raise ScenarioError(f"{where}.shifts: spans overlap")
+    days_off = table.get("days_off", [])
+    if not isinstance(days_off, list):
+        raise ScenarioError(f"{where}.days_off: a list of ISO weekdays (1 Monday .. 7 Sunday)")
+    return Clerk(
+        staff=staff,
+        name=str(table.get("name", staff)).format(n=n),
+        profile=profile,
+        shifts=tuple(spans),
+        days_off=tuple(int(_number(f"{where}.days_off", d, 1, 7)) for d in days_off),
+    )
+
+
+def _span(where: str, text: Any) -> tuple[int, int]:
+    """Minutes after midnight of a "HH:MM-HH:MM" span."""
+    start, _, end = text.partition("-") if isinstance(text, str) else ("", "", "")
+    found = (_clock({"from": start}, "from", where), _clock({"to": end}, "to", where))
+    if found[1] <= found[0]:
+        raise ScenarioError(f"{where}: {text!r} ends before it starts")
+    return found
 
 
 def _profile(where: str, table: Any) -> Profile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -88,6 +89,7 @@ class VirtualTerminal:
         self._wake = asyncio.Event()
         self._report_now = asyncio.Event()
         self._reports: list[bytes] = []  # telemetry taken, waiting to be sent
+        self._configured = asyncio.Event()  # set at each config message taken
         self.connected = asyncio.Event()
 
     def topic(self, kind: str) -> str:
@@ -129,6 +131,33 @@ class VirtualTerminal:
     def restore(self) -> None:
         self._down.clear()
         self._wake.set()
+
+    @property
+    def reachable(self) -> bool:
+        """Connected and not held off the network by a fault: a config sent now arrives."""
+        return self.connected.is_set() and not self._down.is_set()
+
+    async def configured(self, staff: str | None, timeout_s: float) -> bool:
+        """Wait until the retained config has logged this clerk in (None: nobody)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout_s
+        while self.config["staff"] != staff:
+            self._configured.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._configured.wait(), give_up - loop.time())
+            if loop.time() >= give_up:
+                return bool(self.config["staff"] == staff)
+        return True
+
+    def _on_message(self, topic: str, payload: bytes, _retained: bool) -> None:
+        """The retained config, checked and merged as the firmware does (a bad one ignored)."""
+        if topic != self.topic("config"):
+            return
+        try:
+            self.config.update(config_fw.changes(json.loads(payload)))
+        except (ValueError, config_fw.ConfigError):
+            return
+        self._configured.set()
 
     def _handle(self, events: list[tuple[Any, ...]], now: int, cause: str) -> None:
         """Ratings are put down to what caused them: a skipped window to whoever opened it,
@@ -198,9 +227,11 @@ class VirtualTerminal:
         client = mqtt_fw.MQTTClient(c.device, host, port, keepalive=30)
         client.set_last_will(self.topic("state"), protocol.encode(protocol.state(False)), True, 1)
         client.on_puback = self._on_puback
+        client.on_message = self._on_message
         await client.connect(clean_session=False)
         self._client = client
         self._in_flight.clear()
+        await client.subscribe(self.topic("config"), 1)
         await client.publish(
             self.topic("state"), protocol.encode(protocol.state(True, self.boot)), 1, True
         )

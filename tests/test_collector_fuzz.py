@@ -93,6 +93,7 @@ def _generic_rating_line(
     }
     fields: dict[str, lineprotocol.FieldValue | None] = {
         "score": r.score,
+        **({} if r.score is None else rating.score_classes(r.score)),
         "rated": int(r.score is not None),
         "seq": r.seq,
         "wait_ms": r.wait_ms,

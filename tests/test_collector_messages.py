@@ -23,7 +23,8 @@ def test_protocol_example_becomes_the_documented_point():
     parsed = rating.parse(WHERE, payload())
     assert parsed.point(received_ms=1795347568123 + 250) == (
         "rating,counter=03,device=ev-a1b2c3d4e5f6,mode=prompt,site=sjz-yuhua,staff=E1023 "
-        "score=4i,rated=1i,seq=1042i,wait_ms=1830i,delay_ms=250i,suspect=0i "
+        "score=4i,satisfied=1i,good=1i,poor=0i,"
+        "rated=1i,seq=1042i,wait_ms=1830i,delay_ms=250i,suspect=0i "
         "1795347568123001042"
     )
 
@@ -31,6 +32,7 @@ def test_protocol_example_becomes_the_documented_point():
 def test_skipped_rating_has_no_score_and_rated_zero():
     point = rating.parse(WHERE, payload(score=None)).point(1795347568123)
     assert "score=" not in point
+    assert "satisfied=" not in point and "good=" not in point and "poor=" not in point
     assert "rated=0i" in point
 
 

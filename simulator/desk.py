@@ -1,0 +1,48 @@
+"""The hall's front desk: logs clerks in and out of terminals, as a hall's tool would.
+
+Each change is a retained `config` message (PROTOCOL.md) on the terminal's own topic, with
+the clerk's staff number and name, or nulls when nobody is logged in; a terminal that is
+off the network meanwhile gets it when it comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+PUBLISH_TIMEOUT_S = 10.0
+
+
+class FrontDesk:
+    def __init__(
+        self, broker: tuple[str, int], root: str, names: dict[tuple[str, str], str]
+    ) -> None:
+        self.root = root
+        self.names = names  # clerk's name by (site, staff)
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"svc-sim-desk-{uuid.uuid4().hex[:8]}"
+        )
+        self._client.connect(*broker)
+        self._client.loop_start()
+
+    def log_in(self, site: str, device: str, staff: str | None) -> None:
+        """Set who is logged in at that terminal (None: nobody). Waits for the broker's
+        acknowledgement while connected; while not, paho keeps the message and sends it on
+        reconnecting."""
+        config = {
+            "v": 1,
+            "staff": staff,
+            "staff_name": None if staff is None else self.names.get((site, staff)),
+        }
+        info = self._client.publish(
+            f"{self.root}/{site}/{device}/config", json.dumps(config), qos=1, retain=True
+        )
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(PUBLISH_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
