@@ -31,6 +31,10 @@ class InfluxWriter:
         """Create the database on a 1.x server; 2.x/3.x map it to an existing bucket."""
         self._post("/query", params={"q": f'CREATE DATABASE "{self.database}"'})
 
+    def execute(self, statement: str) -> None:
+        """Run an InfluxQL statement that changes data (DELETE, DROP) in the database."""
+        self._post("/query", params={"db": self.database, "q": statement})
+
     def write(self, lines: list[str]) -> None:
         """Write the lines in one request; raises InfluxError unless all were accepted."""
         if lines:

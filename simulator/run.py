@@ -128,6 +128,8 @@ class ScaleRun:
                 await self._play(day)
             await self._settle()
         finally:
+            for terminal in self.terminals.values():
+                terminal.switch_off()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -215,11 +217,16 @@ class ScaleRun:
             await asyncio.sleep(0.01)
 
     async def _settle(self) -> None:
-        """Wait until the broker has acknowledged every rating, or SETTLE_S passed."""
+        """Wait until the broker has acknowledged every rating and each terminal has reported
+        its last counters, or SETTLE_S passed."""
         for terminal in self.terminals.values():
             terminal.restore()
         give_up = time.monotonic() + SETTLE_S
         while self.progress.sent > self.progress.acked and time.monotonic() < give_up:
+            await asyncio.sleep(0.1)
+        for terminal in self.terminals.values():  # the run's last counters, reported
+            terminal.report_now()
+        while not all(t.reported for t in self.terminals.values()) and time.monotonic() < give_up:
             await asyncio.sleep(0.1)
         self.truth.flush()
         log.info("settled", sent=self.progress.sent, acked=self.progress.acked)

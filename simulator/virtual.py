@@ -109,8 +109,17 @@ class VirtualTerminal:
             self._handle(self.flow.press(action.button, now), now, action.cause)
         elif action.kind in ("stuck", "unstuck"):  # the firmware reports a jam at once
             (self._stuck.add if action.kind == "stuck" else self._stuck.discard)(action.button)
-            self._reports.append(self._telemetry())
-            self._report_now.set()
+            self.report_now()
+
+    def report_now(self) -> None:
+        """Send telemetry as it is now, without waiting for the next report."""
+        self._reports.append(self._telemetry())
+        self._report_now.set()
+
+    @property
+    def reported(self) -> bool:
+        """Every telemetry report taken has been sent."""
+        return not self._reports
 
     def tick(self, now: int) -> None:
         self._handle(self.flow.tick(now), now, "customer")
@@ -126,6 +135,11 @@ class VirtualTerminal:
         if kind == "power_cut":
             self.boot += 1
             self.flow = flow_fw.RatingFlow(self.config, 0)  # an open window dies with the power
+        self._drop_connection()
+
+    def switch_off(self) -> None:
+        """The run is over: the terminal goes off the network as if unplugged (its will)."""
+        self._down.set()
         self._drop_connection()
 
     def restore(self) -> None:
@@ -252,8 +266,10 @@ class VirtualTerminal:
                 if self._client is not client:
                     raise OSError("dropped")
         finally:
-            reader.cancel()
-            reporter.cancel()
+            for task in (reader, reporter):
+                task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # taken: the session ends either way
             self.connected.clear()
 
     async def _send_ahead(self, client: Any) -> None:

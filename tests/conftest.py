@@ -21,6 +21,8 @@ from simulator.firmware import FirmwareError, micropython_binary
 
 S = TypeVar("S", bound=ChildServer)
 
+pytest_plugins = ["tests.known_month"]  # the known_month fixture
+
 
 def serve(server: S) -> Iterator[S]:
     try:

@@ -1,0 +1,1 @@
+"""Grafana dashboards, alert rules and the monthly appraisal over the ratings in InfluxDB."""

@@ -1,0 +1,191 @@
+"""The month's appraisal: per (hall, clerk) and per hall figures, fair, stored and exported.
+
+Run by `svc-appraisal` on demand or by its monthly timer. The calendar month is taken in the
+halls' time zone. Everything is counted by InfluxDB (a few grouped InfluxQL queries over the
+month), and the results are written back as the `appraisal` and `appraisal_hours`
+measurements that the 员工考核 dashboard reads (docs/contract.md); a re-run first deletes the
+month's points, so it overwrites and never adds.
+
+- rated: ratings with a score that are not suspect; satisfied: those scoring 4 or 5;
+  satisfaction = satisfied / rated; wilson_low: the 95 % Wilson lower bound of that share;
+- poor: rated scoring 1 or 2; reason_*: poor ratings by the reason given;
+- skipped: windows closed unrated; suspect: scored ratings flagged suspect (never in rated);
+- prompted and participation: prompt-mode windows, and the share of them rated;
+- rank: 1, 2, ... over every clerk with at least min_ratings rated, by wilson_low, higher
+  first, ties by rated (then site and staff, so the order is always the same);
+- a hall's row counts its ratings with nobody logged in too; a clerk's row counts only theirs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from collector import lineprotocol
+from collector.influx import InfluxWriter
+
+Z = 1.96  # 95 %
+REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+COUNTS = ("rated", "satisfied", "poor", "skipped", "suspect", "prompted", "prompted_rated")
+
+
+@dataclass
+class Row:
+    """One row of the appraisal: a clerk in a hall, or a hall (staff None)."""
+
+    site: str
+    staff: str | None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    reasons: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    hours: dict[tuple[int, int], int] = field(default_factory=dict)  # (weekday, hour): rated
+    rank: int | None = None
+
+    @property
+    def rated(self) -> int:
+        return self.counts["rated"]
+
+    @property
+    def satisfaction(self) -> float | None:
+        return self.counts["satisfied"] / self.rated if self.rated else None
+
+    @property
+    def wilson_low(self) -> float | None:
+        return wilson_lower_bound(self.counts["satisfied"], self.rated)
+
+    @property
+    def participation(self) -> float | None:
+        prompted = self.counts["prompted"]
+        return self.counts["prompted_rated"] / prompted if prompted else None
+
+    def add(self, other: Row) -> None:
+        for name, n in other.counts.items():
+            self.counts[name] += n
+        for reason, n in other.reasons.items():
+            self.reasons[reason] += n
+        for slot, n in other.hours.items():
+            self.hours[slot] = self.hours.get(slot, 0) + n
+
+
+def wilson_lower_bound(successes: int, n: int, z: float = Z) -> float | None:
+    """The lower end of the Wilson score interval of successes / n; None for no trials."""
+    if n == 0:
+        return None
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / (1 + z * z / n)
+
+
+def month_bounds(month: str, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    """The first instant of the month and of the next, in that time zone."""
+    try:
+        first = dt.datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        raise ValueError(f"month {month!r} is not like 2026-11") from None
+    zone = ZoneInfo(tz)
+    start = first.replace(tzinfo=zone)
+    after = (first + dt.timedelta(days=32)).replace(day=1, tzinfo=zone)
+    return start, after
+
+
+def compute(
+    influx: InfluxWriter, month: str, tz: str = "Asia/Shanghai", min_ratings: int = 30
+) -> list[Row]:
+    """The month's rows: per site, its clerks by staff number, then the hall."""
+    start, after = month_bounds(month, tz)
+    when = f"time >= {_ns(start)} AND time < {_ns(after)}"
+    honest = f'{when} AND "suspect" = 0'
+    by = 'GROUP BY "site", "staff"'
+    clerks: dict[tuple[str, str], Row] = {}
+
+    def row(found: dict[str, object]) -> Row:
+        key = (str(found["site"]), str(found.get("staff") or ""))
+        return clerks.setdefault(key, Row(key[0], key[1] or None))
+
+    queries = {
+        f'SELECT count("score") AS "rated", sum("satisfied") AS "satisfied", '
+        f'sum("poor") AS "poor" FROM rating WHERE {honest} {by}': ("rated", "satisfied", "poor"),
+        f'SELECT count("rated") AS "skipped" FROM rating WHERE {when} AND "rated" = 0 {by}': (
+            "skipped",
+        ),
+        f'SELECT count("score") AS "suspect" FROM rating WHERE {when} AND "suspect" = 1 {by}': (
+            "suspect",
+        ),
+        f'SELECT count("rated") AS "prompted", sum("rated") AS "prompted_rated" FROM rating '
+        f"WHERE {honest} AND \"mode\" = 'prompt' {by}": ("prompted", "prompted_rated"),
+    }
+    for query, names in queries.items():
+        for found in influx.query(query):
+            for name in names:
+                row(found).counts[name] = int(found[name] or 0)
+    for found in influx.query(
+        f'SELECT count("score") AS "n" FROM rating WHERE {honest} AND "poor" = 1 {by}, "reason"'
+    ):
+        if found.get("reason") in REASONS:
+            row(found).reasons[str(found["reason"])] = int(found["n"])
+    zone = ZoneInfo(tz)
+    for found in influx.query(
+        f'SELECT count("score") AS "n" FROM rating WHERE {honest} '
+        f"{by}, time(1h) fill(none) tz('{tz}')"
+    ):
+        local = dt.datetime.fromtimestamp(int(found["time"]) / 1e9, zone)
+        row(found).hours[(local.isoweekday(), local.hour)] = int(found["n"])
+    return _arrange(clerks, min_ratings)
+
+
+def _arrange(clerks: dict[tuple[str, str], Row], min_ratings: int) -> list[Row]:
+    halls: dict[str, Row] = {}
+    for (site, _), row in sorted(clerks.items()):
+        halls.setdefault(site, Row(site, None)).add(row)
+    named = [r for (_, staff), r in clerks.items() if staff]
+    ranked = sorted(
+        (r for r in named if r.rated >= min_ratings),
+        key=lambda r: (-(r.wilson_low or 0.0), -r.rated, r.site, r.staff or ""),
+    )
+    for place, r in enumerate(ranked, 1):
+        r.rank = place
+    ordered: list[Row] = []
+    for site in sorted(halls):
+        ordered += sorted((r for r in named if r.site == site), key=lambda r: r.staff or "")
+        ordered.append(halls[site])
+    return ordered
+
+
+def store(influx: InfluxWriter, month: str, tz: str, rows: list[Row]) -> int:
+    """Replace the month's points with these rows; returns the points written."""
+    for measurement in ("appraisal", "appraisal_hours"):
+        influx.execute(f'DELETE FROM "{measurement}" WHERE "month" = \'{month}\'')
+    at = _ns(month_bounds(month, tz)[0])
+    lines = []
+    for r in rows:
+        tags = {
+            "month": month,
+            "scope": "clerk" if r.staff else "hall",
+            "site": r.site,
+            "staff": r.staff,
+        }
+        fields: dict[str, lineprotocol.FieldValue | None] = {
+            **r.counts,
+            **{f"reason_{k}": v for k, v in r.reasons.items()},
+            "satisfaction": r.satisfaction,
+            "wilson_low": r.wilson_low,
+            "participation": r.participation,
+            "rank": r.rank,
+        }
+        lines.append(lineprotocol.line("appraisal", tags, fields, at))
+        by_hour: dict[int, dict[str, lineprotocol.FieldValue | None]] = defaultdict(dict)
+        for (weekday, hour), n in r.hours.items():
+            by_hour[hour][f"d{weekday}"] = n
+        lines += [
+            lineprotocol.line("appraisal_hours", {**tags, "hour": f"{hour:02d}"}, counts, at)
+            for hour, counts in sorted(by_hour.items())
+        ]
+    influx.write(lines)
+    return len(lines)
+
+
+def _ns(when: dt.datetime) -> int:
+    return int(when.timestamp()) * 10**9

@@ -1,0 +1,143 @@
+"""员工考核 Clerk appraisal: a month per clerk and per hall, as `svc-appraisal` stored it.
+
+The month's figures are computed once by the appraisal job (dashboards/appraisal.py) into
+the `appraisal` and `appraisal_hours` measurements, so every panel reads a few hundred
+points instead of a month of ratings, and shows exactly what the export holds.
+"""
+
+from dashboards.model import Dashboard, Panel, Query, Variable
+
+MONTH = "\"month\" = '$month'"
+CLERKS = f'{MONTH} AND "scope" = \'clerk\' AND "site" =~ /^$site$/ AND "staff" =~ /^$staff$/'
+HALLS = f'{MONTH} AND "scope" = \'hall\' AND "site" =~ /^$site$/'
+REASONS = (
+    ("reason_attitude", "态度"),
+    ("reason_efficiency", "效率"),
+    ("reason_expertise", "业务能力"),
+    ("reason_environment", "环境"),
+    ("reason_other", "其他"),
+)
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+MONTH_FIGURES = (
+    'last("rated") AS "有效评价", last("satisfied") AS "满意", '
+    'last("satisfaction") * 100 AS "满意率", last("wilson_low") * 100 AS "威尔逊下限", '
+    'last("rank") AS "排名", last("poor") AS "差评", '
+    + ", ".join(f'last("{field}") AS "{name}"' for field, name in REASONS)
+    + ', last("participation") * 100 AS "参评率", last("skipped") AS "未评", '
+    'last("suspect") AS "可疑"'
+)
+
+DASHBOARD = Dashboard(
+    uid="svc-clerk-appraisal",
+    title="员工考核 Clerk appraisal",
+    description=(
+        "月度员工考核：有效评价、满意率及其威尔逊下限、排名、差评原因、参评率、未评与可疑数；"
+        "数据由 svc-appraisal 每月生成。 The month per clerk: ratings, satisfaction with its"
+        " Wilson lower bound, rank, poor-rating reasons, participation, skipped and suspect"
+        " counts; written by svc-appraisal."
+    ),
+    time_from="now-1y",
+    variables=(
+        Variable(
+            "month",
+            "月份 Month",
+            'SHOW TAG VALUES FROM "appraisal" WITH KEY = "month"',
+            multi=False,
+        ),
+        Variable(
+            "site",
+            "营业厅 Hall",
+            f'SHOW TAG VALUES FROM "appraisal" WITH KEY = "site" WHERE {MONTH}',
+        ),
+        Variable(
+            "staff",
+            "营业员 Clerk",
+            f'SHOW TAG VALUES FROM "appraisal" WITH KEY = "staff" WHERE {MONTH} '
+            'AND "site" =~ /^$site$/',
+        ),
+    ),
+    rows=(
+        (
+            Panel(
+                "table",
+                "员工月度考核 Clerks this month",
+                "每位营业员一行（按工号，不论所在窗口）；有效评价少于最低样本数者不排名。"
+                " One row per clerk, whichever counters they sat at; clerks under the minimum"
+                " sample are listed but not ranked.",
+                (
+                    Query(
+                        f'SELECT {MONTH_FIGURES} FROM "appraisal" '
+                        f'WHERE {CLERKS} GROUP BY "site", "staff"'
+                    ),
+                ),
+                width=24,
+                height=12,
+                decimals=1,
+                options={"sortBy": [{"displayName": "排名", "desc": False}]},
+            ),
+        ),
+        (
+            Panel(
+                "barchart",
+                "营业厅对比 Halls side by side",
+                "各营业厅本月满意率及其威尔逊下限（含无人登录时的评价）。"
+                " Each hall's satisfaction and its Wilson lower bound this month, ratings with"
+                " nobody logged in included.",
+                (
+                    Query(
+                        'SELECT last("satisfaction") * 100 AS "满意率", '
+                        'last("wilson_low") * 100 AS "威尔逊下限", last("rated") AS "有效评价" '
+                        f'FROM "appraisal" WHERE {HALLS} GROUP BY "site"'
+                    ),
+                ),
+                width=12,
+                height=9,
+                unit="percent",
+                options={"xField": "site", "orientation": "horizontal"},
+            ),
+            Panel(
+                "piechart",
+                "差评原因 Poor-rating reasons",
+                "所选营业员本月差评的原因。 Reasons given for the selected clerks' poor ratings.",
+                (
+                    Query(
+                        "SELECT "
+                        + ", ".join(f'sum("{field}") AS "{name}"' for field, name in REASONS)
+                        + f' FROM "appraisal" WHERE {CLERKS}'
+                    ),
+                ),
+                width=12,
+                height=9,
+                options={"reduceOptions": {"calcs": ["lastNotNull"], "values": True}},
+            ),
+        ),
+        (
+            Panel(
+                "table",
+                "时段热力 Hour of day by weekday",
+                "所选营业员本月各时段（行：小时，列：星期）的有效评价数，颜色越深越多。"
+                " The selected clerks' ratings this month by hour of day (rows) and weekday"
+                " (columns); darker is more.",
+                (
+                    Query(
+                        "SELECT "
+                        + ", ".join(f'sum("d{i + 1}") AS "{day}"' for i, day in enumerate(WEEKDAYS))
+                        + f' FROM "appraisal_hours" WHERE {CLERKS} GROUP BY "hour"'
+                    ),
+                ),
+                width=24,
+                height=10,
+                overrides=tuple(
+                    {
+                        "matcher": {"id": "byName", "options": day},
+                        "properties": [
+                            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                            {"id": "color", "value": {"mode": "continuous-BlYlRd"}},
+                        ],
+                    }
+                    for day in WEEKDAYS
+                ),
+            ),
+        ),
+    ),
+)

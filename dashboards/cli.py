@@ -1,0 +1,82 @@
+"""svc-dashboards (check the dashboards' queries, write the provisioning files), svc-appraisal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from collector.influx import InfluxError, InfluxWriter
+from dashboards import appraisal, check, export, files
+from dashboards.macros import TimeRange
+
+
+def _influx_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--influx", default="http://127.0.0.1:8086", help="InfluxDB HTTP API")
+    parser.add_argument("--db", default="service_quality", help="database (or bucket)")
+    parser.add_argument("--token", default=None, help="API token (2.x/3.x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="svc-dashboards", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "check", help="run every panel's and variable's query, macros expanded, against InfluxDB"
+    )
+    _influx_arguments(run)
+    run.add_argument("--hours", type=float, default=24.0, help="the time range: the last N hours")
+    generate = commands.add_parser("generate", help="write the provisioning files from the code")
+    generate.add_argument("--out", type=Path, default=files.PROVISIONING, help="folder")
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        for path in files.write(args.out):
+            print(path)
+        return 0
+    now_ms = int(time.time() * 1000)
+    when = TimeRange(now_ms - int(args.hours * 3_600_000), now_ms)
+    outcomes = check.run(InfluxWriter(args.influx, args.db, args.token), when)
+    print(check.report(outcomes))
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+def appraisal_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="svc-appraisal",
+        description="The month's appraisal per (hall, clerk) and per hall: stored in InfluxDB"
+        " for the 员工考核 dashboard (a re-run overwrites) and exported.",
+    )
+    parser.add_argument("month", help="the calendar month, like 2026-11")
+    _influx_arguments(parser)
+    parser.add_argument("--tz", default="Asia/Shanghai", help="the halls' time zone")
+    parser.add_argument(
+        "--min-ratings", type=int, default=30, help="rated ratings a clerk needs to be ranked"
+    )
+    parser.add_argument("--out", type=Path, help="export to this .csv or .xlsx file")
+    args = parser.parse_args(argv)
+    if args.out is not None and args.out.suffix not in (".csv", ".xlsx"):
+        parser.error("--out must end in .csv or .xlsx")
+    influx = InfluxWriter(args.influx, args.db, args.token)
+    try:
+        appraisal.month_bounds(args.month, args.tz)
+        rows = appraisal.compute(influx, args.month, args.tz, args.min_ratings)
+        written = appraisal.store(influx, args.month, args.tz, rows)
+    except (ValueError, KeyError) as e:
+        print(f"svc-appraisal: {e}", file=sys.stderr)
+        return 2
+    except InfluxError as e:
+        print(f"svc-appraisal: InfluxDB: {e}", file=sys.stderr)
+        return 1
+    clerks = sum(r.staff is not None for r in rows)
+    print(
+        f"{args.month} ({args.tz}): {clerks} clerks, {len(rows) - clerks} halls, "
+        f"{sum(r.rank is not None for r in rows)} ranked; {written} points stored"
+    )
+    if args.out is not None:
+        export.write(rows, args.out)
+        print(f"exported to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The appraisal as CSV (the columns fixed by the appraisal office) or XLSX (Chinese headers)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from dashboards.appraisal import REASONS, Row
+
+COLUMNS = (
+    ("site", "营业厅"),
+    ("staff", "工号"),
+    ("rated", "有效评价"),
+    ("satisfied", "满意"),
+    ("satisfaction", "满意率"),
+    ("wilson_low", "满意率下限(95%)"),
+    ("rank", "排名"),
+    ("poor", "差评"),
+    ("skipped", "未评"),
+    ("suspect", "可疑"),
+    ("reason_attitude", "差评原因:态度"),
+    ("reason_efficiency", "差评原因:效率"),
+    ("reason_expertise", "差评原因:业务能力"),
+    ("reason_environment", "差评原因:环境"),
+    ("reason_other", "差评原因:其他"),
+)
+SHARES = ("satisfaction", "wilson_low")
+
+Value = str | int | float | None
+
+
+def values(row: Row) -> dict[str, Value]:
+    """A row's cells by column name; None for an empty cell."""
+    return {
+        "site": row.site,
+        "staff": row.staff,
+        "rated": row.rated,
+        "satisfied": row.counts["satisfied"],
+        "satisfaction": row.satisfaction,
+        "wilson_low": row.wilson_low,
+        "rank": row.rank,
+        "poor": row.counts["poor"],
+        "skipped": row.counts["skipped"],
+        "suspect": row.counts["suspect"],
+        **{f"reason_{reason}": row.reasons[reason] for reason in REASONS},
+    }
+
+
+def write(rows: list[Row], path: Path) -> None:
+    """Write the rows to a .csv or .xlsx file, by its suffix."""
+    if path.suffix == ".csv":
+        _csv(rows, path)
+    elif path.suffix == ".xlsx":
+        _xlsx(rows, path)
+    else:
+        raise ValueError(f"{path}: the export is a .csv or .xlsx file")
+
+
+def _csv(rows: list[Row], path: Path) -> None:
+    """UTF-8 with a byte-order mark, so that Excel opens the Chinese names right."""
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        out = csv.writer(f)
+        out.writerow([name for name, _ in COLUMNS])
+        for row in rows:
+            cells = values(row)
+            out.writerow([_text(name, cells[name]) for name, _ in COLUMNS])
+
+
+def _text(name: str, value: Value) -> str:
+    if value is None:
+        return ""
+    if name in SHARES:
+        return f"{value:.6f}"
+    return str(value)
+
+
+def _xlsx(rows: list[Row], path: Path) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "考核"
+    sheet.append([header for _, header in COLUMNS])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        cells = values(row)
+        sheet.append([cells[name] for name, _ in COLUMNS])
+    for i, (name, _) in enumerate(COLUMNS, 1):
+        if name in SHARES:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = "0.00%"
+    sheet.freeze_panes = "C2"
+    book.save(path)

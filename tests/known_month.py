@@ -1,0 +1,180 @@
+"""Data whose ground truth is known, across a month's edge, for the dashboard and appraisal tests.
+
+Two halls play three days, 31 October to 2 November 2026, opening at 07:00 in Asia/Shanghai,
+so the first hour of 1 November (local) is still 31 October in UTC. A prompt-mode hall has a
+roster (clerks moving counters, a split shift, a short shift, hours with nobody logged in) and
+a clerk rating themselves (suspect); a child presses before opening (stray). A free-mode
+station has two clerks. Every rating goes through the real broker and collector into InfluxDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.influx import InfluxWriter
+from devstack import CollectorProcess
+from simulator import scenario, truth, verify
+from simulator.run import ScaleRun
+from simulator.truth import GroundTruth
+
+SCENARIO = """
+name = "known-month"
+seed = 11
+
+[time]
+start = 2026-10-31
+days = 3
+utc_offset_h = 8
+speed = 0
+telemetry_s = 1
+
+[hours]
+open = "07:00"
+close = "10:00"
+curve = [0.6, 1.0, 0.8]
+
+[profiles.good]
+scores = {{ 5 = 60, 4 = 25, 3 = 8, 2 = 4, 1 = 3 }}
+reasons = {{ attitude = 20, efficiency = 50, expertise = 10, environment = 10, other = 10 }}
+
+[profiles.poor]
+scores = {{ 5 = 20, 4 = 25, 3 = 25, 2 = 18, 1 = 12 }}
+reasons = {{ attitude = 50, efficiency = 30, expertise = 10, environment = 5, other = 5 }}
+reason_share = 0.9
+
+[profiles.fair]
+scores = {{ 5 = 40, 4 = 35, 3 = 13, 2 = 7, 1 = 5 }}
+reasons = {{ attitude = 30, efficiency = 40, expertise = 15, environment = 5, other = 10 }}
+
+[[halls]]
+site = "{hall}"
+mode = "prompt"
+counters = 3
+profiles = ["fair"]
+participation = 0.8
+customers_per_hour = 30
+clerks = [
+  {{ staff = "K01", name = "张敏", profile = "good", shifts = ["07:00-10:00"] }},
+  {{ staff = "K02", name = "李娜", profile = "poor", shifts = ["07:00-08:30"] }},
+  {{ staff = "K03", name = "王强", profile = "fair", shifts = ["07:00-08:00", "08:30-10:00"] }},
+  {{ staff = "K04", name = "刘洋", profile = "good", shifts = ["09:30-10:00"], days_off = [7] }},
+]
+
+[[halls]]
+site = "{station}"
+mode = "free"
+counters = 2
+profiles = ["fair"]
+participation = 0.6
+customers_per_hour = 20
+clerks = [
+  {{ staff = "S01", name = "周平", profile = "good", shifts = ["07:00-10:00"] }},
+  {{ staff = "S02", name = "吴芳", profile = "poor", shifts = ["07:00-10:00"] }},
+]
+
+[[fraud]]
+kind = "self_rating"
+site = "{hall}"
+counter = "01"
+day = 2
+at = "09:40"
+count = 3
+
+[[fraud]]
+kind = "burst"
+site = "{hall}"
+counter = "02"
+day = 1
+at = "06:30"
+count = 6
+"""
+
+
+@dataclass
+class KnownMonth:
+    influx: InfluxWriter
+    database: str
+    scenario: scenario.Scenario
+    truth: list[dict[str, Any]]  # every rating, as sent, with its cause and clerk
+    stray: int  # presses with no window open, over the run
+    real_from_ms: int  # when the run began, in real time: device points are stored then on
+    real_to_ms: int
+
+    @property
+    def hall(self) -> str:
+        return self.scenario.halls[0].site
+
+    def honest(self) -> list[dict[str, Any]]:
+        """The ratings that are not suspect: only a clerk rating themselves is, here."""
+        return [r for r in self.truth if r["cause"] != "self_rating"]
+
+
+@pytest.fixture(scope="session")
+def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
+    folder: Path = tmp_path_factory.mktemp("known-month")
+    tag = uuid.uuid4().hex[:6]
+    path = folder / "known-month.toml"
+    path.write_text(SCENARIO.format(hall=f"hall-{tag}", station=f"station-{tag}"))
+    chosen = scenario.load(path)
+    root, database = f"km{tag}/v1", f"km_{tag}"
+    collector = CollectorProcess(
+        mosquitto,
+        influxdb,
+        folder / "collector",
+        {
+            "SVC_TOPIC_ROOT": root,
+            "SVC_INFLUX_DB": database,
+            "SVC_CLIENT_ID": f"collector-km{tag}",
+            "SVC_BATCH_LINGER_MS": "50",
+            "SVC_HTTP": "127.0.0.1:0",
+        },
+    )
+    collector.start()
+    real_from_ms = int(time.time() * 1000)
+    truth_path = folder / "truth.jsonl"
+    try:
+        run = ScaleRun(chosen, ("127.0.0.1", mosquitto.port), root, GroundTruth(truth_path))
+        asyncio.run(run.run())
+        writer = InfluxWriter(influxdb.url, database)
+        reports = verify.settled(truth_path, writer, 60)
+        assert sum(r.differences for r in reports) == 0, verify.table(reports)
+        stray = sum(t.stray for t in run.progress.tallies.values())
+        _wait_for(
+            writer,
+            'SELECT sum("s") FROM (SELECT max("stray") AS "s" FROM device GROUP BY "device")',
+            stray,
+        )
+        _wait_for(  # the terminals' last wills, once the run dropped their connections
+            writer,
+            'SELECT count("o") FROM (SELECT last("online") AS "o" FROM device GROUP BY "device") '
+            'WHERE "o" = 0',
+            len(chosen.counters),
+        )
+    finally:
+        assert collector.stop() == 0, collector.log()[-2000:]
+    return KnownMonth(
+        writer,
+        database,
+        chosen,
+        truth.read(truth_path),
+        stray,
+        real_from_ms,
+        int(time.time() * 1000) + 1000,
+    )
+
+
+def _wait_for(writer: InfluxWriter, query: str, expected: int, timeout_s: float = 10) -> None:
+    """Until the query's one figure is as expected: the last device points are stored."""
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        rows = writer.query(query)
+        if rows and [v for k, v in rows[0].items() if k != "time"] == [expected]:
+            return
+        time.sleep(0.2)
