@@ -1,0 +1,193 @@
+"""svc-appraisal on simulated days across a month's edge, against figures from the ground truth."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+
+from dashboards import appraisal, export
+from dashboards.boards import clerk_appraisal
+from dashboards.cli import appraisal_main
+from dashboards.macros import TimeRange, expand
+from tests.known_month import KnownMonth
+
+MIN = 20  # ratings a clerk needs to be ranked, here: the clerk on a half-hour shift has fewer
+
+
+def textbook_wilson_low(successes: int, n: int, z: float = 1.96) -> float:
+    """Wilson (1927), as textbooks write it: (s + z²/2)/(n + z²) - z/(n + z²)·√(s·f/n + z²/4)."""
+    failures = n - successes
+    centre = (successes + z * z / 2) / (n + z * z)
+    return centre - z / (n + z * z) * math.sqrt(successes * failures / n + z * z / 4)
+
+
+def in_month(km: KnownMonth, tz: str) -> list[dict[str, Any]]:
+    zone = ZoneInfo(tz)
+    start = dt.datetime(2026, 11, 1, tzinfo=zone).timestamp() * 1000
+    after = dt.datetime(2026, 12, 1, tzinfo=zone).timestamp() * 1000
+    return [r for r in km.truth if start <= r["ts"] < after]
+
+
+def expected_rows(ratings: list[dict[str, Any]], min_ratings: int) -> dict[tuple[str, str], dict]:
+    """The CSV's figures per (site, staff), and per (site, "") for halls, from the truth."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in ratings:
+        groups[(r["site"], "")].append(r)
+        if r["staff"]:
+            groups[(r["site"], r["staff"])].append(r)
+    rows = {}
+    for key, group in groups.items():
+        honest = [r for r in group if r["cause"] != "self_rating" and r["score"] is not None]
+        satisfied = sum(r["score"] >= 4 for r in honest)
+        poor = [r for r in honest if r["score"] <= 2]
+        rows[key] = {
+            "rated": len(honest),
+            "satisfied": satisfied,
+            "satisfaction": satisfied / len(honest) if honest else None,
+            "wilson_low": textbook_wilson_low(satisfied, len(honest)) if honest else None,
+            "poor": len(poor),
+            "skipped": sum(r["score"] is None for r in group),
+            "suspect": sum(r["cause"] == "self_rating" and r["score"] is not None for r in group),
+            **{
+                f"reason_{reason}": sum(r["reason"] == reason for r in poor)
+                for reason in appraisal.REASONS
+            },
+            "rank": None,
+        }
+    clerks = [k for k in rows if k[1] and rows[k]["rated"] >= min_ratings]
+    clerks.sort(key=lambda k: (-rows[k]["wilson_low"], -rows[k]["rated"], k))
+    for place, key in enumerate(clerks, 1):
+        rows[key]["rank"] = place
+    return rows
+
+
+def test_wilson_lower_bound_is_the_textbook_one():
+    assert appraisal.wilson_lower_bound(8, 10) == pytest.approx(0.4902, abs=1e-4)  # tables' value
+    assert appraisal.wilson_lower_bound(0, 0) is None
+    for s, n in [(0, 1), (1, 1), (3, 3), (97, 100), (290, 300), (1, 50)]:
+        assert appraisal.wilson_lower_bound(s, n) == pytest.approx(
+            textbook_wilson_low(s, n), rel=1e-12, abs=1e-15
+        )
+    # 3 of 3 is not better than 291 of 300
+    assert appraisal.wilson_lower_bound(3, 3) < appraisal.wilson_lower_bound(291, 300)
+
+
+def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsys):
+    km = known_month
+    csv_path, xlsx_path = tmp_path / "2026-11.csv", tmp_path / "2026-11.xlsx"
+    common = ["2026-11", "--influx", km.influx.url, "--db", km.database, "--min-ratings", str(MIN)]
+    assert appraisal_main([*common, "--out", str(csv_path)]) == 0
+    assert appraisal_main([*common, "--out", str(xlsx_path)]) == 0
+    assert "ranked" in capsys.readouterr().out
+    want = expected_rows(in_month(km, "Asia/Shanghai"), MIN)
+    with csv_path.open(encoding="utf-8-sig", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == [name for name, _ in export.COLUMNS]
+    assert table[0] == [
+        "site",
+        "staff",
+        "rated",
+        "satisfied",
+        "satisfaction",
+        "wilson_low",
+        "rank",
+        "poor",
+        "skipped",
+        "suspect",
+        "reason_attitude",
+        "reason_efficiency",
+        "reason_expertise",
+        "reason_environment",
+        "reason_other",
+    ]
+    got = {(row[0], row[1]): dict(zip(table[0], row, strict=True)) for row in table[1:]}
+    assert set(got) == set(want)
+    assert len(table) - 1 == len(want)  # a clerk who moved counters is one row, under their number
+    for key, figures in want.items():
+        for name, value in figures.items():
+            cell = got[key][name]
+            if value is None:
+                assert cell == "", (key, name)
+            elif name in ("satisfaction", "wilson_low"):
+                assert cell == f"{value:.6f}", (key, name)
+            else:
+                assert cell == str(value), (key, name)
+    ranked = [k for k in want if want[k]["rank"]]
+    assert ranked and any(k[1] and not want[k]["rank"] for k in want)  # one below the minimum
+    assert sum(want[k]["suspect"] for k in want if k[1]) == 3  # kept apart, never in rated
+    sheet = openpyxl.load_workbook(xlsx_path).active
+    cells = list(sheet.values)
+    assert list(cells[0]) == [header for _, header in export.COLUMNS]
+    assert cells[0][:3] == ("营业厅", "工号", "有效评价")
+    for row in cells[1:]:
+        figures = want[(row[0], row[1] or "")]
+        assert row[2] == figures["rated"] and row[6] == figures["rank"]
+        assert row[5] == (
+            None if figures["wilson_low"] is None else pytest.approx(figures["wilson_low"])
+        )
+
+
+def test_month_edges_follow_the_time_zone(known_month):
+    km = known_month
+    for tz in ("Asia/Shanghai", "UTC"):
+        rows = appraisal.compute(km.influx, "2026-11", tz, MIN)
+        want = expected_rows(in_month(km, tz), MIN)
+        assert {(r.site, r.staff or ""): r.rated for r in rows} == {
+            k: v["rated"] for k, v in want.items()
+        }
+    shanghai = len(in_month(km, "Asia/Shanghai"))
+    utc = len(in_month(km, "UTC"))
+    assert shanghai > utc > 0  # 1 November from 07:00 to 08:00 local is October in UTC
+    october = appraisal.compute(km.influx, "2026-10", "Asia/Shanghai", MIN)
+    assert sum(r.rated for r in october if r.staff is None) == sum(
+        1
+        for r in km.truth
+        if r["cause"] != "self_rating"
+        and r["score"] is not None
+        and r["ts"] < dt.datetime(2026, 11, 1, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000
+    )
+
+
+def test_a_rerun_overwrites_and_the_dashboard_reads_the_month(known_month):
+    km = known_month
+    month = "2026-11"
+    rows = appraisal.compute(km.influx, month, "Asia/Shanghai", MIN)
+    appraisal.store(km.influx, month, "Asia/Shanghai", rows)
+    everyone = appraisal.compute(km.influx, month, "Asia/Shanghai", 1)  # all ranked now
+    appraisal.store(km.influx, month, "Asia/Shanghai", everyone)
+    appraisal.store(km.influx, month, "Asia/Shanghai", rows)  # and back: no rank may linger
+    stored = km.influx.query(f'SELECT count("rated") FROM appraisal WHERE "month" = \'{month}\'')
+    assert stored[0]["count"] == len(rows)
+    board = clerk_appraisal.DASHBOARD
+    table = next(p for p in board.panels if p.title.startswith("员工月度考核"))
+    when = TimeRange(0, 2**41, {"month": month, "site": ("$__all",), "staff": ("$__all",)})
+    found = km.influx.query(expand(table.queries[0].influxql, when))
+    by_clerk = {(r.site, r.staff): r for r in rows if r.staff}
+    assert {(f["site"], f["staff"]) for f in found} == set(by_clerk)
+    for f in found:
+        r = by_clerk[(f["site"], f["staff"])]
+        assert (f["有效评价"], f["排名"], f["可疑"]) == (r.rated, r.rank, r.counts["suspect"])
+        assert f["满意率"] == pytest.approx((r.satisfaction or 0) * 100)
+    heat = next(p for p in board.panels if p.title.startswith("时段热力"))
+    cells = km.influx.query(expand(heat.queries[0].influxql, when))
+    assert sum(v or 0 for c in cells for k, v in c.items() if k.startswith("周")) == sum(
+        r.rated for r in rows if r.staff
+    )
+
+
+def test_bad_arguments_are_refused(known_month, capsys):
+    km = known_month
+    db = ["--influx", km.influx.url, "--db", km.database]
+    assert appraisal_main(["2026-13", *db]) == 2
+    assert appraisal_main(["2026-11", *db, "--tz", "Mars/Olympus"]) == 2
+    with pytest.raises(SystemExit):
+        appraisal_main(["2026-11", *db, "--out", "month.pdf"])
+    assert appraisal_main(["2026-11", "--influx", "http://127.0.0.1:9", "--db", "x"]) == 1
+    assert "svc-appraisal" in capsys.readouterr().err
