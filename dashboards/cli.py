@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from collector.influx import InfluxError, InfluxWriter
-from dashboards import appraisal, check, export, files
+from dashboards import alerting, appraisal, check, evaluate, export, files
 from dashboards.macros import TimeRange
 
 
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     _influx_arguments(run)
     run.add_argument("--hours", type=float, default=24.0, help="the time range: the last N hours")
+    alerts = commands.add_parser("alerts", help="evaluate the alert rules against InfluxDB now")
+    _influx_arguments(alerts)
     generate = commands.add_parser("generate", help="write the provisioning files from the code")
     generate.add_argument("--out", type=Path, default=files.PROVISIONING, help="folder")
     args = parser.parse_args(argv)
@@ -34,10 +36,27 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     now_ms = int(time.time() * 1000)
+    influx = InfluxWriter(args.influx, args.db, args.token)
+    if args.command == "alerts":
+        return _alerts(influx, now_ms)
     when = TimeRange(now_ms - int(args.hours * 3_600_000), now_ms)
-    outcomes = check.run(InfluxWriter(args.influx, args.db, args.token), when)
+    outcomes = check.run(influx, when)
     print(check.report(outcomes))
     return 1 if any(o.error for o in outcomes) else 0
+
+
+def _alerts(influx: InfluxWriter, now_ms: int) -> int:
+    """Print each rule and the label sets it fires for now."""
+    try:
+        for rule in alerting.RULES:
+            fired = evaluate.firing(rule, influx, now_ms)
+            print(f"{rule.uid:<22} {'FIRING' if fired else 'ok':<7} {len(fired)}")
+            for labels in fired:
+                print("    " + " ".join(f"{k}={v}" for k, v in sorted(labels.items())))
+    except InfluxError as e:
+        print(f"svc-dashboards: InfluxDB: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def appraisal_main(argv: list[str] | None = None) -> int:

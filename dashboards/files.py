@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
+from dashboards import alerting
+from dashboards.alerting import FOLDER, FOLDER_UID
 from dashboards.boards import ALL
 
 PROVISIONING = Path(__file__).resolve().parent / "provisioning"
-FOLDER = "服务评价 Service rating"
 
 PROVIDER = {
     "apiVersion": 1,
@@ -23,7 +24,7 @@ PROVIDER = {
         {
             "name": "svc-rating",
             "folder": FOLDER,
-            "folderUid": "svc-rating",
+            "folderUid": FOLDER_UID,
             "type": "file",
             "disableDeletion": True,
             "allowUiUpdates": False,
@@ -40,6 +41,9 @@ def contents() -> dict[str, str]:
     """Each generated file's text, by its path under the provisioning folder."""
     found = {f"dashboards/svc-rating/{board.uid}.json": _json(board.json()) for board in ALL}
     found["dashboards/svc-rating.yaml"] = HEADER + _yaml(PROVIDER)
+    found["alerting/rules.yaml"] = HEADER + _yaml(alerting.rules_file())
+    found["alerting/contact-points.yaml"] = HEADER + _yaml(alerting.contact_points_file())
+    found["alerting/policies.yaml"] = HEADER + _yaml(alerting.policies_file())
     return found
 
 
