@@ -7,8 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from grafana_client.api import GrafanaApi
+from grafana_client.client import GrafanaException
+
 from collector.influx import InfluxError, InfluxWriter
-from dashboards import alerting, appraisal, check, evaluate, export, files
+from dashboards import alerting, appraisal, check, evaluate, export, files, provision
 from dashboards.macros import TimeRange
 
 
@@ -28,6 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--hours", type=float, default=24.0, help="the time range: the last N hours")
     alerts = commands.add_parser("alerts", help="evaluate the alert rules against InfluxDB now")
     _influx_arguments(alerts)
+    push = commands.add_parser(
+        "provision", help="push the data source, dashboards and alerting to Grafana's HTTP API"
+    )
+    push.add_argument("--grafana", required=True, help="Grafana's URL, like http://grafana:3000")
+    push.add_argument("--token", required=True, help="a service account token (Editor or Admin)")
+    push.add_argument(
+        "--influx", default="http://127.0.0.1:8086", help="InfluxDB as Grafana reaches it"
+    )
+    push.add_argument("--db", default="service_quality", help="database (or bucket)")
+    push.add_argument("--influx-token", default=None, help="InfluxDB API token (2.x/3.x)")
     generate = commands.add_parser("generate", help="write the provisioning files from the code")
     generate.add_argument("--out", type=Path, default=files.PROVISIONING, help="folder")
     args = parser.parse_args(argv)
@@ -35,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in files.write(args.out):
             print(path)
         return 0
+    if args.command == "provision":
+        return _provision(args)
     now_ms = int(time.time() * 1000)
     influx = InfluxWriter(args.influx, args.db, args.token)
     if args.command == "alerts":
@@ -43,6 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = check.run(influx, when)
     print(check.report(outcomes))
     return 1 if any(o.error for o in outcomes) else 0
+
+
+def _provision(args: argparse.Namespace) -> int:
+    grafana = GrafanaApi.from_url(args.grafana, credential=args.token)
+    try:
+        done = provision.push(
+            grafana, provision.InfluxSource(args.influx, args.db, args.influx_token)
+        )
+    except GrafanaException as e:
+        print(f"svc-dashboards: Grafana: {e}", file=sys.stderr)
+        return 1
+    for what in done.created:
+        print(f"created {what}")
+    for what in done.updated:
+        print(f"updated {what}")
+    if not any(w.startswith("contact-point") for w in done.created + done.updated):
+        print("no SVC_*_WEBHOOK_URL or SVC_ALERT_EMAILS set: contact points and policy untouched")
+    return 0
 
 
 def _alerts(influx: InfluxWriter, now_ms: int) -> int:
