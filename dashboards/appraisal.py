@@ -91,6 +91,12 @@ def month_bounds(month: str, tz: str) -> tuple[dt.datetime, dt.datetime]:
     return start, after
 
 
+def previous_month(tz: str, now: dt.datetime | None = None) -> str:
+    """The calendar month before the current one in that time zone, like 2026-10."""
+    today = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(tz))
+    return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
 def compute(
     influx: InfluxWriter, month: str, tz: str = "Asia/Shanghai", min_ratings: int = 30
 ) -> list[Row]:

@@ -98,21 +98,26 @@ def appraisal_main(argv: list[str] | None = None) -> int:
         description="The month's appraisal per (hall, clerk) and per hall: stored in InfluxDB"
         " for the 员工考核 dashboard (a re-run overwrites) and exported.",
     )
-    parser.add_argument("month", help="the calendar month, like 2026-11")
+    parser.add_argument(
+        "month", help="the calendar month, like 2026-11, or `previous` (last month, for a timer)"
+    )
     _influx_arguments(parser)
     parser.add_argument("--tz", default="Asia/Shanghai", help="the halls' time zone")
     parser.add_argument(
         "--min-ratings", type=int, default=30, help="rated ratings a clerk needs to be ranked"
     )
-    parser.add_argument("--out", type=Path, help="export to this .csv or .xlsx file")
+    parser.add_argument(
+        "--out", type=Path, help="export to this .csv or .xlsx file ({month} is the month)"
+    )
     args = parser.parse_args(argv)
     if args.out is not None and args.out.suffix not in (".csv", ".xlsx"):
         parser.error("--out must end in .csv or .xlsx")
     influx = InfluxWriter(args.influx, args.db, args.token)
     try:
-        appraisal.month_bounds(args.month, args.tz)
-        rows = appraisal.compute(influx, args.month, args.tz, args.min_ratings)
-        written = appraisal.store(influx, args.month, args.tz, rows)
+        month = appraisal.previous_month(args.tz) if args.month == "previous" else args.month
+        appraisal.month_bounds(month, args.tz)
+        rows = appraisal.compute(influx, month, args.tz, args.min_ratings)
+        written = appraisal.store(influx, month, args.tz, rows)
     except (ValueError, KeyError) as e:
         print(f"svc-appraisal: {e}", file=sys.stderr)
         return 2
@@ -121,12 +126,13 @@ def appraisal_main(argv: list[str] | None = None) -> int:
         return 1
     clerks = sum(r.staff is not None for r in rows)
     print(
-        f"{args.month} ({args.tz}): {clerks} clerks, {len(rows) - clerks} halls, "
+        f"{month} ({args.tz}): {clerks} clerks, {len(rows) - clerks} halls, "
         f"{sum(r.rank is not None for r in rows)} ranked; {written} points stored"
     )
     if args.out is not None:
-        export.write(rows, args.out)
-        print(f"exported to {args.out}")
+        out = Path(str(args.out).replace("{month}", month))
+        export.write(rows, out)
+        print(f"exported to {out}")
     return 0
 
 

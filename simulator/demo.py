@@ -14,6 +14,9 @@ from types import FrameType
 from rich.console import Console
 
 from collector.influx import InfluxError, InfluxWriter
+from dashboards import appraisal, check, files
+from dashboards.boards import ALL as DASHBOARDS
+from dashboards.macros import TimeRange
 from simulator import live, scenario, session, verify
 from simulator.local import LocalStack
 from simulator.truth import GroundTruth
@@ -39,6 +42,12 @@ class Demo:
                 f"broker {local.broker.url}  database {local.influx.url}/{local.database}  "
                 f"collector log {self.data_dir / 'collector' / 'collector.log'}"
             )
+            console.print(
+                f"Grafana: provisioning folder {files.PROVISIONING}, with "
+                f"SVC_INFLUX_URL={local.influx.url} SVC_INFLUX_DB={local.database} "
+                f"SVC_DASHBOARDS_PATH={files.PROVISIONING / 'dashboards' / 'svc-rating'}",
+                highlight=False,
+            )
             writer = InfluxWriter(local.influx.url, local.database)
             self.runner = session.runner(
                 self.mode,
@@ -60,8 +69,33 @@ class Demo:
             reports = verify.settled(self.truth_path, writer, STORE_WAIT_S)
             console.print(self._summary(writer), highlight=False)
             console.print(verify.table(reports), highlight=False)
+            self._dashboards(writer, console)
         console.print("\n[bold]Stopped[/]: every process started by the demo has ended.")
         return 0
+
+    def _dashboards(self, writer: InfluxWriter, console: Console) -> None:
+        """The month's appraisal for the 员工考核 dashboard, every dashboard query run on the
+        demo's data, and where to look at the dashboards on the days played."""
+        s = self.scenario
+        first, after = s.day_start_ms(1), s.day_start_ms(s.days + 1)
+        month = s.start.strftime("%Y-%m")
+        try:
+            rows = appraisal.compute(writer, month)
+            appraisal.store(writer, month, "Asia/Shanghai", rows)
+            outcomes = check.run(writer, TimeRange(first, after, {"month": month}))
+        except InfluxError as e:
+            console.print(f"dashboards: InfluxDB: {e}")
+            return
+        failed = sum(o.error is not None for o in outcomes)
+        console.print(
+            f"dashboards: {len(outcomes)} queries run on the demo's data, {failed} failed; "
+            f"appraisal {month}: {sum(r.staff is not None for r in rows)} clerks",
+            highlight=False,
+        )
+        for board in DASHBOARDS:
+            console.print(
+                f"  {board.title}: /d/{board.uid}?from={first}&to={after}", highlight=False
+            )
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         if self.runner is not None:

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -191,3 +192,23 @@ def test_bad_arguments_are_refused(known_month, capsys):
         appraisal_main(["2026-11", *db, "--out", "month.pdf"])
     assert appraisal_main(["2026-11", "--influx", "http://127.0.0.1:9", "--db", "x"]) == 1
     assert "svc-appraisal" in capsys.readouterr().err
+
+
+def test_previous_month_is_taken_in_the_halls_time_zone():
+    just_after = dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC)  # 1 December 00:30 in Shanghai
+    assert appraisal.previous_month("Asia/Shanghai", just_after) == "2026-11"
+    assert appraisal.previous_month("UTC", just_after) == "2026-10"
+    assert appraisal.previous_month("UTC", dt.datetime(2027, 1, 5, tzinfo=dt.UTC)) == "2026-12"
+
+
+def test_the_timer_runs_last_month_into_a_file_named_by_it(known_month, tmp_path, capsys):
+    km = known_month
+    unit = (Path(__file__).parent.parent / "collector" / "svc-appraisal.service").read_text()
+    command = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert " previous " in command and "{month}" in command
+    out = tmp_path / "appraisal-{month}.csv"
+    db = ["--influx", km.influx.url, "--db", km.database]
+    assert appraisal_main(["previous", *db, "--out", str(out)]) == 0
+    month = appraisal.previous_month("Asia/Shanghai")
+    assert (tmp_path / f"appraisal-{month}.csv").is_file()
+    assert f"{month} (Asia/Shanghai)" in capsys.readouterr().out

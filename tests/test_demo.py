@@ -39,6 +39,10 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
     assert not any(port_open(port) for port in ports)
     assert "every process started by the demo has ended" in output
     assert "lost 0, doubled 0, wrong 0, unexpected 0" in output
+    # the dashboards: where Grafana finds them, every query run on the demo's data
+    assert "dashboards/provisioning" in output
+    assert re.search(r"dashboards: \d+ queries run on the demo's data, 0 failed", output)
+    assert "/d/svc-hall-live?from=" in output
     # the demo's data stays in its one folder
     assert {p.name for p in (tmp_path / "demo").iterdir()} == {
         "mosquitto",
