@@ -7,11 +7,13 @@ last full calendar month in Asia/Shanghai, plus today up to now, plus six hours 
 from every terminal at one report a minute.
 
 Then `svc-appraisal` runs for that month (timed), and every panel's queries, macros expanded,
-run over the dashboard's own default range (Hall live: today; Clerk appraisal: the month's
-stored rows; Terminal health: 6 hours), and the Hall live board once more over the whole month.
-Each figure is the median of several runs; the baseline, measured in the same run, is the
-plainest query InfluxDB answers over the same range (`count("seq")` of every rating). Goals:
-every panel under 1 s, the appraisal under 60 s.
+run as a dashboard opens: on its default range (Hall live: today; Clerk appraisal: the month's
+stored rows; Terminal health: 6 hours) with the variables it starts on (one hall on Hall live
+and Terminal health, All elsewhere). Then, for information, Hall live and Terminal health with
+every hall picked (a province at once), and Hall live over the whole month for one hall and for
+every hall. Each figure is the median of several runs; the baseline, measured in the same run,
+is the plainest query InfluxDB answers over the same range (`count("seq")` of every rating in
+it). Goals: every panel under 1 s as a dashboard opens, the appraisal under 60 s.
 
     .venv/bin/python bench/dashboards.py [--terminals 1000] [--runs 5]
 """
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector import device, rating  # noqa: E402
-from collector.influx import InfluxWriter  # noqa: E402
+from collector.influx import InfluxError, InfluxWriter  # noqa: E402
 from collector.topics import DeviceTopic  # noqa: E402
 from dashboards import appraisal, check  # noqa: E402
 from dashboards.boards import ALL, hall_live  # noqa: E402
@@ -132,8 +134,12 @@ def load(influx: InfluxWriter, terminals: int, now: dt.datetime) -> int:
 
 
 def timed(influx: InfluxWriter, query: str) -> float:
+    """Seconds to answer; infinity when InfluxDB did not within the client's 10 s."""
     started = time.perf_counter()
-    influx.query(query)
+    try:
+        influx.query(query)
+    except InfluxError:
+        return float("inf")
     return time.perf_counter() - started
 
 
@@ -205,8 +211,23 @@ def main() -> int:
             figures += board_figures(
                 influx, ALL[2], TimeRange(now_ms - 6 * 3_600_000, now_ms), args.runs, "6 hours"
             )
-            print(f"\nslowest panel on its default range: {max(figures) * 1000:.0f} ms (goal 1 s)")
+            print(
+                f"\nslowest panel as the dashboards open: {max(figures) * 1000:.0f} ms (goal 1 s)"
+            )
+            every = {"site": tuple(f"hall-{h:04d}" for h in range(-(-args.terminals // COUNTERS)))}
+            today = TimeRange(midnight, now_ms, every)
+            board_figures(influx, hall_live.DASHBOARD, today, args.runs, "today")
+            board_figures(
+                influx,
+                ALL[2],
+                TimeRange(now_ms - 6 * 3_600_000, now_ms, every),
+                args.runs,
+                "6 hours",
+            )
             board_figures(influx, hall_live.DASHBOARD, TimeRange(*month_ms), args.runs, "a month")
+            board_figures(
+                influx, hall_live.DASHBOARD, TimeRange(*month_ms, every), args.runs, "a month"
+            )
         finally:
             server.stop()
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 from collector.influx import InfluxError, InfluxWriter
 from dashboards.boards import ALL
 from dashboards.macros import ALL as ALL_VALUES
-from dashboards.macros import TimeRange, expand
+from dashboards.macros import MAX_DATA_POINTS, TimeRange, expand
 from dashboards.model import Dashboard
 
 
@@ -27,19 +27,20 @@ class Outcome:
     error: str | None = None
 
 
-def queries(board: Dashboard) -> Iterator[tuple[str, str]]:
-    """(where, query as written) for each variable and each panel target of a dashboard."""
+def queries(board: Dashboard) -> Iterator[tuple[str, str, int]]:
+    """(where, query as written, the panel's maxDataPoints) for each variable and each panel
+    target of a dashboard."""
     for variable in board.variables:
-        yield f"variable {variable.name}", variable.influxql
+        yield f"variable {variable.name}", variable.influxql, MAX_DATA_POINTS
     for panel in board.panels:
         for i, query in enumerate(panel.queries):
-            yield f"{panel.title} / {chr(ord('A') + i)}", query.influxql
+            yield f"{panel.title} / {chr(ord('A') + i)}", query.influxql, panel.max_points
 
 
 def default_values(board: Dashboard) -> dict[str, str | tuple[str, ...]]:
-    """All for every multi-valued variable; a single-valued one takes its query's first value
+    """All for every variable that starts on All; the others take their query's first value
     when it runs (see run())."""
-    return {v.name: (ALL_VALUES,) for v in board.variables if v.multi}
+    return {v.name: (ALL_VALUES,) for v in board.variables if v.starts_on_all}
 
 
 def run(
@@ -47,23 +48,51 @@ def run(
     when: TimeRange,
     boards: tuple[Dashboard, ...] = ALL,
 ) -> list[Outcome]:
-    """Run every query of the dashboards; variables not chosen in `when` take All, or for a
-    single-valued one the first value its own query gives (as Grafana does on load)."""
+    """Run every query of the dashboards, with the variable values Grafana starts on where
+    `when` chooses none (see starting_values)."""
     outcomes: list[Outcome] = []
     for board in boards:
-        values = {**default_values(board), **when.values}
-        for variable in board.variables:
-            if variable.name in values:
-                continue
-            first = _run(influx, board.uid, f"variable {variable.name}", variable.influxql, when)
-            values[variable.name] = str(first.rows[0]["value"]) if first.rows else ""
-        chosen = TimeRange(when.from_ms, when.to_ms, values)
-        outcomes += [_run(influx, board.uid, where, q, chosen) for where, q in queries(board)]
+        chosen, found = starting_values(influx, board, when)
+        outcomes += found
+        outcomes += [
+            _run(influx, board.uid, where, q, chosen, max_points=points)
+            for where, q, points in queries(board)
+            if not where.startswith("variable ")
+        ]
     return outcomes
 
 
-def _run(influx: InfluxWriter, uid: str, where: str, query: str, when: TimeRange) -> Outcome:
-    sent = expand(query, when)
+def starting_values(
+    influx: InfluxWriter, board: Dashboard, when: TimeRange
+) -> tuple[TimeRange, list[Outcome]]:
+    """The range with the values Grafana starts a dashboard on, and each variable query's
+    outcome: for a variable not chosen in `when`, All, or where it offers no All the first
+    value of its own query (which may use the variables before it), sorted as it says."""
+    values = {**default_values(board), **when.values}
+    outcomes = []
+    for variable in board.variables:
+        chosen = TimeRange(when.from_ms, when.to_ms, values)
+        found = _run(influx, board.uid, f"variable {variable.name}", variable.influxql, chosen)
+        outcomes.append(found)
+        if variable.name not in values:
+            options = sorted(
+                (str(row["value"]) for row in found.rows), reverse=variable.newest_first
+            )
+            first = options[0] if options else ""
+            values[variable.name] = (first,) if variable.multi else first
+    return TimeRange(when.from_ms, when.to_ms, values), outcomes
+
+
+def _run(
+    influx: InfluxWriter,
+    uid: str,
+    where: str,
+    query: str,
+    when: TimeRange,
+    *,
+    max_points: int = MAX_DATA_POINTS,
+) -> Outcome:
+    sent = expand(query, when, max_points)
     try:
         return Outcome(uid, where, sent, influx.query(sent))
     except InfluxError as e:

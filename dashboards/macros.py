@@ -48,9 +48,10 @@ def duration(ms: int) -> str:
     return f"{ms}ms"
 
 
-def expand(query: str, when: TimeRange) -> str:
-    """The query as Grafana sends it to InfluxDB for that range and those variable values."""
-    step = interval_ms(when.from_ms, when.to_ms)
+def expand(query: str, when: TimeRange, max_points: int = MAX_DATA_POINTS) -> str:
+    """The query as Grafana sends it to InfluxDB for that range and those variable values, for
+    a panel showing at most max_points points."""
+    step = interval_ms(when.from_ms, when.to_ms, max_points)
     builtins = {
         "timeFilter": f"time >= {when.from_ms}ms and time <= {when.to_ms}ms",
         "__interval": duration(step),

@@ -53,6 +53,7 @@ class Panel:
     overrides: tuple[Json, ...] = ()
     mappings: tuple[Json, ...] = ()
     transformations: tuple[Json, ...] = ()
+    max_points: int = 1000  # Grafana's maxDataPoints: $__interval is the range over this
 
     def json(self, panel_id: int, x: int, y: int) -> Json:
         defaults: Json = {
@@ -73,6 +74,7 @@ class Panel:
             "datasource": DATASOURCE,
             "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
             "targets": [q.target(chr(ord("A") + i)) for i, q in enumerate(self.queries)],
+            "maxDataPoints": self.max_points,
             "fieldConfig": {"defaults": defaults, "overrides": list(self.overrides)},
             "options": self.options,
             "transformations": list(self.transformations),
@@ -81,12 +83,19 @@ class Panel:
 
 @dataclass(frozen=True)
 class Variable:
-    """A query variable; multi-valued with All, which stands for any value (`.*`)."""
+    """A query variable. Multi-valued ones offer All (any value, `.*`) unless include_all is
+    off; then Grafana starts on the first value, as a single-valued one does."""
 
     name: str
     label: str
     influxql: str  # SHOW TAG VALUES ..., may use the variables before it
     multi: bool = True
+    include_all: bool = True
+    newest_first: bool = False  # values sorted descending (a month: the latest on top)
+
+    @property
+    def starts_on_all(self) -> bool:
+        return self.multi and self.include_all
 
     def json(self) -> Json:
         return {
@@ -97,11 +106,11 @@ class Variable:
             "query": self.influxql,
             "definition": self.influxql,
             "refresh": 2,  # on time range change
-            "includeAll": self.multi,
+            "includeAll": self.starts_on_all,
             "multi": self.multi,
-            "allValue": ".*" if self.multi else None,
-            "current": {"text": "All", "value": "$__all"} if self.multi else {},
-            "sort": 1,
+            "allValue": ".*" if self.starts_on_all else None,
+            "current": {"text": "All", "value": "$__all"} if self.starts_on_all else {},
+            "sort": 2 if self.newest_first else 1,  # alphabetical, descending or ascending
         }
 
 

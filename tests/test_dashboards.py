@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from dashboards import appraisal, check
+from dashboards import appraisal, check, files
 from dashboards.boards import ALL, hall_live, terminal_health
+from dashboards.cli import main as dashboards_main
 from dashboards.macros import TimeRange, expand
 from dashboards.model import DATASOURCE_UID, Dashboard, Panel, Query
 from tests.known_month import KnownMonth
@@ -21,9 +22,14 @@ from tests.known_month import KnownMonth
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
+def every_hall(km: KnownMonth) -> dict[str, str | tuple[str, ...]]:
+    """The hall variable with every hall picked (it starts on one hall, and offers no All)."""
+    return {"site": tuple(h.site for h in km.scenario.halls)}
+
+
 def sim_range(km: KnownMonth, **values: str | tuple[str, ...]) -> TimeRange:
     s = km.scenario
-    return TimeRange(s.day_start_ms(1), s.day_start_ms(s.days + 1), values)
+    return TimeRange(s.day_start_ms(1), s.day_start_ms(s.days + 1), {**every_hall(km), **values})
 
 
 def panel(board: Dashboard, title: str) -> Panel:
@@ -174,7 +180,7 @@ def test_ratings_per_hour_fall_in_the_local_hours(known_month):
 
 def test_stray_presses_and_terminals_gone_offline(known_month):
     km = known_month
-    real = TimeRange(km.real_from_ms, km.real_to_ms)
+    real = TimeRange(km.real_from_ms, km.real_to_ms, every_hall(km))
     stray = rows(km, panel(hall_live.DASHBOARD, "误按"), real)
     assert stray[0]["sum"] == km.stray >= 6  # the child's presses before opening, at least
     board = terminal_health.DASHBOARD
@@ -205,3 +211,16 @@ def test_dashboards_are_importable():
             assert v["datasource"]["uid"] == DATASOURCE_UID
         names = {v["name"] for v in data["templating"]["list"]}
         assert {"site"} <= names
+
+
+def test_the_check_command_reports_and_fails_on_a_missing_database(known_month, capsys, tmp_path):
+    km = known_month
+    db = ["--influx", km.influx.url]
+    hours = str((km.real_to_ms - km.scenario.day_start_ms(1)) / 3_600_000 + 1)
+    assert dashboards_main(["check", *db, "--db", km.database, "--hours", hours]) == 0
+    assert ", 0 failed" in capsys.readouterr().out
+    assert dashboards_main(["check", *db, "--db", "no_such_database"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert dashboards_main(["generate", "--out", str(tmp_path)]) == 0
+    for name, text in files.contents().items():
+        assert (tmp_path / name).read_text(encoding="utf-8") == text

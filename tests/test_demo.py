@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from devstack.process import port_open
+from simulator import truth
 
 SVC_SIM = Path(sys.executable).parent / "svc-sim"
 
@@ -43,6 +44,10 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
     assert "dashboards/provisioning" in output
     assert re.search(r"dashboards: \d+ queries run on the demo's data, 0 failed", output)
     assert "/d/svc-hall-live?from=" in output
+    # the roster's clerks were logged in through the retained config: each rating is theirs
+    sent = truth.read(tmp_path / "demo" / "truth.jsonl")
+    assert all(r["staff"] == r["clerk"] for r in sent)
+    assert {r["staff"] for r in sent} >= {"E1001", "E1002", "E1003"}
     # the demo's data stays in its one folder
     assert {p.name for p in (tmp_path / "demo").iterdir()} == {
         "mosquitto",

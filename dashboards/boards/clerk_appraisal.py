@@ -43,6 +43,7 @@ DASHBOARD = Dashboard(
             "月份 Month",
             'SHOW TAG VALUES FROM "appraisal" WITH KEY = "month"',
             multi=False,
+            newest_first=True,
         ),
         Variable(
             "site",

@@ -11,7 +11,8 @@ HONEST = f'$timeFilter AND {PICKED} AND "suspect" = 0'
 SHARE_COLOURS = ((None, "red"), (80.0, "orange"), (90.0, "green"))
 FIGURES = (
     'count("score") AS "评价数", mean("satisfied") * 100 AS "满意率", '
-    'mean("good") * 100 AS "好评率", mean("poor") * 100 AS "差评率", mean("score") AS "平均分"'
+    'mean("good") * 100 AS "好评率", mean("poor") * 100 AS "差评率", mean("score") AS "平均分", '
+    'count("rated") - count("score") AS "未评"'  # honest windows less the rated: skipped
 )
 
 
@@ -51,10 +52,6 @@ def _breakdown(title: str, description: str, tag: str) -> Panel:
                 f"WHERE {HONEST} AND \"mode\" = 'prompt' {group}"
             ),
             Query(
-                'SELECT count("rated") AS "未评" FROM rating '
-                f'WHERE {HONEST} AND "rated" = 0 {group}'
-            ),
-            Query(
                 'SELECT count("score") AS "可疑" FROM rating '
                 f'WHERE $timeFilter AND {PICKED} AND "suspect" = 1 {group}'
             ),
@@ -76,7 +73,12 @@ DASHBOARD = Dashboard(
     ),
     refresh="30s",
     variables=(
-        Variable("site", "营业厅 Hall", 'SHOW TAG VALUES FROM "rating" WITH KEY = "site"'),
+        Variable(
+            "site",
+            "营业厅 Hall",
+            'SHOW TAG VALUES FROM "rating" WITH KEY = "site"',
+            include_all=False,  # a manager's own hall; several may be picked
+        ),
         Variable(
             "counter",
             "窗口 Counter",

@@ -30,6 +30,7 @@ def _over_time(title: str, description: str, influxql: str, unit: str = "none") 
         width=8,
         height=8,
         unit=unit,
+        max_points=200,  # a line a terminal: a point every couple of minutes over 6 hours
     )
 
 
@@ -44,7 +45,12 @@ DASHBOARD = Dashboard(
     time_from="now-6h",
     refresh="1m",
     variables=(
-        Variable("site", "营业厅 Hall", 'SHOW TAG VALUES FROM "device" WITH KEY = "site"'),
+        Variable(
+            "site",
+            "营业厅 Hall",
+            'SHOW TAG VALUES FROM "device" WITH KEY = "site"',
+            include_all=False,  # one hall's terminals; several may be picked
+        ),
         Variable(
             "device",
             "终端 Terminal",
