@@ -150,17 +150,29 @@ def median_of(runs: int, influx: InfluxWriter, query: str) -> float:
 def board_figures(
     influx: InfluxWriter, board: Dashboard, when: TimeRange, runs: int, label: str
 ) -> list[float]:
-    values = {**check.default_values(board), **when.values}
-    chosen = TimeRange(when.from_ms, when.to_ms, values)
-    base = median_of(
-        runs, influx, expand('SELECT count("seq") FROM rating WHERE $timeFilter', chosen)
-    )
-    print(f"\n{board.title} ({label}); baseline count(seq) {base * 1000:.0f} ms")
+    """Each panel's time (its queries one after another, each the median of runs), with the
+    variables as `when` picks them or as Grafana starts the dashboard."""
+    chosen, _ = check.starting_values(influx, board, when)
+    plain = 'SELECT count("seq") FROM rating WHERE $timeFilter'
+    base = median_of(runs, influx, expand(plain, chosen))
+    picked = chosen.values.get("site")
+    halls = "every hall" if isinstance(picked, tuple) and len(picked) > 1 else f"hall {picked}"
+    print(f"\n{board.title} ({label}, {halls}); baseline count(seq) {base * 1000:.0f} ms")
     worst = []
     for panel in board.panels:
-        seconds = sum(median_of(runs, influx, expand(q.influxql, chosen)) for q in panel.queries)
+        seconds = sum(
+            median_of(runs, influx, expand(q.influxql, chosen, panel.max_points))
+            for q in panel.queries
+        )
         worst.append(seconds)
-        print(f"  {panel.title:<40} {seconds * 1000:7.0f} ms  {seconds / base:6.1f}x baseline")
+        shown = "  >10 s" if seconds == float("inf") else f"{seconds * 1000:4.0f} ms"
+        try:
+            rows = str(
+                len(influx.query(expand(panel.queries[0].influxql, chosen, panel.max_points)))
+            )
+        except InfluxError:
+            rows = "?"
+        print(f"  {panel.title:<40} {shown}  {seconds / base:6.1f}x baseline  {rows:>5} rows")
     return worst
 
 
