@@ -35,7 +35,7 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
     customers, recorded, acked, stored = map(int, finals[-1])
     assert customers >= 3
     assert customers == recorded == acked == stored  # every customer's window, rated or skipped
-    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", output)]
+    ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", output)}  # broker, database
     assert len(ports) == 2
     assert not any(port_open(port) for port in ports)
     assert "every process started by the demo has ended" in output
