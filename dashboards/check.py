@@ -38,9 +38,9 @@ def queries(board: Dashboard) -> Iterator[tuple[str, str, int]]:
 
 
 def default_values(board: Dashboard) -> dict[str, str | tuple[str, ...]]:
-    """All for every variable that starts on All; the others take their query's first value
-    when it runs (see run())."""
-    return {v.name: (ALL_VALUES,) for v in board.variables if v.starts_on_all}
+    """All for every variable that starts on All meaning any value; the others take what their
+    own query gives when it runs (see starting_values)."""
+    return {v.name: (ALL_VALUES,) for v in board.variables if v.starts_on_all and v.all_means_any}
 
 
 def run(
@@ -66,8 +66,9 @@ def starting_values(
     influx: InfluxWriter, board: Dashboard, when: TimeRange
 ) -> tuple[TimeRange, list[Outcome]]:
     """The range with the values Grafana starts a dashboard on, and each variable query's
-    outcome: for a variable not chosen in `when`, All, or where it offers no All the first
-    value of its own query (which may use the variables before it), sorted as it says."""
+    outcome: for a variable not chosen in `when`, All (any value, or every value its own query
+    lists), or where it offers no All the first value of its query, sorted as it says. A query
+    may use the variables before it."""
     values = {**default_values(board), **when.values}
     outcomes = []
     for variable in board.variables:
@@ -75,11 +76,13 @@ def starting_values(
         found = _run(influx, board.uid, f"variable {variable.name}", variable.influxql, chosen)
         outcomes.append(found)
         if variable.name not in values:
-            options = sorted(
-                (str(row["value"]) for row in found.rows), reverse=variable.newest_first
-            )
-            first = options[0] if options else ""
-            values[variable.name] = (first,) if variable.multi else first
+            listed = {str(row["value"]) for row in found.rows}  # Grafana lists each value once
+            options = sorted(listed, reverse=variable.newest_first)
+            if variable.starts_on_all:
+                values[variable.name] = tuple(options)
+            else:
+                first = options[0] if options else ""
+                values[variable.name] = (first,) if variable.multi else first
     return TimeRange(when.from_ms, when.to_ms, values), outcomes
 
 

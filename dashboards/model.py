@@ -83,14 +83,16 @@ class Panel:
 
 @dataclass(frozen=True)
 class Variable:
-    """A query variable. Multi-valued ones offer All (any value, `.*`) unless include_all is
-    off; then Grafana starts on the first value, as a single-valued one does."""
+    """A query variable. Multi-valued ones offer All unless include_all is off; then Grafana
+    starts on the first value, as a single-valued one does. All means any value at all (`.*`,
+    also a point without the tag), or with all_means_any off every value the query lists."""
 
     name: str
     label: str
     influxql: str  # SHOW TAG VALUES ..., may use the variables before it
     multi: bool = True
     include_all: bool = True
+    all_means_any: bool = True
     newest_first: bool = False  # values sorted descending (a month: the latest on top)
 
     @property
@@ -108,7 +110,7 @@ class Variable:
             "refresh": 2,  # on time range change
             "includeAll": self.starts_on_all,
             "multi": self.multi,
-            "allValue": ".*" if self.starts_on_all else None,
+            "allValue": ".*" if self.starts_on_all and self.all_means_any else None,
             "current": {"text": "All", "value": "$__all"} if self.starts_on_all else {},
             "sort": 2 if self.newest_first else 1,  # alphabetical, descending or ascending
         }

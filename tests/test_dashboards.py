@@ -37,10 +37,10 @@ def panel(board: Dashboard, title: str) -> Panel:
 
 
 def rows(km: KnownMonth, p: Panel, when: TimeRange, ref: int = 0) -> list[dict[str, Any]]:
-    every_default = {k: v for b in ALL for k, v in check.default_values(b).items()}
-    values = {**every_default, **when.values}
-    chosen = TimeRange(when.from_ms, when.to_ms, values)
-    return km.influx.query(expand(p.queries[ref].influxql, chosen))
+    """A panel's rows, its dashboard's variables as `when` picks them or as Grafana starts."""
+    board = next(b for b in ALL if p in b.panels)
+    chosen, _ = check.starting_values(km.influx, board, when)
+    return km.influx.query(expand(p.queries[ref].influxql, chosen, p.max_points))
 
 
 def figures(ratings: list[dict[str, Any]]) -> dict[str, Any]:
@@ -224,3 +224,16 @@ def test_the_check_command_reports_and_fails_on_a_missing_database(known_month, 
     assert dashboards_main(["generate", "--out", str(tmp_path)]) == 0
     for name, text in files.contents().items():
         assert (tmp_path / name).read_text(encoding="utf-8") == text
+
+
+def test_picking_a_counter_narrows_the_terminals(known_month):
+    km = known_month
+    board = terminal_health.DASHBOARD
+    real = TimeRange(km.real_from_ms, km.real_to_ms, {"site": (km.hall,), "counter": ("01",)})
+    chosen, _ = check.starting_values(km.influx, board, real)
+    hall = km.scenario.halls[0]
+    assert chosen.values["device"] == (hall.counters[0].device,)
+    table = km.influx.query(expand(panel(board, "终端").queries[0].influxql, chosen))
+    assert [row["device"] for row in table] == [hall.counters[0].device]
+    every, _ = check.starting_values(km.influx, board, TimeRange(real.from_ms, real.to_ms))
+    assert set(every.values["device"]) == {c.device for c in hall.counters}  # first hall, All

@@ -52,9 +52,17 @@ DASHBOARD = Dashboard(
             include_all=False,  # one hall's terminals; several may be picked
         ),
         Variable(
+            "counter",
+            "窗口 Counter",
+            'SHOW TAG VALUES FROM "rating" WITH KEY = "counter" WHERE "site" =~ /^$site$/',
+        ),
+        Variable(  # a terminal serves a counter, as its ratings say; with every counter, every
+            # terminal that ever reported is listed too (device points have no counter tag)
             "device",
             "终端 Terminal",
-            'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/',
+            'SHOW TAG VALUES FROM "rating", "device" WITH KEY = "device" '
+            'WHERE "site" =~ /^$site$/ AND "counter" =~ /^$counter$/',
+            all_means_any=False,  # All: the terminals of the counters picked
         ),
     ),
     rows=(
