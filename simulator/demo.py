@@ -7,7 +7,9 @@ under one data folder; every process started here is stopped on exit, whether th
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -23,6 +25,7 @@ from simulator.truth import GroundTruth
 
 ROOT = "svc/v1"
 STORE_WAIT_S = 30.0
+APPRAISE_EVERY_S = 30.0
 
 
 class Demo:
@@ -48,7 +51,17 @@ class Demo:
                 f"SVC_DASHBOARDS_PATH={files.PROVISIONING / 'dashboards' / 'svc-rating'}",
                 highlight=False,
             )
+            first, after = self._days()
+            for board in DASHBOARDS:
+                console.print(
+                    f"  {board.title}: /d/{board.uid}?from={first}&to={after}", highlight=False
+                )
             writer = InfluxWriter(local.influx.url, local.database)
+            done = threading.Event()
+            appraiser = threading.Thread(
+                target=self._appraise_until, args=(writer, done), name="appraisal", daemon=True
+            )
+            appraiser.start()
             self.runner = session.runner(
                 self.mode,
                 self.scenario,
@@ -65,6 +78,8 @@ class Demo:
                 duration_s=duration_s,
                 headline=lambda: self._summary(writer),
             )
+            done.set()
+            appraiser.join()
             self.runner.truth.flush()
             reports = verify.settled(self.truth_path, writer, STORE_WAIT_S)
             console.print(self._summary(writer), highlight=False)
@@ -73,15 +88,31 @@ class Demo:
         console.print("\n[bold]Stopped[/]: every process started by the demo has ended.")
         return 0
 
-    def _dashboards(self, writer: InfluxWriter, console: Console) -> None:
-        """The month's appraisal for the 员工考核 dashboard, every dashboard query run on the
-        demo's data, and where to look at the dashboards on the days played."""
+    def _days(self) -> tuple[int, int]:
+        """The days played, as Unix ms: where the dashboards show the run."""
         s = self.scenario
-        first, after = s.day_start_ms(1), s.day_start_ms(s.days + 1)
-        month = s.start.strftime("%Y-%m")
+        return s.day_start_ms(1), s.day_start_ms(s.days + 1)
+
+    def _appraise(self, writer: InfluxWriter) -> int:
+        """The month's appraisal stored for the 员工考核 dashboard; returns the clerks in it."""
+        month = self.scenario.start.strftime("%Y-%m")
+        rows = appraisal.compute(writer, month)
+        appraisal.store(writer, month, "Asia/Shanghai", rows)
+        return sum(r.staff is not None for r in rows)
+
+    def _appraise_until(self, writer: InfluxWriter, done: threading.Event) -> None:
+        """While the demo plays, the appraisal again every APPRAISE_EVERY_S, so the 员工考核
+        dashboard shows the run so far (a month's figures are re-run, never added to)."""
+        while not done.wait(APPRAISE_EVERY_S):
+            with contextlib.suppress(InfluxError):
+                self._appraise(writer)
+
+    def _dashboards(self, writer: InfluxWriter, console: Console) -> None:
+        """The appraisal once more, and every dashboard query run on the demo's data."""
+        first, after = self._days()
+        month = self.scenario.start.strftime("%Y-%m")
         try:
-            rows = appraisal.compute(writer, month)
-            appraisal.store(writer, month, "Asia/Shanghai", rows)
+            clerks = self._appraise(writer)
             outcomes = check.run(writer, TimeRange(first, after, {"month": month}))
         except InfluxError as e:
             console.print(f"dashboards: InfluxDB: {e}")
@@ -89,13 +120,9 @@ class Demo:
         failed = sum(o.error is not None for o in outcomes)
         console.print(
             f"dashboards: {len(outcomes)} queries run on the demo's data, {failed} failed; "
-            f"appraisal {month}: {sum(r.staff is not None for r in rows)} clerks",
+            f"appraisal {month}: {clerks} clerks",
             highlight=False,
         )
-        for board in DASHBOARDS:
-            console.print(
-                f"  {board.title}: /d/{board.uid}?from={first}&to={after}", highlight=False
-            )
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         if self.runner is not None:
