@@ -27,17 +27,14 @@ class Outcome:
     error: str | None = None
 
 
-def queries(board: Dashboard) -> Iterator[tuple[str, str, int]]:
-    """(where, query as written, the panel's maxDataPoints) for each variable and each panel
-    target of a dashboard."""
-    for variable in board.variables:
-        yield f"variable {variable.name}", variable.influxql, MAX_DATA_POINTS
+def panel_queries(board: Dashboard) -> Iterator[tuple[str, str, int]]:
+    """(where, query as written, the panel's maxDataPoints) for each panel target."""
     for panel in board.panels:
         for i, query in enumerate(panel.queries):
             yield f"{panel.title} / {chr(ord('A') + i)}", query.influxql, panel.max_points
 
 
-def default_values(board: Dashboard) -> dict[str, str | tuple[str, ...]]:
+def _any_values(board: Dashboard) -> dict[str, str | tuple[str, ...]]:
     """All for every variable that starts on All meaning any value; the others take what their
     own query gives when it runs (see starting_values)."""
     return {v.name: (ALL_VALUES,) for v in board.variables if v.starts_on_all and v.all_means_any}
@@ -56,8 +53,7 @@ def run(
         outcomes += found
         outcomes += [
             _run(influx, board.uid, where, q, chosen, max_points=points)
-            for where, q, points in queries(board)
-            if not where.startswith("variable ")
+            for where, q, points in panel_queries(board)
         ]
     return outcomes
 
@@ -69,7 +65,7 @@ def starting_values(
     outcome: for a variable not chosen in `when`, All (any value, or every value its own query
     lists), or where it offers no All the first value of its query, sorted as it says. A query
     may use the variables before it."""
-    values = {**default_values(board), **when.values}
+    values = {**_any_values(board), **when.values}
     outcomes = []
     for variable in board.variables:
         chosen = TimeRange(when.from_ms, when.to_ms, values)

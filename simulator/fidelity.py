@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -176,8 +177,9 @@ class FidelityRun:
             for fc in self.counters.values():
                 fc.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
             if any(hall.clerks for hall in self.scenario.halls):
-                host, _, port = self.broker_url.removeprefix("mqtt://").rpartition(":")
-                self.desk = FrontDesk((host, int(port)), self.root, self.roster.names())
+                url = urlsplit(self.broker_url)
+                broker = (url.hostname or "127.0.0.1", url.port or 1883)
+                self.desk = FrontDesk(broker, self.root, self.roster.names())
             for day in range(1, self.scenario.days + 1):
                 if self.stop_event.is_set():
                     break
