@@ -138,7 +138,9 @@ def compute(
         f"{by}, time(1h) fill(none) tz('{tz}')"
     ):
         local = dt.datetime.fromtimestamp(int(found["time"]) / 1e9, zone)
-        row(found).hours[(local.isoweekday(), local.hour)] = int(found["n"])
+        hours = row(found).hours
+        slot = (local.isoweekday(), local.hour)  # every Monday 09:00 of the month in one
+        hours[slot] = hours.get(slot, 0) + int(found["n"])
     return _arrange(clerks, min_ratings)
 
 

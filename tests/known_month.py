@@ -1,10 +1,11 @@
-"""Data whose ground truth is known, across a month's edge, for the dashboard and appraisal tests.
+"""A month whose ground truth is known, and its edges, for the dashboard and appraisal tests.
 
-Two halls play three days, 31 October to 2 November 2026, opening at 07:00 in Asia/Shanghai,
-so the first hour of 1 November (local) is still 31 October in UTC. A prompt-mode hall has a
-roster (clerks moving counters, a split shift, a short shift, hours with nobody logged in) and
-a clerk rating themselves (suspect); a child presses before opening (stray). A free-mode
-station has two clerks. Every rating goes through the real broker and collector into InfluxDB.
+Two halls play 31 October to 1 December 2026, two hours a day from 07:00 in Asia/Shanghai, so
+the first hour of 1 November and of 1 December (local) is still the month before in UTC. A
+prompt-mode hall has a roster (clerks moving counters, a split shift, a short shift, days off,
+hours with nobody logged in) and a clerk rating themselves (suspect); a child presses before
+opening (stray). A free-mode station has two clerks. Every rating goes through the real broker
+and collector into InfluxDB.
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ seed = 11
 
 [time]
 start = 2026-10-31
-days = 3
+days = 32
 utc_offset_h = 8
 speed = 0
 telemetry_s = 1
 
 [hours]
 open = "07:00"
-close = "10:00"
-curve = [0.6, 1.0, 0.8]
+close = "09:00"
+curve = [0.7, 1.0]
 
 [profiles.good]
 scores = {{ 5 = 60, 4 = 25, 3 = 8, 2 = 4, 1 = 3 }}
@@ -59,12 +60,14 @@ mode = "prompt"
 counters = 3
 profiles = ["fair"]
 participation = 0.8
-customers_per_hour = 30
+customers_per_hour = 20
 clerks = [
-  {{ staff = "K01", name = "张敏", profile = "good", shifts = ["07:00-10:00"] }},
-  {{ staff = "K02", name = "李娜", profile = "poor", shifts = ["07:00-08:30"] }},
-  {{ staff = "K03", name = "王强", profile = "fair", shifts = ["07:00-08:00", "08:30-10:00"] }},
-  {{ staff = "K04", name = "刘洋", profile = "good", shifts = ["09:30-10:00"], days_off = [7] }},
+  {{ staff = "K01", name = "张敏", profile = "good", shifts = ["07:00-09:00"], days_off = [6] }},
+  {{ staff = "K02", name = "李娜", profile = "poor", shifts = ["07:00-08:00"] }},
+  {{ staff = "K03", name = "王强", profile = "fair", shifts = ["07:00-07:40", "08:00-09:00"] }},
+  {{ staff = "K04", name = "刘洋", profile = "good", shifts = ["08:30-09:00"], days_off = [6, 7] }},
+  {{ staff = "K05", name = "陈静", profile = "fair", shifts = ["07:00-09:00"],
+     days_off = [1, 2, 3] }},
 ]
 
 [[halls]]
@@ -73,10 +76,10 @@ mode = "free"
 counters = 2
 profiles = ["fair"]
 participation = 0.6
-customers_per_hour = 20
+customers_per_hour = 10
 clerks = [
-  {{ staff = "S01", name = "周平", profile = "good", shifts = ["07:00-10:00"] }},
-  {{ staff = "S02", name = "吴芳", profile = "poor", shifts = ["07:00-10:00"] }},
+  {{ staff = "S01", name = "周平", profile = "good", shifts = ["07:00-09:00"] }},
+  {{ staff = "S02", name = "吴芳", profile = "poor", shifts = ["07:00-09:00"] }},
 ]
 
 [[fraud]]
@@ -84,7 +87,7 @@ kind = "self_rating"
 site = "{hall}"
 counter = "01"
 day = 2
-at = "09:40"
+at = "08:40"
 count = 3
 
 [[fraud]]

@@ -19,7 +19,7 @@ from dashboards.cli import appraisal_main
 from dashboards.macros import TimeRange, expand
 from tests.known_month import KnownMonth
 
-MIN = 20  # ratings a clerk needs to be ranked, here: the clerk on a half-hour shift has fewer
+MIN = 200  # ratings a clerk needs to be ranked: the clerk on a half-hour shift has fewer
 
 
 def textbook_wilson_low(successes: int, n: int, z: float = 1.96) -> float:
@@ -143,9 +143,10 @@ def test_month_edges_follow_the_time_zone(known_month):
         assert {(r.site, r.staff or ""): r.rated for r in rows} == {
             k: v["rated"] for k, v in want.items()
         }
-    shanghai = len(in_month(km, "Asia/Shanghai"))
-    utc = len(in_month(km, "UTC"))
-    assert shanghai > utc > 0  # 1 November from 07:00 to 08:00 local is October in UTC
+    shanghai = {(r["device"], r["seq"]) for r in in_month(km, "Asia/Shanghai")}
+    utc = {(r["device"], r["seq"]) for r in in_month(km, "UTC")}
+    # 07:00 to 08:00 local on 1 November is October in UTC, and on 1 December November
+    assert shanghai - utc and utc - shanghai
     october = appraisal.compute(km.influx, "2026-10", "Asia/Shanghai", MIN)
     assert sum(r.rated for r in october if r.staff is None) == sum(
         1
@@ -212,3 +213,24 @@ def test_the_timer_runs_last_month_into_a_file_named_by_it(known_month, tmp_path
     month = appraisal.previous_month("Asia/Shanghai")
     assert (tmp_path / f"appraisal-{month}.csv").is_file()
     assert f"{month} (Asia/Shanghai)" in capsys.readouterr().out
+
+
+def test_the_heat_map_folds_the_month_onto_hours_and_weekdays(known_month):
+    km = known_month
+    appraisal.store(km.influx, "2026-11", "Asia/Shanghai", appraisal.compute(km.influx, "2026-11"))
+    heat = next(p for p in clerk_appraisal.DASHBOARD.panels if p.title.startswith("时段热力"))
+    zone = ZoneInfo("Asia/Shanghai")
+    for staff in ("K01", "S02"):
+        when = TimeRange(0, 2**41, {"month": "2026-11", "site": ("$__all",), "staff": (staff,)})
+        cells = {
+            (day, int(row["hour"])): value
+            for row in km.influx.query(expand(heat.queries[0].influxql, when))
+            for day, value in row.items()
+            if day.startswith("周") and value
+        }
+        want: dict[tuple[str, int], int] = defaultdict(int)
+        for r in in_month(km, "Asia/Shanghai"):
+            if r["staff"] == staff and r["score"] is not None and r["cause"] != "self_rating":
+                local = dt.datetime.fromtimestamp(r["ts"] / 1000, zone)
+                want[(clerk_appraisal.WEEKDAYS[local.isoweekday() - 1], local.hour)] += 1
+        assert cells == dict(want) and len(cells) > 5
