@@ -66,8 +66,7 @@ clerks = [
   {{ staff = "K02", name = "李娜", profile = "poor", shifts = ["07:00-08:00"] }},
   {{ staff = "K03", name = "王强", profile = "fair", shifts = ["07:00-07:40", "08:00-09:00"] }},
   {{ staff = "K04", name = "刘洋", profile = "good", shifts = ["08:30-09:00"], days_off = [6, 7] }},
-  {{ staff = "K05", name = "陈静", profile = "fair", shifts = ["07:00-09:00"],
-     days_off = [1, 2, 3] }},
+  {{ staff = "K05", profile = "fair", shifts = ["07:00-09:00"], days_off = [1, 2, 3] }},
 ]
 
 [[halls]]
