@@ -7,6 +7,8 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 
 from dashboards.appraisal import REASONS, Row
 
@@ -88,9 +90,18 @@ def _xlsx(rows: list[Row], path: Path) -> None:
     for row in rows:
         cells = values(row)
         sheet.append([cells[name] for name, _ in COLUMNS])
-    for i, (name, _) in enumerate(COLUMNS, 1):
+        if row.staff is None:  # a hall's row, under its clerks
+            for cell in sheet[sheet.max_row]:
+                cell.font = Font(bold=True)
+    for i, (name, header) in enumerate(COLUMNS, 1):
+        letter = get_column_letter(i)
+        sheet.column_dimensions[letter].width = max(10, 2 * len(header) + 2)
         if name in SHARES:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
                 cell.number_format = "0.00%"
     sheet.freeze_panes = "C2"
+    sheet.page_setup.orientation = "landscape"  # fifteen columns on one printed page
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     book.save(path)
