@@ -127,6 +127,8 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     cells = list(sheet.values)
     assert list(cells[0]) == [header for _, header in export.COLUMNS]
     assert cells[0][:3] == ("营业厅", "工号", "有效评价")
+    halls_bold = [sheet.cell(i + 1, 1).font.bold for i, row in enumerate(cells) if i and not row[1]]
+    assert halls_bold and all(halls_bold)  # a hall's row stands out under its clerks
     for row in cells[1:]:
         figures = want[(row[0], row[1] or "")]
         assert row[2] == figures["rated"] and row[6] == figures["rank"]
