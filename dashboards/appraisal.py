@@ -28,7 +28,15 @@ from collector import lineprotocol
 from collector.influx import InfluxWriter
 
 Z = 1.96  # 95 %
-REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+# the reasons a poor rating may give (PROTOCOL.md), in the export's order, with their names
+REASON_NAMES = {
+    "attitude": "态度",
+    "efficiency": "效率",
+    "expertise": "业务能力",
+    "environment": "环境",
+    "other": "其他",
+}
+REASONS = tuple(REASON_NAMES)
 COUNTS = ("rated", "satisfied", "poor", "skipped", "suspect", "prompted", "prompted_rated")
 
 

@@ -10,7 +10,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
-from dashboards.appraisal import REASONS, Row
+from dashboards.appraisal import REASON_NAMES, REASONS, Row
 
 COLUMNS = (
     ("site", "营业厅"),
@@ -23,11 +23,7 @@ COLUMNS = (
     ("poor", "差评"),
     ("skipped", "未评"),
     ("suspect", "可疑"),
-    ("reason_attitude", "差评原因:态度"),
-    ("reason_efficiency", "差评原因:效率"),
-    ("reason_expertise", "差评原因:业务能力"),
-    ("reason_environment", "差评原因:环境"),
-    ("reason_other", "差评原因:其他"),
+    *((f"reason_{reason}", f"差评原因:{name}") for reason, name in REASON_NAMES.items()),
 )
 SHARES = ("satisfaction", "wilson_low")
 

@@ -5,18 +5,13 @@ the `appraisal` and `appraisal_hours` measurements, so every panel reads a few h
 points instead of a month of ratings, and shows exactly what the export holds.
 """
 
+from dashboards.appraisal import REASON_NAMES
 from dashboards.model import Dashboard, Panel, Query, Variable
 
 MONTH = "\"month\" = '$month'"
 CLERKS = f'{MONTH} AND "scope" = \'clerk\' AND "site" =~ /^$site$/ AND "staff" =~ /^$staff$/'
 HALLS = f'{MONTH} AND "scope" = \'hall\' AND "site" =~ /^$site$/'
-REASONS = (
-    ("reason_attitude", "态度"),
-    ("reason_efficiency", "效率"),
-    ("reason_expertise", "业务能力"),
-    ("reason_environment", "环境"),
-    ("reason_other", "其他"),
-)
+REASONS = tuple((f"reason_{reason}", name) for reason, name in REASON_NAMES.items())
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 MONTH_FIGURES = (
     'last("rated") AS "有效评价", last("satisfied") AS "满意", '
