@@ -13,6 +13,8 @@ import uuid
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulator.roster import Roster
+
 PUBLISH_TIMEOUT_S = 10.0
 
 
@@ -46,3 +48,10 @@ class FrontDesk:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def front_desk(roster: Roster, broker: tuple[str, int], root: str) -> FrontDesk | None:
+    """The desk for a run, where a hall of its scenario keeps a roster; None where none does."""
+    if not any(hall.clerks for hall in roster.scenario.halls):
+        return None
+    return FrontDesk(broker, root, roster.names())

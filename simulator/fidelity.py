@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from simulator import plan
-from simulator.desk import FrontDesk
+from simulator.desk import FrontDesk, front_desk
 from simulator.firmware import FirmwareError, FirmwareTerminal
 from simulator.roster import Roster
 from simulator.run import CONFIG_WAIT_S, Progress
@@ -176,10 +176,9 @@ class FidelityRun:
                 fc.terminal.start()
             for fc in self.counters.values():
                 fc.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
-            if any(hall.clerks for hall in self.scenario.halls):
-                url = urlsplit(self.broker_url)
-                broker = (url.hostname or "127.0.0.1", url.port or 1883)
-                self.desk = FrontDesk(broker, self.root, self.roster.names())
+            url = urlsplit(self.broker_url)
+            broker = (url.hostname or "127.0.0.1", url.port or 1883)
+            self.desk = front_desk(self.roster, broker, self.root)
             for day in range(1, self.scenario.days + 1):
                 if self.stop_event.is_set():
                     break

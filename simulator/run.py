@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from simulator import plan
-from simulator.desk import FrontDesk
+from simulator.desk import FrontDesk, front_desk
 from simulator.roster import Roster
 from simulator.scenario import Scenario
 from simulator.truth import GroundTruth
@@ -113,8 +113,7 @@ class ScaleRun:
             asyncio.ensure_future(t.serve(self.scenario.telemetry_s))
             for t in self.terminals.values()
         ]
-        if any(hall.clerks for hall in self.scenario.halls):
-            self.desk = FrontDesk(self.broker, self.root, self.roster.names())
+        self.desk = front_desk(self.roster, self.broker, self.root)
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(t.connected.wait() for t in self.terminals.values())),
