@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 MAX_PAYLOAD_BYTES = 4096
+INT64_MAX = 2**63 - 1  # the largest integer field InfluxDB stores; past it a write is refused
 
 
 class Rejected(ValueError):
@@ -33,22 +34,20 @@ def json_object(payload: bytes) -> dict[str, Any]:
     return msg
 
 
-def integer(msg: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
+def integer(msg: dict[str, Any], key: str, low: int, high: int = INT64_MAX) -> int:
     value = msg.get(key)
-    if type(value) is int and value >= low and (high is None or value <= high):
+    if type(value) is int and low <= value <= high:
         return value  # the usual case first: this runs several times per message
     if not isinstance(value, int) or isinstance(value, bool):
         raise Rejected("wrong_type", f"{key} must be an integer, got {type(value).__name__}")
-    raise Rejected("out_of_range", f"{key} {value} out of range")
+    raise Rejected("out_of_range", f"{key} {value} out of range {low} to {high}")
 
 
-def optional_integer(
-    msg: dict[str, Any], key: str, low: int, high: int | None = None
-) -> int | None:
+def optional_integer(msg: dict[str, Any], key: str, low: int, high: int = INT64_MAX) -> int | None:
     value = msg.get(key)
     if value is None:
         return None
-    if type(value) is int and value >= low and (high is None or value <= high):
+    if type(value) is int and low <= value <= high:
         return value
     return integer(msg, key, low, high)
 

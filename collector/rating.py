@@ -14,6 +14,9 @@ STAFF = re.compile(r"[0-9A-Za-z_-]{1,16}")
 REASONS = frozenset({"attitude", "efficiency", "expertise", "environment", "other"})
 MODES = frozenset({"prompt", "free"})
 SEQ_DIGITS = 10**6
+# InfluxDB stores times up to 2262-04-11 (2**63 - 2 ns); a press time past it could not be a
+# point's time, with the seq in its sub-millisecond digits
+MAX_TS_MS = (2**63 - 2 - (SEQ_DIGITS - 1)) // SEQ_DIGITS
 TICKET = re.compile(r"[^\x00-\x1f]{1,32}")
 
 
@@ -110,7 +113,7 @@ def parse(topic: DeviceTopic, payload: bytes) -> Rating:
         device=topic.device,
         seq=checks.integer(msg, "seq", 1),
         boot=checks.integer(msg, "boot", 0),
-        ts=checks.optional_integer(msg, "ts", 0),
+        ts=checks.optional_integer(msg, "ts", 0, MAX_TS_MS),
         score=score,
         reason=reason,
         counter=checks.optional_text(msg, "counter", COUNTER),

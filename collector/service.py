@@ -28,7 +28,7 @@ from collector.influx import InfluxWriter
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.spool import Spool
-from collector.storage import Batch, Delivery, Point, Storage, Undated, retrying
+from collector.storage import Batch, Delivery, Point, Storage, Undated
 from collector.suspect import SuspectJudge
 
 log = structlog.get_logger("collector")
@@ -98,9 +98,10 @@ class Collector:
         self._stop.set()
 
     def run(self) -> None:
-        """Serve until stop(); then store what was taken, acknowledge it and disconnect."""
-        if not retrying(self.writer.ensure_database, "influx_unavailable", self._stop):
-            return
+        """Serve until stop(); then store what was taken, acknowledge it and disconnect. The
+        database is made, if missing, by the storage thread before its first write: while
+        InfluxDB is down, at start as later, batches go to the spool."""
+        self.storage.make_database(once=True)  # at once, if InfluxDB answers, for its readers
         self.storage.start()
         self.client.connect_async(self.settings.mqtt.host, self.settings.mqtt.port, KEEPALIVE_S)
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,25 +27,6 @@ log = structlog.get_logger("collector")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
-
-
-def retrying(action: Callable[[], None], event: str, stop: threading.Event) -> bool:
-    """Call action until it succeeds (True) or stop is set first (False).
-
-    A permanent InfluxError is raised to the caller: retrying cannot help it.
-    """
-    delay = RETRY_MIN_S
-    while True:
-        try:
-            action()
-            return True
-        except InfluxError as e:
-            if e.permanent:
-                raise
-            log.warning(event, error=str(e), retry_in_s=delay)
-        if stop.wait(delay):
-            return False
-        delay = min(delay * 2, RETRY_MAX_S)
 
 
 @dataclass(frozen=True)
@@ -112,6 +92,7 @@ class Storage(threading.Thread):
         self._todo: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self.done: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self._next_drain = 0.0
+        self._database_made = False  # CREATE DATABASE answered: writes can go there
         self.failed = False
 
     @property
@@ -244,8 +225,24 @@ class Storage(threading.Thread):
         except InfluxError:
             self._next_drain = time.monotonic() + RETRY_MAX_S / 2
 
+    def make_database(self, *, once: bool = False) -> None:
+        """CREATE DATABASE, the first time InfluxDB answers; raises InfluxError while it does
+        not, or with once, logs that it will be tried again before the first write."""
+        if self._database_made:
+            return
+        try:
+            self.writer.ensure_database()
+        except InfluxError as e:
+            if not once:
+                raise
+            log.warning("influx_unavailable", error=str(e), then="spool until it answers")
+            return
+        self._database_made = True
+
     def _drain_spool(self) -> None:
-        """Write the spooled batches, oldest first; raises InfluxError while InfluxDB is down."""
+        """Make the database once InfluxDB answers, then write the spooled batches, oldest
+        first; raises InfluxError while InfluxDB is down."""
+        self.make_database()
         while (oldest := self.spool.oldest()) is not None:
             path, lines = oldest
             try:

@@ -110,7 +110,7 @@ def _generic_rating_line(
     st.fixed_dictionaries(
         {
             "seq": st.integers(1, 2**40),
-            "ts": st.none() | st.integers(0, 2**45),
+            "ts": st.none() | st.integers(0, rating.MAX_TS_MS),
             "score": st.none() | st.integers(1, 5),
             "counter": st.none() | st.from_regex(rating.COUNTER, fullmatch=True),
             "staff": st.none() | st.from_regex(rating.STAFF, fullmatch=True),

@@ -8,6 +8,7 @@ import pytest
 
 from collector import device, rating, topics
 from collector.checks import Rejected
+from collector.influx import InfluxWriter
 from collector.topics import DeviceTopic
 from tests.samples import RATING_EXAMPLE
 
@@ -77,6 +78,9 @@ def test_unknown_counter_and_staff_are_left_out():
         (payload(score=5, reason="attitude"), "contradiction"),
         (payload(score=None, reason="attitude"), "contradiction"),
         (payload(ticket="x" * 4096), "oversize"),
+        (payload(ts=rating.MAX_TS_MS + 1), "out_of_range"),  # after 2262: no point time
+        (payload(seq=2**63), "out_of_range"),  # InfluxDB's integers end at 2**63 - 1
+        (payload(wait_ms=2**63), "out_of_range"),
     ],
 )
 def test_bad_payloads_are_rejected_with_their_kind(raw, kind):
@@ -84,6 +88,20 @@ def test_bad_payloads_are_rejected_with_their_kind(raw, kind):
         rating.parse(WHERE, raw)
     assert rejected.value.kind == kind
     assert str(rejected.value)
+
+
+def test_the_last_storable_press_time_is_taken():
+    last = rating.parse(WHERE, payload(ts=rating.MAX_TS_MS, seq=999_999))
+    time_ns = int(last.point(rating.MAX_TS_MS).rsplit(" ", 1)[1])
+    assert time_ns <= 2**63 - 2  # InfluxDB's latest time
+
+
+def test_influxdb_takes_the_last_storable_press_time(influxdb, database):
+    writer = InfluxWriter(influxdb.url, database)
+    writer.ensure_database()
+    last = rating.parse(WHERE, payload(ts=rating.MAX_TS_MS, seq=999_999))
+    writer.write([last.point(rating.MAX_TS_MS)])
+    assert writer.query("SELECT count(seq) FROM rating")[0]["count"] == 1
 
 
 def test_topic_parts():

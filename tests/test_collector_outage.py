@@ -90,6 +90,29 @@ def test_influxdb_down_for_30_s_loses_nothing(
     assert '"spool_written"' in collector.log()
 
 
+def test_a_collector_started_while_influxdb_is_down_takes_messages_into_its_spool(
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
+):
+    own_influx.stop()
+    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector.start()  # subscribed at once, without waiting for InfluxDB
+    try:
+        send(publisher, topic_root, range(1, 51))
+        spool = tmp_path / "collector" / "spool"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            spooled = sum(len(p.read_text().splitlines()) for p in spool.glob("*.lp"))
+            if spooled == 50:
+                break
+            time.sleep(0.2)
+        assert spooled == 50  # taken from the broker and acknowledged, safe on disk
+        own_influx.restart()
+        found = wait_stored(own_influx, database, 50)  # the database made, then the spool
+    finally:
+        assert collector.stop() == 0
+    assert found == list(range(1, 51))
+
+
 def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
