@@ -6,6 +6,7 @@ VERSION = 1
 FW_VERSION = "0.2.0"
 SCORES = (1, 2, 3, 4, 5)
 REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+TICKET_MAX = 32  # characters of a ticket on the wire, none of them a control character
 
 # Some ports count time from 2000; the wire always counts from 1970.
 EPOCH_OFFSET_MS = 946684800000 if time.gmtime(0)[0] == 2000 else 0
@@ -17,6 +18,16 @@ def unix_ms():
 
 def topic(root, site, device, kind):
     return "%s/%s/%s/%s" % (root, site, device, kind)
+
+
+def clean_ticket(ticket):
+    """A prompt's ticket as the wire carries it: 1 to TICKET_MAX characters, a control
+    character (tab, newline...) made a space; anything else is no ticket. The window opens
+    either way: a queue system's odd ticket must never cost a customer their rating."""
+    if not isinstance(ticket, str):
+        return None
+    text = "".join(" " if ord(c) < 32 else c for c in ticket).strip()[:TICKET_MAX]
+    return text or None
 
 
 def rating(seq, boot, ts, score, counter, staff, mode, reason=None, ticket=None, wait_ms=None):

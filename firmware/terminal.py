@@ -307,13 +307,10 @@ class Terminal:
             self._report_now.set()
 
     def _on_prompt(self, message):
-        ticket = message.get("ticket") if isinstance(message, dict) else None
-        if not isinstance(message, dict) or not (
-            ticket is None or (isinstance(ticket, str) and 0 < len(ticket) <= 32)
-        ):
+        if not isinstance(message, dict):
             self.board.emit("prompt_rejected", payload=repr(message))
             return
-        self._handle(self.flow.prompt(ticks_ms(), ticket))
+        self._handle(self.flow.prompt(ticks_ms(), protocol.clean_ticket(message.get("ticket"))))
 
     # --- state and telemetry ---
 

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from collector import rating as collector_rating
+from collector.topics import DeviceTopic
 from devstack import MosquittoServer
 from simulator.firmware import FirmwareError
 from tests.terminals import Listener, device_topic, make_terminal
@@ -82,6 +84,19 @@ def test_prompt_topic_opens_a_window_with_its_ticket(terminal, listener, topic_r
     terminal.press(0)
     [message] = listener.wait("rating", 1)
     assert (message["ticket"], message["score"], message["mode"]) == ("A023", 5, "prompt")
+
+
+def test_an_odd_ticket_still_opens_a_window_and_the_rating_counts(terminal, listener, topic_root):
+    prompts = [{"v": 1, "ticket": "A\t023\n"}, {"v": 1, "ticket": "Q" * 40}, {"v": 1, "ticket": 7}]
+    for i, prompt in enumerate(prompts, 1):
+        listener.publish(device_topic(topic_root, "prompt"), prompt)
+        terminal.wait_count("opened", i)
+        terminal.press(0)
+        listener.wait("rating", i)
+    messages = listener.wait("rating", 3)
+    assert [m["ticket"] for m in messages] == ["A 023", "Q" * 32, None]
+    for message in messages:  # each one the collector takes
+        collector_rating.parse(DeviceTopic("site", "ev-1", "rating"), json.dumps(message).encode())
 
 
 @pytest.mark.terminal_settings(window_s=3)

@@ -9,6 +9,9 @@ import time
 
 import paho.mqtt.client as paho
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import rating as collector_rating
@@ -202,3 +205,14 @@ def test_mqtt_refused_connection_is_an_error(mosquitto):
 
     with pytest.raises(mqtt.MQTTError, match="refused"):
         run(scenario())
+
+
+@hypothesis_settings(max_examples=300)
+@given(st.one_of(st.text(), st.none(), st.integers(), st.lists(st.text()), st.booleans()))
+def test_any_ticket_a_prompt_brings_yields_a_rating_the_collector_takes(ticket):
+    """Whatever a queue system puts in a prompt's ticket, the rating it opens is stored."""
+    cleaned = protocol.clean_ticket(ticket)
+    assert cleaned is None or 1 <= len(cleaned) <= protocol.TICKET_MAX
+    message = protocol.rating(7, 1, 1795347568123, 4, "03", "E1023", "prompt", None, cleaned, 1830)
+    where = DeviceTopic("sjz-yuhua", "ev-1", "rating")
+    assert collector_rating.parse(where, protocol.encode(message)).ticket == cleaned
