@@ -1,9 +1,12 @@
-"""Firmware figures: heap soak, press to PUBACK, queue density and drain after an outage.
+"""Firmware figures: heap soak, press to stored-and-acknowledged, queue density, and the
+drain of an outage's queue.
 
-Runs the real terminal under the MicroPython Unix port (bench/mpy/terminal_bench.py)
-against a Mosquitto of its own on loopback. Each figure is the median of several runs,
-and the timings are also given as a ratio to the same MQTT client's bare QoS 1
-round trip, measured in the same run, since the machines are small and shared.
+Runs the real terminal under the MicroPython Unix port (bench/mpy/terminal_bench.py), from
+the .mpy image as it ships, against a Mosquitto, an InfluxDB and the real collector of its
+own on loopback: a rating leaves the terminal only when the collector has stored it and said
+so on the ack topic. Each figure is the median of several runs, and the timings are also
+given as a ratio to the same MQTT client's bare QoS 1 round trip, measured in the same run,
+since the machines are small and shared.
 
     .venv/bin/python bench/firmware.py [--runs 3] [--soak 10000]
 """
@@ -15,22 +18,37 @@ import json
 import statistics
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devstack import MosquittoServer  # noqa: E402
+from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
+from fwtools import image  # noqa: E402
 from simulator.firmware import run_script  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "128K"
+TOPIC_ROOT = "bench/v1"
+IMAGE = Path(tempfile.gettempdir()) / "svc-bench-image"  # the .mpy image, built afresh
+DRAIN_BEFORE = 231  # ratings/s drained when one was in flight until its PUBACK (README)
 
 
 def run(port: int, mode: str, count: int, folder: Path) -> dict[str, Any]:
     """One run of the bench script in `folder` (its flash image stays there)."""
-    result = run_script(SCRIPT, str(port), mode, str(count), cwd=folder, heap=HEAP, timeout_s=900)
+    result = run_script(
+        SCRIPT,
+        str(port),
+        TOPIC_ROOT,
+        mode,
+        str(count),
+        cwd=folder,
+        heap=HEAP,
+        image=IMAGE,
+        timeout_s=900,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{mode}: {result.stdout[-2000:]}{result.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -50,13 +68,22 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=5_000)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        image.build(IMAGE)
         broker = MosquittoServer(Path(tmp) / "broker")
-        broker.start()
-        try:
-            report(broker.port, Path(tmp), args)
-        finally:
-            broker.stop()
+        influx = InfluxServer(Path(tmp) / "influx")
+        for server in (broker, influx):
+            server.start()
+            stack.callback(server.stop)
+        collector = CollectorProcess(
+            broker,
+            influx,
+            Path(tmp) / "collector",
+            {"SVC_TOPIC_ROOT": TOPIC_ROOT, "SVC_INFLUX_DB": "bench", "SVC_HTTP": ""},
+        )
+        collector.start()
+        stack.callback(collector.stop)
+        report(broker.port, Path(tmp), args)
 
 
 def fresh(tmp: Path, name: str) -> Path:
@@ -92,8 +119,9 @@ def report(port: int, tmp: Path, args: argparse.Namespace) -> None:
         f"p99 {med(base_p99):.2f} ms, {med(base_rate):.0f} msg/s one at a time"
     )
     print(
-        f"  press to PUBACK: p50 {med(lat_p50):.2f} ms, p99 {med(lat_p99):.2f} ms "
-        f"(goal p99 <= 50 ms); p99 = {med(lat_p99) / med(base_p99):.0f}x the baseline's"
+        f"  press to stored and acknowledged: p50 {med(lat_p50):.2f} ms, "
+        f"p99 {med(lat_p99):.2f} ms (goal p99 <= 1000 ms); "
+        f"p99 = {med(lat_p99) / med(base_p99):.0f}x the baseline's"
     )
     print(
         f"  queue: {med(per_kb):.1f} ratings per KB of flash "
@@ -101,7 +129,8 @@ def report(port: int, tmp: Path, args: argparse.Namespace) -> None:
     )
     print(
         f"  drain of {args.queue} queued ratings: {med(drain_s):.1f} s, "
-        f"{med(drain_rate):.0f}/s = {med(drain_rate) / med(base_rate):.2f}x the baseline rate"
+        f"{med(drain_rate):.0f}/s = {med(drain_rate) / med(base_rate):.2f}x the baseline rate "
+        f"(goal >= {10 * DRAIN_BEFORE}/s, 10x the {DRAIN_BEFORE}/s of one rating in flight)"
     )
     print(
         f"  soak: {soak['count']} ratings, errors {soak['errors']}, "

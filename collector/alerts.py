@@ -15,6 +15,7 @@ from typing import Any
 
 from collector.device import DeviceReport
 from collector.rating import Rating
+from firmware import contract
 
 REMEMBERED = 100_000  # poor ratings remembered for de-duplication
 
@@ -60,7 +61,7 @@ class AlertRules:
         if rating.score is None:
             return []
         found = []
-        poor = rating.score <= 2
+        poor = rating.score <= contract.POOR_MAX
         key = (rating.site, rating.device, rating.seq)
         if key in self._alerted:
             return []  # a copy of one already seen: neither alerted nor counted again

@@ -7,8 +7,10 @@ from typing import Any
 
 import orjson
 
-MAX_PAYLOAD_BYTES = 4096
-INT64_MAX = 2**63 - 1  # the largest integer field InfluxDB stores; past it a write is refused
+from firmware import contract
+
+MAX_PAYLOAD_BYTES = contract.MAX_PAYLOAD_BYTES
+INT64_MAX = contract.INT_MAX  # the largest integer field InfluxDB stores; past it a write fails
 
 
 class Rejected(ValueError):
@@ -29,7 +31,7 @@ def json_object(payload: bytes) -> dict[str, Any]:
         raise Rejected("malformed_json", f"malformed JSON: {e}") from None
     if not isinstance(msg, dict):
         raise Rejected("malformed_json", "payload must be a JSON object")
-    if msg.get("v") != 1:
+    if msg.get("v") != contract.VERSION:
         raise Rejected("unknown_version", f"unknown schema version v={msg.get('v')!r}")
     return msg
 

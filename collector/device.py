@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from collector import checks, lineprotocol
 from collector.checks import Rejected
 from collector.topics import DeviceTopic
+from firmware import contract
 
-FW = re.compile(r"[0-9A-Za-z._+-]{1,32}")
-COUNTERS = ("uptime_s", "heap_free", "queue", "prompts", "rated", "skipped", "stray", "dropped")
+FW = re.compile(contract.name_pattern("fw"))
 
 
 Fields = dict[str, lineprotocol.FieldValue | None]
@@ -36,10 +36,12 @@ class DeviceReport:
 def telemetry(where: DeviceTopic, payload: bytes, received_ns: int) -> DeviceReport:
     """Health and running counters, at receipt time (ns, so two messages never merge)."""
     msg = checks.json_object(payload)
-    fields: Fields = {name: checks.optional_integer(msg, name, 0) for name in COUNTERS}
+    fields: Fields = {
+        name: checks.optional_integer(msg, name, 0) for name in contract.TELEMETRY_COUNTS
+    }
     fields["boot"] = checks.optional_integer(msg, "boot", 0)
-    fields["rssi"] = checks.optional_integer(msg, "rssi", -127, 0)
-    fields["battery_mv"] = checks.optional_integer(msg, "battery_mv", 0, 100_000)
+    fields["rssi"] = checks.optional_integer(msg, "rssi", *contract.RSSI_RANGE)
+    fields["battery_mv"] = checks.optional_integer(msg, "battery_mv", *contract.BATTERY_MV_RANGE)
     fields["fw"] = checks.optional_text(msg, "fw", FW)
     fields["online"] = 1
     stuck = msg.get("stuck_keys")

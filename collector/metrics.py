@@ -48,6 +48,11 @@ class Metrics:
         self.alerts = Counter(
             "svc_alerts_published", "Alerts published, by kind", ["kind"], registry=r
         )
+        self.acks = Counter(
+            "svc_ratings_acked",
+            "Ratings acknowledged to their terminals on the ack topic, stored or dead-lettered",
+            registry=r,
+        )
         self.spool_bytes = Gauge(
             "svc_spool_bytes", "Points waiting on disk for InfluxDB to come back", registry=r
         )

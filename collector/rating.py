@@ -5,32 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import orjson
+
 from collector import checks
 from collector.checks import Rejected
 from collector.topics import DeviceTopic
+from firmware import contract
 
-COUNTER = re.compile(r"[0-9A-Za-z-]{1,8}")
-STAFF = re.compile(r"[0-9A-Za-z_-]{1,16}")
-REASONS = frozenset({"attitude", "efficiency", "expertise", "environment", "other"})
-MODES = frozenset({"prompt", "free"})
-SEQ_DIGITS = 10**6
-# InfluxDB stores times up to 2262-04-11 (2**63 - 2 ns); a press time past it could not be a
-# point's time, with the seq in its sub-millisecond digits
-MAX_TS_MS = (2**63 - 2 - (SEQ_DIGITS - 1)) // SEQ_DIGITS
-TICKET = re.compile(r"[^\x00-\x1f]{1,32}")
-
-
-def score_classes(score: int) -> dict[str, int]:
-    """The share fields of a scored rating (docs/contract.md): 1 or 0 whether it counts as
-    satisfied (>= 4), good (>= 3) or poor (<= 2), so a share is one InfluxQL mean()."""
-    return {"satisfied": int(score >= 4), "good": int(score >= 3), "poor": int(score <= 2)}
-
+# the contract's rules, as the fast paths below use them
+COUNTER = re.compile(contract.name_pattern("counter"))
+STAFF = re.compile(contract.name_pattern("staff"))
+REASONS = frozenset(contract.REASONS)
+MODES = frozenset(contract.MODES)
+SEQ_DIGITS = contract.SEQ_DIGITS
 
 # the score and its share fields as they open a rating's field set, by score
 SCORE_CLASSES = {
     score: f"score={score}i,"
-    + "".join(f"{name}={value}i," for name, value in score_classes(score).items())
-    for score in range(1, 6)
+    + "".join(f"{name}={value}i," for name, value in contract.score_classes(score).items())
+    for score in contract.SCORES
 }
 
 
@@ -66,7 +59,7 @@ class Rating:
                 raise ValueError("a rating without ts needs the time of its first copy")
             time_ns = undated_ns
         else:
-            time_ns = self.ts * SEQ_DIGITS + self.seq % SEQ_DIGITS
+            time_ns = contract.point_time_ns(self.ts, self.seq)
         # lineprotocol.line() would give the same text (a test holds them together); this is
         # written out because it runs once per message and parse() has checked every tag and
         # string against patterns without a character line protocol escapes.
@@ -95,30 +88,53 @@ class Rating:
 def parse(topic: DeviceTopic, payload: bytes) -> Rating:
     """Check one rating payload; raises Rejected with the reason."""
     msg = checks.json_object(payload)
-    score = checks.optional_integer(msg, "score", 1, 5)
+    score = checks.optional_integer(msg, "score", contract.SCORES[0], contract.SCORES[-1])
     reason = msg.get("reason")
     if reason is not None:
         if not isinstance(reason, str) or reason not in REASONS:
             raise Rejected("bad_field", f"reason {reason!r} is not one of {sorted(REASONS)}")
-        if score is None or score > 2:
+        if score is None or score > contract.POOR_MAX:
             raise Rejected(
                 "contradiction",
-                f"reason {reason!r} given with score {score}; only scores <= 2 have one",
+                f"reason {reason!r} given with score {score}; only scores <= "
+                f"{contract.POOR_MAX} have one",
             )
     mode = msg.get("mode")
     if not isinstance(mode, str) or mode not in MODES:
-        raise Rejected("bad_field", f"mode {mode!r} is not prompt or free")
+        raise Rejected("bad_field", f"mode {mode!r} is not one of {contract.MODES}")
     return Rating(
         site=topic.site,
         device=topic.device,
-        seq=checks.integer(msg, "seq", 1),
+        seq=checks.integer(msg, "seq", contract.SEQ_MIN),
         boot=checks.integer(msg, "boot", 0),
-        ts=checks.optional_integer(msg, "ts", 0, MAX_TS_MS),
+        ts=checks.optional_integer(msg, "ts", 0, contract.MAX_TS_MS),
         score=score,
         reason=reason,
         counter=checks.optional_text(msg, "counter", COUNTER),
         staff=checks.optional_text(msg, "staff", STAFF),
-        ticket=checks.optional_text(msg, "ticket", TICKET),
+        ticket=_ticket(msg.get("ticket")),
         mode=mode,
         wait_ms=checks.optional_integer(msg, "wait_ms", 0),
     )
+
+
+def _ticket(value: object) -> str | None:
+    if value is None or contract.valid_ticket(value):
+        return value  # type: ignore[return-value]  # valid_ticket has checked it is a str
+    raise Rejected(
+        "bad_field",
+        f"ticket {value!r} is not 1 to {contract.TICKET_MAX} characters without control ones",
+    )
+
+
+def seq_of(payload: bytes) -> int | None:
+    """The seq of a rating that failed its checks, when it has one: the dead-lettered rating
+    is acknowledged too, so its terminal stops sending it (the dead-letter file keeps it)."""
+    try:
+        msg = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    seq = msg.get("seq") if isinstance(msg, dict) else None
+    if type(seq) is int and contract.SEQ_MIN <= seq <= contract.INT_MAX:
+        return seq
+    return None

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+import orjson
 import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -28,8 +29,9 @@ from collector.influx import InfluxWriter
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.spool import Spool
-from collector.storage import Batch, Delivery, Point, Storage, Undated
+from collector.storage import Ack, Batch, Delivery, Point, Storage, Undated
 from collector.suspect import SuspectJudge
+from firmware import contract
 
 log = structlog.get_logger("collector")
 
@@ -107,10 +109,7 @@ class Collector:
         try:
             while not self._stop.is_set():
                 self._network()
-                if self._taken and (
-                    len(self._taken) >= self.settings.batch_max
-                    or time.monotonic() - self._first_taken >= self.settings.batch_linger_s
-                ):
+                if self._taken and self._batch_ready():
                     self._hand_over()
                 self._acknowledge_stored()
                 self._raise_due_alerts()
@@ -118,6 +117,15 @@ class Collector:
         finally:
             self.client.disconnect()
             log.info("stopped", stored=self.stored, rejected=self.metrics.rejected_total())
+
+    def _batch_ready(self) -> bool:
+        """Group commit: a batch goes as soon as the store is free (after the linger, if one
+        is set), or once it is full. While a write is in flight, messages gather, so batches
+        grow with the load and a lone rating waits for nothing but its own write."""
+        if len(self._taken) >= self.settings.batch_max:
+            return True
+        lingered = time.monotonic() - self._first_taken >= self.settings.batch_linger_s
+        return lingered and self.storage.waiting == 0
 
     @property
     def failed(self) -> bool:
@@ -203,11 +211,12 @@ class Collector:
         self.metrics.taken([d.topic for d in deliveries], sum(d.dup for d in deliveries))
         points: list[Point] = []
         reports: list[rating_msg.Rating | device.DeviceReport] = []
+        acks: list[Ack] = []
         for delivery in deliveries:
-            line = self._point(delivery, reports)
+            line = self._point(delivery, reports, acks)
             if line is not None:
                 points.append(Point(delivery, line))
-        self.storage.submit(Batch(deliveries, points, reports))
+        self.storage.submit(Batch(deliveries, points, reports, acks))
 
     def _acknowledge_stored(self) -> None:
         """Acknowledge the batches storage is done with, in order; then raise their alerts."""
@@ -216,6 +225,7 @@ class Collector:
             if not batch.stored:
                 continue  # stopped before it could be stored: the broker sends it again
             self._acknowledge(batch.deliveries)
+            self._send_acks(batch.acks)
             for item in batch.reports:
                 if isinstance(item, rating_msg.Rating):
                     self._publish_alerts(item.site, self.alerts.on_rating(item))
@@ -223,9 +233,14 @@ class Collector:
                     self._publish_alerts(item.where.site, self.device_alerts.on_report(item))
 
     def _point(
-        self, delivery: Delivery, reports: list[rating_msg.Rating | device.DeviceReport]
+        self,
+        delivery: Delivery,
+        reports: list[rating_msg.Rating | device.DeviceReport],
+        acks: list[Ack],
     ) -> str | Undated | None:
-        """The message's line, or None after it went to the dead-letter file."""
+        """The message's line, or None after it went to the dead-letter file. A rating with
+        a seq is added to `acks`, stored or dead-lettered: its terminal may forget it."""
+        where = None
         try:
             where = topics.parse(delivery.topic, self.settings.topic_root)
             if where.kind == "rating":
@@ -234,6 +249,7 @@ class Collector:
                 if why:
                     self.metrics.suspect.labels(why).inc()
                 reports.append(parsed)
+                acks.append(Ack(where.site, where.device, parsed.seq))
                 if parsed.ts is None:
                     return Undated(parsed, delivery.received_ms, why)
                 return parsed.point(delivery.received_ms, None, why)
@@ -249,6 +265,9 @@ class Collector:
             self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")
         except Rejected as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), e.kind)
+            seq = rating_msg.seq_of(delivery.payload) if where and where.kind == "rating" else None
+            if where and seq is not None:
+                acks.append(Ack(where.site, where.device, seq))
         except Exception as e:  # a bug of ours must not stop the service or lose the message
             log.exception("check_failed", topic=delivery.topic[:200])
             self.dead.record(
@@ -259,10 +278,24 @@ class Collector:
     def _publish_alerts(self, site: str, alerts: list[dict[str, Any]]) -> None:
         """Publish alerts, only ever of what is stored: a manager hears of nothing else."""
         for alert in alerts:
-            topic = f"{self.settings.topic_root}/{site}/alert"
+            topic = contract.site_topic(self.settings.topic_root, site, "alert")
             self.client.publish(topic, json.dumps(alert, ensure_ascii=False), qos=1)
             self.metrics.alerts.labels(alert["kind"]).inc()
             log.info("alert", **alert)
+
+    def _send_acks(self, acks: list[Ack]) -> None:
+        """Tell each terminal which of its ratings are stored, on its ack topic (QoS 1, so a
+        terminal offline now gets them when it is back, from its persistent session)."""
+        by_device: dict[tuple[str, str], list[int]] = {}
+        for ack in acks:
+            by_device.setdefault((ack.site, ack.device), []).append(ack.seq)
+        root = self.settings.topic_root
+        for (site, terminal), seqs in by_device.items():
+            topic = contract.topic(root, site, terminal, "ack")
+            for start in range(0, len(seqs), contract.ACK_MAX_SEQS):
+                message = contract.ack(seqs[start : start + contract.ACK_MAX_SEQS])
+                self.client.publish(topic, orjson.dumps(message), qos=1)
+        self.metrics.acks.inc(len(acks))
 
     def _acknowledge(self, batch: list[Delivery]) -> None:
         # A PUBACK from an earlier connection would name a packet id the broker

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from firmware import contract
+
 
 class SettingsError(ValueError):
     """A setting has a value the collector cannot use."""
@@ -79,11 +81,11 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         influx_url=influx_url,
         influx_db=env.get("SVC_INFLUX_DB", "service_quality"),
         influx_token=env.get("SVC_INFLUX_TOKEN") or None,
-        topic_root=env.get("SVC_TOPIC_ROOT", "svc/v1").strip("/"),
+        topic_root=env.get("SVC_TOPIC_ROOT", contract.ROOT).strip("/"),
         state_dir=Path(env.get("SVC_STATE_DIR", "collector-state")),
         client_id=env.get("SVC_CLIENT_ID", "svc-collector"),
         batch_max=_int(env, "SVC_BATCH_MAX", 5000),
-        batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 200) / 1000,
+        batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 0) / 1000,
         log_level=env.get("SVC_LOG_LEVEL", "info").lower(),
         http=_address(env.get("SVC_HTTP", "127.0.0.1:9108")),
         trend_window_s=_int(env, "SVC_TREND_WINDOW_S", 900),

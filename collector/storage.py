@@ -61,13 +61,23 @@ class Point(NamedTuple):
     line: str | Undated
 
 
+class Ack(NamedTuple):
+    """A rating its terminal may forget once its batch is stored (or dead-lettered)."""
+
+    site: str
+    device: str
+    seq: int
+
+
 @dataclass
 class Batch:
-    """Messages taken together: their points, what alerts may follow, and the outcome."""
+    """Messages taken together: their points, what alerts may follow, the ratings to
+    acknowledge to their terminals, and the outcome."""
 
     deliveries: list[Delivery]
     points: list[Point]
     reports: list[Rating | DeviceReport]
+    acks: list[Ack]
     stored: bool = False
 
 

@@ -6,7 +6,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+from firmware import contract
+
+SITE = re.compile(contract.name_pattern("site"))
+DEVICE = re.compile(contract.name_pattern("device"))
 
 
 class TopicError(ValueError):
@@ -29,8 +32,8 @@ def parse(topic: str, root: str) -> DeviceTopic:
     if len(parts) != 3:
         raise TopicError("topic must be {root}/{site}/{device}/{kind}")
     site, device, kind = parts
-    if not NAME.fullmatch(site):
-        raise TopicError(f"site {site!r} breaks [a-z0-9][a-z0-9-]{{0,31}}")
-    if not NAME.fullmatch(device):
-        raise TopicError(f"device {device!r} breaks [a-z0-9][a-z0-9-]{{0,31}}")
+    if not SITE.fullmatch(site):
+        raise TopicError(f"site {site!r} breaks {SITE.pattern}")
+    if not DEVICE.fullmatch(device):
+        raise TopicError(f"device {device!r} breaks {DEVICE.pattern}")
     return DeviceTopic(site, device, kind)

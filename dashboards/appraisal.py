@@ -26,17 +26,12 @@ from zoneinfo import ZoneInfo
 
 from collector import lineprotocol
 from collector.influx import InfluxWriter
+from firmware import contract
 
 Z = 1.96  # 95 %
-# the reasons a poor rating may give (PROTOCOL.md), in the export's order, with their names
-REASON_NAMES = {
-    "attitude": "态度",
-    "efficiency": "效率",
-    "expertise": "业务能力",
-    "environment": "环境",
-    "other": "其他",
-}
-REASONS = tuple(REASON_NAMES)
+# the reasons a poor rating may give, in the contract's order (the export's), with their names
+REASONS = contract.REASONS
+REASON_NAMES = dict(zip(REASONS, ("态度", "效率", "业务能力", "环境", "其他"), strict=True))
 COUNTS = ("rated", "satisfied", "poor", "skipped", "suspect", "prompted", "prompted_rated")
 
 

@@ -11,9 +11,12 @@ from devstack.process import ChildServer, find_binary, port_open
 class MosquittoServer(ChildServer):
     name = "mosquitto"
 
-    def __init__(self, data_dir: Path, extra_config: str = "") -> None:
+    def __init__(self, data_dir: Path, extra_config: str = "", autosave_s: int = 1) -> None:
+        """autosave_s: how often the broker saves its queues to disk; a crash loses what came
+        since (Mosquitto's own default is 1800)."""
         super().__init__(data_dir)
         self.extra_config = extra_config
+        self.autosave_s = autosave_s
         self.binary = find_binary("mosquitto", "/usr/sbin")
 
     @property
@@ -31,7 +34,7 @@ class MosquittoServer(ChildServer):
             "allow_anonymous true",
             "persistence true",
             f"persistence_location {self.data_dir}/",
-            "autosave_interval 1",
+            f"autosave_interval {self.autosave_s}",
             "max_queued_messages 0",
             "max_inflight_messages 10000",  # two batches of the collector's (README)
             "log_dest stderr",

@@ -85,6 +85,13 @@ class ChildServer:
             end_process(self._proc, self._proc.terminate, 10)
         self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is saved on the way out."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
     def restart(self) -> None:
         """Start again on the same port and data folder (for outage tests)."""
         self.stop()

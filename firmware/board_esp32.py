@@ -2,6 +2,7 @@
 # watchdog. Everything else in the firmware is the same on every board.
 # Wiring (README, "Wiring"): keys pull the pin to ground when pressed.
 import asyncio
+import gc
 import json
 import time
 
@@ -38,6 +39,7 @@ VOICE_TRACKS = {"prompt": 1, "thanks": 2, "reason": 3, "error": 4}
 
 class Board:
     key_count = len(SCORE_PINS) + 1
+    wifi_poll_ms = 250  # Wi-Fi is looked at this often while linked: a loss shows within 1 s
 
     def __init__(self):
         pins = SCORE_PINS + (CLERK_PIN,)
@@ -89,6 +91,9 @@ class Board:
 
     def wifi_connected(self):
         return self._wlan.isconnected()
+
+    def heap_free(self):
+        return gc.mem_free()
 
     def rssi(self):
         try:

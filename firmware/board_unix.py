@@ -15,6 +15,7 @@
 #   crash                     make the key scan task fail (watchdog test)
 #   quit                      stop the process
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ RESET_EXIT_CODE = 3
 
 class Board:
     key_count = SCORE_KEYS + 1
+    wifi_poll_ms = 250  # Wi-Fi is looked at this often while linked: a loss shows within 1 s
 
     def __init__(self):
         self._mask = 0
@@ -91,6 +93,9 @@ class Board:
 
     def wifi_connected(self):
         return self._wifi
+
+    def heap_free(self):
+        return gc.mem_free()
 
     def rssi(self):
         return -55 if self._wifi else None

@@ -9,6 +9,7 @@
 #   which presses are stray.
 # In both, a score <= 2 with ask_reason asks for the reason on the same
 # buttons; no answer within reason_s sends the rating with reason None.
+import contract
 from ticks import ticks_add, ticks_diff
 
 IDLE = "idle"
@@ -16,31 +17,34 @@ WINDOW = "window"
 REASON = "reason"
 THANKS = "thanks"
 
+_ATTITUDE, _EFFICIENCY, _EXPERTISE, _ENVIRONMENT, _OTHER = contract.REASONS
 REASONS_BY_BUTTONS = {
-    3: ("attitude", "efficiency", "other"),
-    4: ("attitude", "efficiency", "expertise", "other"),
-    5: ("attitude", "efficiency", "expertise", "environment", "other"),
+    3: (_ATTITUDE, _EFFICIENCY, _OTHER),
+    4: (_ATTITUDE, _EFFICIENCY, _EXPERTISE, _OTHER),
+    5: contract.REASONS,
 }
 
 THANKS_MS = 2000
 REASON_MS = 8000
 
 
-class Outcome:
-    """One service window's result, before it gets its seq, boot, time and clerk."""
-
-    def __init__(self, score, mode, ticket, wait_ms, at_ticks):
-        self.score = score
-        self.reason = None
-        self.mode = mode
-        self.ticket = ticket
-        self.wait_ms = wait_ms
-        self.at_ticks = at_ticks  # when pressed, or when the window closed unrated
+def outcome(score, mode, ticket, wait_ms, at):
+    """One service window's result, in the rating record's keyword fields: the terminal adds
+    seq, boot, ts, counter and staff. `at` is the ticks when pressed, or when the window
+    closed unrated."""
+    return {
+        "score": score,
+        "reason": None,
+        "mode": mode,
+        "ticket": ticket,
+        "wait_ms": wait_ms,
+        "at": at,
+    }
 
 
 class RatingFlow:
     """Each method returns a list of events:
-    ("show", state), ("opened", ticket), ("rating", Outcome), ("stray", why).
+    ("show", state), ("opened", ticket), ("rating", outcome dict), ("stray", why).
     """
 
     def __init__(self, config, now):
@@ -49,7 +53,7 @@ class RatingFlow:
         self._deadline = None
         self._opened_at = now
         self._ticket = None
-        self._pending = None  # type: Outcome | None  # the one waiting for its reason
+        self._pending = None  # type: dict | None  # the one waiting for its reason
 
     def _cfg(self, key):
         return self.config[key]
@@ -81,7 +85,7 @@ class RatingFlow:
         if self.state == REASON and pending is not None:
             reasons = REASONS_BY_BUTTONS.get(len(buttons), ())
             if button < len(reasons):
-                pending.reason = reasons[button]
+                pending["reason"] = reasons[button]
                 self._rate(pending, now, events)
             else:
                 events.append(("stray", "no reason on that button"))
@@ -91,18 +95,18 @@ class RatingFlow:
             return events
         free = self._cfg("mode") == "free"
         if free and self.state == IDLE:
-            outcome = Outcome(buttons[button], "free", None, None, now)
+            result = outcome(buttons[button], "free", None, None, now)
         elif not free and self.state == WINDOW:
             waited = ticks_diff(now, self._opened_at)
-            outcome = Outcome(buttons[button], "prompt", self._ticket, waited, now)
+            result = outcome(buttons[button], "prompt", self._ticket, waited, now)
         else:
             events.append(("stray", "no window open" if self.state == IDLE else "repeat"))
             return events
-        if outcome.score <= 2 and self._cfg("ask_reason"):
-            self._pending = outcome
+        if result["score"] <= contract.POOR_MAX and self._cfg("ask_reason"):
+            self._pending = result
             self._enter(REASON, now, REASON_MS, events)
         else:
-            self._rate(outcome, now, events)
+            self._rate(result, now, events)
         return events
 
     def tick(self, now):
@@ -118,15 +122,15 @@ class RatingFlow:
     def _finish(self, now, events):
         """Close whatever is open: an unrated window is skipped, a pending reason is None."""
         if self.state == WINDOW:
-            events.append(("rating", Outcome(None, "prompt", self._ticket, None, now)))
+            events.append(("rating", outcome(None, "prompt", self._ticket, None, now)))
             self._ticket = None
             self._enter(IDLE, now, None, events)
         elif self.state == REASON and self._pending is not None:
             self._rate(self._pending, now, events)
 
-    def _rate(self, outcome, now, events):
+    def _rate(self, result, now, events):
         self._pending = None
         self._ticket = None
-        events.append(("rating", outcome))
+        events.append(("rating", result))
         free = self._cfg("mode") == "free"
         self._enter(THANKS, now, self._cfg("lockout_s") * 1000 if free else THANKS_MS, events)

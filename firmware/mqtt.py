@@ -2,9 +2,9 @@
 #
 # Like umqtt.simple, its API mirrors the protocol (connect, publish, subscribe,
 # ping, disconnect) and adds nothing of its own: no reconnect loop, no queue.
-# Unlike umqtt.simple it never blocks the event loop, and it hands every
-# PUBACK to its owner, which removes a rating from the flash queue only then.
-# The owner (terminal.py) decides when to reconnect and what to resend.
+# Unlike umqtt.simple it never blocks the event loop. Its owner (uplink.py)
+# decides when to reconnect and what to send again; it does not wait for
+# PUBACKs, since a rating leaves the terminal only on a collector's ack.
 # Runs unchanged under MicroPython and CPython.
 import asyncio
 import struct
@@ -44,7 +44,7 @@ class MQTTClient:
     """One connection to a broker.
 
     on_message(topic: str, payload: bytes, retained: bool) and on_puback(pid: int)
-    are called from read_loop(); both are plain functions.
+    are called from read_loop(); both are plain functions, and either may be None.
     """
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60):
@@ -117,15 +117,19 @@ class MQTTClient:
         try:
             await self._send(bytes([DISCONNECT, 0]))
         finally:
-            self.close()
+            await self.close()
 
-    def close(self):
-        if self._writer is not None:
+    async def close(self):
+        """Close the socket for real: MicroPython's StreamWriter.close() only marks it, and
+        the socket stays open (and the broker keeps the session alive) until wait_closed()."""
+        writer = self._writer
+        self._reader = self._writer = None
+        if writer is not None:
             try:
-                self._writer.close()
+                writer.close()
+                await writer.wait_closed()
             except OSError:
                 pass
-        self._reader = self._writer = None
 
     async def read_loop(self, idle_timeout_s):
         """Read packets until the connection fails; raises OSError then.

@@ -1,12 +1,13 @@
 # The durable queue of ratings on flash, oldest first.
 #
 # A rating is appended here before the customer is thanked, and removed only
-# after the broker's PUBACK. Records are compact binary (about 36 bytes), kept
-# in segment files of a directory; a small head file says how far the queue
-# has been acknowledged. On littlefs an append and a rename each commit
-# atomically, so a power cut at any instant leaves either the old or the new
-# state: no record is lost or torn, and at worst the one rating whose PUBACK
-# had arrived but whose head move had not is sent again.
+# once a collector has acknowledged storing it (the ack topic, docs/contract.md).
+# Records are compact binary (about 36 bytes), kept in segment files of a
+# directory; a small head file says how far the queue has been acknowledged.
+# On littlefs an append and a rename each commit atomically, so a power cut at
+# any instant leaves either the old or the new state: no record is lost or
+# torn, and at worst the ratings whose acks had arrived but whose head move
+# had not are sent again, which the collector's exactly-once storage absorbs.
 #
 # Full policy: when the records would pass `capacity` bytes, a new rating is
 # refused (append returns False) and the oldest are kept; the terminal counts
@@ -14,28 +15,34 @@
 import os
 import struct
 
+import contract
 import store
 
 _FIXED = "<IIqiB"  # seq, boot, time, wait_ms, flags
 _FIXED_SIZE = struct.calcsize(_FIXED)
-_MODES = ("prompt", "free")
-_REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+_REASONS = contract.REASONS
+_MODES = contract.MODES
 
 
-def encode(seq, boot, ts, at_ticks, score, reason, mode, wait_ms, counter, staff, ticket):
-    """A record: ts when known, else the press ticks (negative) to stamp it later."""
+def encode(record):
+    """A record's bytes from its keyword fields: contract.RATING_FIELDS and `at`, the
+    press ticks, which stand in for ts (stored negative) until the clock is known."""
+    reason, mode, score = record["reason"], record["mode"], record["score"]
     flags = (score or 0) | (_REASONS.index(reason) + 1 if reason else 0) << 3
     flags |= _MODES.index(mode) << 6
-    t = ts if ts is not None else -(at_ticks + 1)
-    body = struct.pack(_FIXED, seq, boot, t, -1 if wait_ms is None else wait_ms, flags)
-    for text in (counter, staff, ticket):
-        raw = (text or "").encode()
+    ts, wait_ms = record["ts"], record["wait_ms"]
+    t = ts if ts is not None else -(record["at"] + 1)
+    body = struct.pack(
+        _FIXED, record["seq"], record["boot"], t, -1 if wait_ms is None else wait_ms, flags
+    )
+    for key in ("counter", "staff", "ticket"):
+        raw = (record[key] or "").encode()
         body += bytes([len(raw)]) + raw
     return body
 
 
 def decode(body):
-    """-> (fields dict as protocol.rating takes them, press ticks or None)."""
+    """The record's keyword fields: `at` is the press ticks while ts is unknown, else None."""
     seq, boot, t, wait_ms, flags = struct.unpack_from(_FIXED, body)
     texts = []
     pos = _FIXED_SIZE
@@ -44,7 +51,7 @@ def decode(body):
         texts.append(body[pos + 1 : pos + 1 + n].decode() or None)
         pos += 1 + n
     reason = (flags >> 3) & 7
-    fields = {
+    return {
         "seq": seq,
         "boot": boot,
         "ts": t if t >= 0 else None,
@@ -55,8 +62,12 @@ def decode(body):
         "counter": texts[0],
         "staff": texts[1],
         "ticket": texts[2],
+        "at": -t - 1 if t < 0 else None,
     }
-    return fields, (-t - 1 if t < 0 else None)
+
+
+def seq_of(body):
+    return struct.unpack_from("<I", body)[0]
 
 
 def _exists(path):
@@ -144,6 +155,32 @@ class Outbox:
         self.bytes += size
         return True
 
+    def oldest(self, limit):
+        """Up to `limit` records not yet acknowledged, oldest first."""
+        found = []  # type: list[bytes]
+        if not self.count:
+            return found
+        segments = self._segments
+        k = segments.index(self._seg) if self._seg in segments else 0
+        offset = self._off
+        while k < len(segments) and len(found) < limit:
+            try:
+                with open(self._seg_path(segments[k]), "rb") as f:
+                    f.seek(offset)
+                    while len(found) < limit:
+                        n = f.read(1)
+                        if not n:
+                            break
+                        record = f.read(n[0])
+                        if len(record) < n[0]:
+                            break  # a torn tail (never on littlefs)
+                        found.append(record)
+            except OSError:
+                pass
+            k += 1
+            offset = 0
+        return found[: self.count]
+
     def peek(self):
         """The oldest record not yet acknowledged, or None."""
         while self.count:
@@ -162,12 +199,28 @@ class Outbox:
     def pop(self):
         """The oldest record was acknowledged: move the head past it."""
         record = self.peek()
-        if record is None:
-            return
-        self._off += 1 + len(record)
-        self.count -= 1
-        self.bytes -= 1 + len(record)
-        store.save(self._head_path, {"seg": self._seg, "off": self._off})
+        if record is not None:
+            self.forget({seq_of(record)})
+
+    def forget(self, acked):
+        """Move the head past the oldest records while their seqs are in the set `acked`,
+        taking them out of it, and save the head once; returns the seqs that went."""
+        gone = []
+        while acked:
+            record = self.peek()
+            if record is None:
+                break
+            seq = seq_of(record)
+            if seq not in acked:
+                break
+            acked.discard(seq)
+            self._off += 1 + len(record)
+            self.count -= 1
+            self.bytes -= 1 + len(record)
+            gone.append(seq)
+        if gone:
+            store.save(self._head_path, {"seg": self._seg, "off": self._off})
+        return gone
 
     def _next_segment(self):
         old = self._seg

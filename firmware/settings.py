@@ -1,13 +1,14 @@
 # The per-device settings file written at deploy time: who the terminal is,
 # where its network and broker are, and the first config (counter, staff,
 # buttons...) until the retained config topic says otherwise.
+import contract
 import store
 
 DEFAULTS = {
     "site": None,
     "device": None,
     "broker": "mqtt://127.0.0.1:1883",
-    "topic_root": "svc/v1",
+    "topic_root": contract.ROOT,
     "keepalive_s": 30,
     "wifi_ssid": None,
     "wifi_password": None,
@@ -17,21 +18,9 @@ DEFAULTS = {
     "reconnect_max_s": 60,
 }
 
-_NAME_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
-_NAME_REST = _NAME_FIRST + "-"
-
 
 class SettingsError(Exception):
     pass
-
-
-def valid_name(name):
-    """site and device: [a-z0-9][a-z0-9-]{0,31} (MicroPython's re has no {m,n})."""
-    if not isinstance(name, str) or not 1 <= len(name) <= 32:
-        return False
-    if name[0] not in _NAME_FIRST:
-        return False
-    return all(c in _NAME_REST for c in name)
 
 
 def parse_broker_url(url):
@@ -57,7 +46,7 @@ def load(path, default_device=None):
     if values["device"] is None:
         values["device"] = default_device
     for key in ("site", "device"):
-        if not valid_name(values[key]):
-            raise SettingsError("%s %r breaks [a-z0-9][a-z0-9-]{0,31}" % (key, values[key]))
+        if not contract.valid_name(key, values[key]):
+            raise SettingsError("%s %r breaks %s" % (key, values[key], contract.name_pattern(key)))
     values["broker_addr"] = parse_broker_url(values["broker"])
     return values

@@ -13,7 +13,7 @@ class FileFlash:
     def __init__(self, path, block_size=4096, blocks=256):
         self.block_size = block_size
         self.blocks = blocks
-        self._erased = b"\xff" * block_size
+        self._erased = b"\xff" * 256  # an erase writes this over the block, piece by piece
         try:
             self._file = open(path, "r+b")
             self.fresh = False
@@ -38,7 +38,8 @@ class FileFlash:
         if op == 5:  # block size
             return self.block_size
         if op == 6:  # erase
-            self.writeblocks(arg, self._erased)
+            for offset in range(0, self.block_size, len(self._erased)):
+                self.writeblocks(arg, self._erased, offset)
         return 0
 
 

@@ -3,6 +3,8 @@
 import json
 import os
 
+import contract
+
 
 def load(path, default):
     try:
@@ -19,9 +21,6 @@ def save(path, obj):
     os.rename(tmp, path)
 
 
-STATS = ("prompts", "rated", "skipped", "stray", "dropped")
-
-
 class Counters:
     """The boot count, the last rating seq and the running counters of telemetry.
 
@@ -35,7 +34,7 @@ class Counters:
         saved = load(path, {})
         self.boot = saved.get("boot", -1) + 1
         self.seq = saved.get("seq", 0)
-        self.stats = {name: saved.get(name, 0) for name in STATS}
+        self.stats = {name: saved.get(name, 0) for name in contract.STATS}
         self.dirty = False
         self.save()
 

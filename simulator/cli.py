@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from rich.console import Console
 
 from collector.influx import InfluxError, InfluxWriter
+from firmware import contract
 from simulator import scenario, session, verify
 from simulator.demo import Demo
 from simulator.local import DATABASE, LocalStack
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("scenario", help=f"a TOML file, or one of: {', '.join(scenario.names())}")
     run.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="the broker to send to")
-    run.add_argument("--root", default="svc/v1", help="topic root")
+    run.add_argument("--root", default=contract.ROOT, help="topic root")
     run.add_argument("--truth", type=Path, help="ground truth JSONL (default .run/<name>.jsonl)")
     run.add_argument("--speed", type=float, help="override the scenario's time acceleration")
     run.add_argument(

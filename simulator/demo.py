@@ -19,11 +19,12 @@ from collector.influx import InfluxError, InfluxWriter
 from dashboards import appraisal, check, files
 from dashboards.boards import ALL as DASHBOARDS
 from dashboards.macros import TimeRange
+from firmware import contract
 from simulator import live, scenario, session, verify
 from simulator.local import LocalStack
 from simulator.truth import GroundTruth
 
-ROOT = "svc/v1"
+ROOT = contract.ROOT
 STORE_WAIT_S = 30.0
 APPRAISE_EVERY_S = 30.0
 

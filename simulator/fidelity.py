@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from firmware import contract
 from simulator import plan
 from simulator.desk import FrontDesk, front_desk
 from simulator.firmware import FirmwareError, FirmwareTerminal
@@ -76,8 +77,8 @@ class FirmwareCounter:
             t.by_cause[cause] = t.by_cause.get(cause, 0) + 1
             score = event["score"]
             t.skipped += score is None
-            t.satisfied += score is not None and score >= 4
-            t.poor += score is not None and score <= 2
+            t.satisfied += score is not None and score >= contract.SATISFIED_MIN
+            t.poor += score is not None and score <= contract.POOR_MAX
         self._seen = len(rated)
         self.tally.acked = self._acked_before + len(self.terminal.of_kind("acked"))
         self.tally.stray = self._stray_before + len(self.terminal.of_kind("stray"))

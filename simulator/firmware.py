@@ -43,14 +43,17 @@ def run_script(
     *args: str,
     cwd: Path | None = None,
     heap: str | None = None,
+    image: Path | None = None,
     timeout_s: float = 600,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a MicroPython script with the firmware importable (asyncio comes frozen)."""
+    """Run a MicroPython script with the firmware importable (asyncio comes frozen): from a
+    built image's .mpy files when given one, the simulation's own modules from the sources."""
     cmd = [micropython_binary(), *(["-X", f"heapsize={heap}"] if heap else []), str(script)]
+    path = f"{image}:{FIRMWARE_DIR}" if image else str(FIRMWARE_DIR)
     return subprocess.run(
         [*cmd, *args],
         cwd=cwd,
-        env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:.frozen"},
+        env={**os.environ, "MICROPYPATH": f"{path}:.frozen"},
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -83,11 +86,18 @@ class FirmwareTerminal:
     """A terminal process with its own folder (settings.json, counters.json)."""
 
     def __init__(
-        self, workdir: Path, settings: dict[str, Any], firmware_dir: Path = FIRMWARE_DIR
+        self,
+        workdir: Path,
+        settings: dict[str, Any],
+        firmware_dir: Path = FIRMWARE_DIR,
+        heap: str | None = None,
     ) -> None:
+        """firmware_dir: the sources, or a built image (the simulation's own modules then come
+        from the sources); heap: the Unix port's heap size, as -X heapsize takes it."""
         self.workdir = workdir
         self.settings = settings
         self.firmware_dir = firmware_dir
+        self.heap = heap
         self.events: list[Event] = []
         self._changed = threading.Condition()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -103,9 +113,11 @@ class FirmwareTerminal:
             self.events = []
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "settings.json").write_text(json.dumps(self.settings))
+        heap = ["-X", f"heapsize={self.heap}"] if self.heap else []
         self._proc = subprocess.Popen(
-            [micropython_binary(), str(firmware_main(self.firmware_dir))],
+            [micropython_binary(), *heap, str(firmware_main(self.firmware_dir))],
             cwd=self.workdir,
+            env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:.frozen"},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -205,6 +217,13 @@ class FirmwareTerminal:
         """What the terminal shows now (its last show event)."""
         shown = self.of_kind("show")
         return str(shown[-1]["state"]) if shown else None
+
+    @property
+    def pid(self) -> int:
+        """The terminal's process (the Unix port runs inside it)."""
+        if self._proc is None:
+            raise FirmwareError(f"{self.device} is not running")
+        return self._proc.pid
 
     @property
     def running(self) -> bool:

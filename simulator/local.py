@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from firmware import contract
 
 DATABASE = "service_quality"
 
@@ -15,7 +16,7 @@ DATABASE = "service_quality"
 class LocalStack:
     """Started on entry, every process stopped on exit, however the run ends."""
 
-    def __init__(self, data_dir: Path, root: str = "svc/v1", database: str = DATABASE) -> None:
+    def __init__(self, data_dir: Path, root: str = contract.ROOT, database: str = DATABASE) -> None:
         self.database = database
         self.broker = MosquittoServer(data_dir / "mosquitto")
         self.influx = InfluxServer(data_dir / "influxdb")

@@ -11,6 +11,7 @@ import random
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from firmware import contract
 from simulator.roster import Roster
 from simulator.scenario import REASONS, SCORES, Counter, Event, Hall, Profile, Scenario
 
@@ -137,7 +138,7 @@ def _press(
     delay = rng.uniform(*PRESS_DELAY_S) if mode == "prompt" else 0.0
     at = prompted_at + int(delay * 1000)
     found = [Action(at, counter.site, counter.counter, "press", SCORES.index(score))]
-    if score <= 2 and rng.random() < profile.reason_share:
+    if score <= contract.POOR_MAX and rng.random() < profile.reason_share:
         reasons = profile.reasons
         reason = rng.choices(list(reasons), weights=list(reasons.values()))[0]
         later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware import contract
+
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
-NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-COUNTER = re.compile(r"[0-9A-Za-z-]{1,8}")
-STAFF = re.compile(r"[0-9A-Za-z_-]{1,16}")
-SCORES = (5, 4, 3, 2, 1)
-REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+NAME = re.compile(contract.name_pattern("site"))
+STAFF = re.compile(contract.name_pattern("staff"))
+SCORES = contract.DEFAULT_BUTTONS  # the terminals' buttons, left to right
+REASONS = contract.REASONS
 FRAUDS = ("self_rating", "burst", "stuck_key")
 FAULTS = ("wifi_drop", "power_cut", "broker_restart")
 
@@ -192,8 +193,8 @@ def _halls(where: str, table: dict[str, Any], profiles: dict[str, Profile]) -> l
     if copies > 1 and "{n" not in template:
         raise ScenarioError(f"{where}.site: copies need {{n}} in the site name")
     mode = table.get("mode", "prompt")
-    if mode not in ("prompt", "free"):
-        raise ScenarioError(f"{where}.mode: prompt or free, not {mode!r}")
+    if mode not in contract.MODES:
+        raise ScenarioError(f"{where}.mode: {' or '.join(contract.MODES)}, not {mode!r}")
     cycle = table.get("profiles")
     if not isinstance(cycle, list) or not cycle or any(p not in profiles for p in cycle):
         raise ScenarioError(f"{where}.profiles: a list of profile names from [profiles]")

@@ -71,13 +71,17 @@ def play(
         else:
             view.update(Group(Text(top, style="bold"), live.view(run.progress)), refresh=True)
 
-    with view or nullcontext():
-        while player.is_alive():
-            try:
-                if deadline is not None and time.monotonic() >= deadline:
+    try:
+        with view or nullcontext():
+            while player.is_alive():
+                try:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        run.stop_event.set()
+                    draw()
+                    player.join(10 if view is None else 0.5)
+                except KeyboardInterrupt:
                     run.stop_event.set()
-                draw()
-                player.join(10 if view is None else 0.5)
-            except KeyboardInterrupt:
-                run.stop_event.set()
-        draw()
+            draw()
+    finally:  # a failure here still ends the run, and with it every terminal it started
+        run.stop_event.set()
+        player.join()

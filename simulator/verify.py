@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from collector.influx import InfluxError, InfluxWriter
+from firmware import contract
 from simulator.truth import read
 
 COMPARED = ("score", "reason", "counter", "staff", "mode", "wait_ms")
-SEQ_DIGITS = 10**6
 
 
 @dataclass
@@ -103,7 +103,7 @@ def _mismatch(rating: dict[str, Any], point: dict[str, Any]) -> str | None:
         if point.get(name) != rating.get(name):
             return f"{name} {point.get(name)!r}, sent {rating.get(name)!r}"
     if rating["ts"] is not None:
-        when = rating["ts"] * SEQ_DIGITS + rating["seq"] % SEQ_DIGITS
+        when = contract.point_time_ns(rating["ts"], rating["seq"])
         if point["time"] != when:
             return f"time {point['time']}, expected {when}"
     return None

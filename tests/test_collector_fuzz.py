@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from collector import device, lineprotocol, rating, topics
 from collector.checks import Rejected
 from collector.topics import DeviceTopic
+from firmware import contract
 from tests.samples import RATING_EXAMPLE
 
 WHERE = DeviceTopic("sjz-yuhua", "ev-1", "rating")
@@ -75,7 +76,7 @@ def test_arbitrary_topics(topic):
         parsed = topics.parse(topic, "svc/v1")
     except topics.TopicError:
         return
-    assert topics.NAME.fullmatch(parsed.site) and topics.NAME.fullmatch(parsed.device)
+    assert topics.SITE.fullmatch(parsed.site) and topics.SITE.fullmatch(parsed.device)
     assert topic == f"svc/v1/{parsed.site}/{parsed.device}/{parsed.kind}"
 
 
@@ -93,7 +94,7 @@ def _generic_rating_line(
     }
     fields: dict[str, lineprotocol.FieldValue | None] = {
         "score": r.score,
-        **({} if r.score is None else rating.score_classes(r.score)),
+        **({} if r.score is None else contract.score_classes(r.score)),
         "rated": int(r.score is not None),
         "seq": r.seq,
         "wait_ms": r.wait_ms,
@@ -110,7 +111,7 @@ def _generic_rating_line(
     st.fixed_dictionaries(
         {
             "seq": st.integers(1, 2**40),
-            "ts": st.none() | st.integers(0, rating.MAX_TS_MS),
+            "ts": st.none() | st.integers(0, contract.MAX_TS_MS),
             "score": st.none() | st.integers(1, 5),
             "counter": st.none() | st.from_regex(rating.COUNTER, fullmatch=True),
             "staff": st.none() | st.from_regex(rating.STAFF, fullmatch=True),
@@ -121,8 +122,8 @@ def _generic_rating_line(
     st.sampled_from(sorted(rating.REASONS)),
     st.sampled_from([None, "fast_press", "no_window", "burst", "regular"]),
     st.integers(0, 2**45),
-    st.from_regex(topics.NAME, fullmatch=True),
-    st.from_regex(topics.NAME, fullmatch=True),
+    st.from_regex(topics.SITE, fullmatch=True),
+    st.from_regex(topics.SITE, fullmatch=True),
 )
 def test_rating_point_is_what_the_generic_encoder_writes(
     changes, reason, why, received_ms, site, device_name

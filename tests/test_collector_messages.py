@@ -10,6 +10,7 @@ from collector import device, rating, topics
 from collector.checks import Rejected
 from collector.influx import InfluxWriter
 from collector.topics import DeviceTopic
+from firmware import contract
 from tests.samples import RATING_EXAMPLE
 
 WHERE = DeviceTopic("sjz-yuhua", "ev-a1b2c3d4e5f6", "rating")
@@ -78,7 +79,7 @@ def test_unknown_counter_and_staff_are_left_out():
         (payload(score=5, reason="attitude"), "contradiction"),
         (payload(score=None, reason="attitude"), "contradiction"),
         (payload(ticket="x" * 4096), "oversize"),
-        (payload(ts=rating.MAX_TS_MS + 1), "out_of_range"),  # after 2262: no point time
+        (payload(ts=contract.MAX_TS_MS + 1), "out_of_range"),  # after 2262: no point time
         (payload(seq=2**63), "out_of_range"),  # InfluxDB's integers end at 2**63 - 1
         (payload(wait_ms=2**63), "out_of_range"),
     ],
@@ -91,16 +92,16 @@ def test_bad_payloads_are_rejected_with_their_kind(raw, kind):
 
 
 def test_the_last_storable_press_time_is_taken():
-    last = rating.parse(WHERE, payload(ts=rating.MAX_TS_MS, seq=999_999))
-    time_ns = int(last.point(rating.MAX_TS_MS).rsplit(" ", 1)[1])
+    last = rating.parse(WHERE, payload(ts=contract.MAX_TS_MS, seq=999_999))
+    time_ns = int(last.point(contract.MAX_TS_MS).rsplit(" ", 1)[1])
     assert time_ns <= 2**63 - 2  # InfluxDB's latest time
 
 
 def test_influxdb_takes_the_last_storable_press_time(influxdb, database):
     writer = InfluxWriter(influxdb.url, database)
     writer.ensure_database()
-    last = rating.parse(WHERE, payload(ts=rating.MAX_TS_MS, seq=999_999))
-    writer.write([last.point(rating.MAX_TS_MS)])
+    last = rating.parse(WHERE, payload(ts=contract.MAX_TS_MS, seq=999_999))
+    writer.write([last.point(contract.MAX_TS_MS)])
     assert writer.query("SELECT count(seq) FROM rating")[0]["count"] == 1
 
 

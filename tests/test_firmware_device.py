@@ -1,15 +1,17 @@
-"""The real firmware under the MicroPython Unix port: simulated board, littlefs, real broker."""
+"""The real firmware under the MicroPython Unix port: simulated board, littlefs, real broker,
+and the real collector, whose acks are what let a terminal forget a rating."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
 
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
-from devstack import MosquittoServer
+from devstack import CollectorProcess, MosquittoServer
 from simulator.firmware import FirmwareError
 from tests.terminals import Listener, device_topic, make_terminal
 
@@ -24,7 +26,21 @@ def own_broker(tmp_path):
 
 
 @pytest.fixture
-def listener(mosquitto, topic_root):
+def own_collector(own_broker, influxdb, tmp_path, topic_root, database):
+    """The collector on the test's own broker."""
+    proc = CollectorProcess(
+        own_broker,
+        influxdb,
+        tmp_path / "own-collector",
+        {"SVC_TOPIC_ROOT": topic_root, "SVC_INFLUX_DB": database, "SVC_BATCH_LINGER_MS": "50"},
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def listener(mosquitto, topic_root, collector):
     listening = Listener(mosquitto, topic_root, f"listener-{topic_root.split('/')[0]}")
     yield listening
     listening.close()
@@ -197,7 +213,7 @@ def test_a_bad_config_is_ignored_and_a_good_one_kept_across_a_reboot(
 
 
 def test_broker_down_for_30_s_with_presses_all_delivered_once(
-    own_broker, micropython, tmp_path, topic_root
+    own_broker, own_collector, micropython, tmp_path, topic_root
 ):
     listener = Listener(own_broker, topic_root, "listener-outage")
     terminal = make_terminal(tmp_path / "t", own_broker, topic_root, reconnect_max_s=4)
@@ -223,10 +239,51 @@ def test_broker_down_for_30_s_with_presses_all_delivered_once(
     finally:
         terminal.stop()
         listener.close()
-    seqs = [m["seq"] for m in messages]
-    assert sorted(set(seqs)) == list(range(1, 8))
-    assert len(seqs) == len(set(seqs))  # no seq repeated
-    assert [m["score"] for m in messages] == [5, 4, 3, 2, 1, 5, 4]
+    by_seq = {m["seq"]: m["score"] for m in messages}  # a copy sent again is the same rating
+    assert by_seq == dict(zip(range(1, 8), [5, 4, 3, 2, 1, 5, 4], strict=True))
+
+
+def open_sockets(terminal) -> int:
+    """The terminal process's open sockets, as the kernel counts them."""
+    fds = f"/proc/{terminal.pid}/fd"
+    return sum(os.readlink(f"{fds}/{fd}").startswith("socket:") for fd in os.listdir(fds))
+
+
+def test_sockets_stay_constant_over_twenty_broker_outages(own_broker, micropython, tmp_path):
+    """Each outage's socket is closed for real (MicroPython's close() alone leaves it open)."""
+    terminal = make_terminal(tmp_path / "t", own_broker, "svc/v1", reconnect_max_s=1)
+    terminal.start()
+    try:
+        terminal.wait_count("connected", 1)
+        linked = open_sockets(terminal)
+        assert linked == 1
+        for outage in range(1, 21):
+            own_broker.stop()
+            terminal.wait_count("disconnected", outage, timeout_s=15)
+            own_broker.restart()
+            terminal.wait_count("connected", outage + 1, timeout_s=15)
+            assert open_sockets(terminal) == linked, f"after outage {outage}"
+    finally:
+        terminal.stop()
+
+
+def test_wifi_loss_shows_at_once_and_its_return_relinks_at_once(terminal, listener):
+    """Offline within 1 s of Wi-Fi going (not at the keepalive's time-out); linked again within
+    2 s of its return, and a rating pressed meanwhile then stored and acknowledged."""
+    seen = len(terminal.events)
+    went = time.monotonic()
+    terminal.wifi(False)
+    terminal.wait_for(
+        lambda e: e["ev"] == "show" and e["state"] == "offline", timeout_s=5, after=seen
+    )
+    assert time.monotonic() - went < 1.0
+    rate(terminal, 0, 1)
+    terminal.wait_count("rated", 1)
+    came = time.monotonic()
+    terminal.wifi(True)
+    terminal.wait_count("connected", 2, timeout_s=5)
+    assert time.monotonic() - came < 2.0
+    terminal.wait_acked(1, timeout_s=5)
 
 
 def test_wifi_drop_is_recovered_without_a_reboot(terminal, listener):
@@ -305,7 +362,9 @@ def test_a_crashed_task_leads_to_a_clean_reboot(terminal, listener):
     terminal.wait_for(lambda e: e["ev"] == "connected")
 
 
-def test_a_full_queue_refuses_new_ratings_visibly(mosquitto, micropython, tmp_path, topic_root):
+def test_a_full_queue_refuses_new_ratings_visibly(
+    mosquitto, collector, micropython, tmp_path, topic_root
+):
     terminal = make_terminal(
         tmp_path / "t", mosquitto, topic_root, broker="mqtt://127.0.0.1:1", queue_bytes=70
     )  # room for two ratings

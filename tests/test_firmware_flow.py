@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from simulator.firmware import firmware_module
@@ -20,7 +22,8 @@ FREE = {**PROMPT, "mode": "free"}
 
 
 def ratings(events):
-    return [e[1] for e in events if e[0] == "rating"]
+    """The ratings' keyword fields, as attributes to read them by."""
+    return [SimpleNamespace(**e[1]) for e in events if e[0] == "rating"]
 
 
 def shows(events):
@@ -37,7 +40,7 @@ def test_prompt_then_press_rates_with_wait_and_ticket():
     assert ("opened", "A023") in events and shows(events) == ["window"]
     events = f.press(1, 2830)
     [r] = ratings(events)
-    assert (r.score, r.reason, r.mode, r.ticket, r.wait_ms, r.at_ticks) == (
+    assert (r.score, r.reason, r.mode, r.ticket, r.wait_ms, r.at) == (
         4,
         None,
         "prompt",
@@ -65,7 +68,7 @@ def test_window_that_times_out_is_a_skipped_rating():
     assert f.tick(9999) == []
     events = f.tick(10000)
     [r] = ratings(events)
-    assert (r.score, r.ticket, r.wait_ms, r.at_ticks) == (None, "B007", None, 10000)
+    assert (r.score, r.ticket, r.wait_ms, r.at) == (None, "B007", None, 10000)
     assert shows(events) == ["idle"]
 
 

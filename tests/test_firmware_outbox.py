@@ -8,20 +8,32 @@ from simulator.firmware import FIRMWARE_DIR, firmware_module, run_script
 from tests.samples import RATING_EXAMPLE
 
 outbox = firmware_module("outbox")
-protocol = firmware_module("protocol")
+contract = firmware_module("contract")
 
 MPY_TESTS = FIRMWARE_DIR.parent / "tests" / "mpy"
 
 
+def fields(seq=1042, ticket="A023", staff="E1023", **changes):
+    """A rating record's keyword fields, as the terminal queues them."""
+    found = {k: v for k, v in RATING_EXAMPLE.items() if k != "v"}
+    found.update(seq=seq, ticket=ticket, staff=staff, at=None)
+    found.update(changes)
+    return found
+
+
 def record(seq, ticket="A023", staff="E1023"):
-    return outbox.encode(seq, 17, 1795347568123, 0, 4, None, "prompt", 1830, "03", staff, ticket)
+    return outbox.encode(fields(seq, ticket, staff))
+
+
+def seqs_of(box):
+    return [outbox.seq_of(r) for r in box.oldest(10_000)]
 
 
 def test_a_record_round_trips_to_the_contract_fields():
-    body = outbox.encode(1042, 17, 1795347568123, 0, 4, None, "prompt", 1830, "03", "E1023", "A023")
-    fields, ticks = outbox.decode(body)
-    assert protocol.rating(**fields) == RATING_EXAMPLE
-    assert ticks is None
+    body = outbox.encode(fields())
+    decoded = outbox.decode(body)
+    assert decoded.pop("at") is None
+    assert contract.rating(**decoded) == RATING_EXAMPLE
     assert len(body) + 1 <= 40  # a typical rating, framed: 5,000 fit well within 256 KB
 
 
@@ -29,21 +41,9 @@ def test_a_record_round_trips_to_the_contract_fields():
     ("score", "reason"), [(None, None), (1, "attitude"), (2, "other"), (5, None)]
 )
 def test_scores_reasons_and_unknown_time(score, reason):
-    body = outbox.encode(7, 0, None, 123456, score, reason, "free", None, None, None, None)
-    fields, ticks = outbox.decode(body)
-    assert (fields["score"], fields["reason"], fields["ts"], fields["mode"]) == (
-        score,
-        reason,
-        None,
-        "free",
-    )
-    assert (fields["wait_ms"], fields["counter"], fields["staff"], fields["ticket"]) == (
-        None,
-        None,
-        None,
-        None,
-    )
-    assert ticks == 123456
+    unknown = {"ts": None, "at": 123456, "wait_ms": None, "counter": None, "mode": "free"}
+    body = outbox.encode(fields(7, None, None, score=score, reason=reason, **unknown))
+    assert outbox.decode(body) == fields(7, None, None, score=score, reason=reason, **unknown)
 
 
 def test_oldest_first_and_survives_reopening(tmp_path):
@@ -55,11 +55,10 @@ def test_oldest_first_and_survives_reopening(tmp_path):
     box.pop()
     again = outbox.Outbox(path)
     assert len(again) == 4
-    seqs = []
-    while (body := again.peek()) is not None:
-        seqs.append(outbox.decode(body)[0]["seq"])
-        again.pop()
-    assert seqs == [2, 3, 4, 5]
+    assert seqs_of(again) == [2, 3, 4, 5]
+    assert again.forget({3, 2, 5}) == [2, 3]  # 5 waits for 4
+    assert seqs_of(again) == [4, 5]
+    assert again.forget({4, 5}) == [4, 5]
     assert len(outbox.Outbox(path)) == 0
 
 
@@ -76,7 +75,7 @@ def test_segments_roll_over_and_acknowledged_ones_are_deleted(tmp_path):
     left = [p.name for p in path.iterdir() if p.name.isdigit()]
     assert len(left) == 1  # only the tail is kept
     box.append(record(31))
-    assert outbox.decode(outbox.Outbox(str(path), segment_bytes=200).peek())[0]["seq"] == 31
+    assert outbox.decode(outbox.Outbox(str(path), segment_bytes=200).peek())["seq"] == 31
 
 
 def test_full_queue_refuses_new_ratings_and_keeps_the_oldest(tmp_path):
@@ -86,7 +85,7 @@ def test_full_queue_refuses_new_ratings_and_keeps_the_oldest(tmp_path):
         stored += 1
     assert 9 <= stored <= 11
     assert not box.append(record(99))
-    assert outbox.decode(box.peek())[0]["seq"] == 1
+    assert outbox.decode(box.peek())["seq"] == 1
     box.pop()
     assert box.append(record(100))
 

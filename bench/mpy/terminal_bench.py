@@ -1,10 +1,11 @@
 # Runs under the MicroPython Unix port with the firmware on the path, on a
-# littlefs flash image in the current folder, against a real broker:
-#   micropython terminal_bench.py BROKER_PORT MODE N
+# littlefs flash image in the current folder, against a real broker and the
+# real collector behind it (whose acks let the terminal forget a rating):
+#   micropython terminal_bench.py BROKER_PORT TOPIC_ROOT MODE N
 # MODE soak:     N ratings as fast as the terminal takes them, peak heap printed
-#      latency:  N ratings one at a time, press to PUBACK in µs
+#      latency:  N ratings one at a time, press to stored-and-acknowledged in µs
 #      fill:     N ratings queued with the broker unreachable, flash used printed
-#      drain:    the queue sent after the outage, time to empty it
+#      drain:    the queue sent after the outage, time until every one is acknowledged
 #      baseline: N bare QoS 1 publishes with the same MQTT client, one at a time (µs)
 # Prints one JSON line of figures. The terminal is the real one; only the keys
 # are bypassed (ratings enter the flow directly), since key debouncing would
@@ -20,6 +21,7 @@ from time import ticks_us
 import board_unix
 import settings as settings_mod
 import store
+import uplink
 import vfs
 from config import Config
 from mqtt import MQTTClient
@@ -28,7 +30,7 @@ from simflash import FileFlash
 from terminal import Terminal
 from ticks import ticks_diff, ticks_ms
 
-port, mode, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, root, mode, count = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 
 class BenchBoard(board_unix.Board):
@@ -94,6 +96,7 @@ async def run_terminal():
         {
             "site": "bench",
             "device": "ev-bench",
+            "topic_root": root,
             "mode": "free",
             "lockout_s": 0,
             "ask_reason": False,
@@ -124,7 +127,7 @@ async def run_terminal():
         base_kb = used_kb()
         for i in range(count):
             if mode == "soak":
-                while len(box) > 20:  # the terminal's own pace: at most 20 waiting
+                while len(box) > uplink.IN_FLIGHT:  # the terminal's own pace: a window out
                     await asyncio.sleep_ms(1)
             seq_before = counters.seq
             terminal.flow.tick(ticks_ms())

@@ -1,0 +1,229 @@
+# The wire and storage contract (../shared/PROTOCOL.md with docs/contract.md's
+# extensions), each rule written once.
+#
+# Plain MicroPython: it ships in the terminal's image (`import contract`) and
+# the collector, simulator, dashboards and tools import it as
+# `firmware.contract`. The annotations are for mypy; MicroPython ignores them.
+# MicroPython's `re` has no {m,n}, so a name rule is written as character
+# classes and lengths: valid_name() checks it here, and name_pattern() gives
+# the CPython side the same rule as a regular expression for its fast paths.
+
+VERSION = 1
+ROOT = "svc/v1"
+
+# --- topics: {root}/{site}/{device}/{kind} and {root}/{site}/{kind} ---
+
+# kind: (QoS, retained, who publishes)
+DEVICE_TOPICS = {
+    "rating": (1, False, "device"),
+    "state": (1, True, "device"),
+    "telemetry": (0, False, "device"),
+    "config": (1, True, "tools"),
+    "prompt": (1, False, "queue system"),
+    "ack": (1, False, "collector"),  # extension: the seqs a collector has stored
+}
+SITE_TOPICS = {"alert": (1, False, "collector")}
+
+
+def topic(root: str, site: str, device: str, kind: str) -> str:
+    return "%s/%s/%s/%s" % (root, site, device, kind)
+
+
+def site_topic(root: str, site: str, kind: str) -> str:
+    return "%s/%s/%s" % (root, site, kind)
+
+
+# --- names: (first character, further characters, shortest, longest) ---
+
+NAMES = {
+    "site": ("a-z0-9", "a-z0-9-", 1, 32),
+    "device": ("a-z0-9", "a-z0-9-", 1, 32),
+    "counter": ("0-9A-Za-z-", "0-9A-Za-z-", 1, 8),
+    "staff": ("0-9A-Za-z_-", "0-9A-Za-z_-", 1, 16),
+    "fw": ("0-9A-Za-z._+-", "0-9A-Za-z._+-", 1, 32),
+}
+STAFF_NAME_MAX = 32  # characters of config's staff_name (any text)
+
+
+def _expand(chars: str) -> str:
+    """'a-z0-9-' -> every character it names; a '-' first or last is itself."""
+    out = ""
+    i = 0
+    while i < len(chars):
+        if i + 2 < len(chars) and chars[i + 1] == "-":
+            out += "".join(chr(c) for c in range(ord(chars[i]), ord(chars[i + 2]) + 1))
+            i += 3
+        else:
+            out += chars[i]
+            i += 1
+    return out
+
+
+_NAME_CHARS = {kind: (_expand(r[0]), _expand(r[1])) for kind, r in NAMES.items()}
+
+
+def valid_name(kind: str, value: object) -> bool:
+    shortest, longest = NAMES[kind][2:]
+    if not isinstance(value, str) or not shortest <= len(value) <= longest:
+        return False
+    first, rest = _NAME_CHARS[kind]
+    return value[0] in first and all(c in rest for c in value[1:])
+
+
+def name_pattern(kind: str) -> str:
+    """The rule as a regular expression's text, as PROTOCOL.md writes it."""
+    first, rest, shortest, longest = NAMES[kind]
+    if first == rest:
+        return "[%s]{%d,%d}" % (rest, shortest, longest)
+    return "[%s][%s]{%d,%d}" % (first, rest, shortest - 1, longest - 1)
+
+
+# --- the rating ---
+
+RATING_FIELDS = (
+    "seq", "boot", "ts", "score", "reason", "counter", "staff", "ticket", "mode", "wait_ms",
+)  # fmt: skip
+SCORES = (1, 2, 3, 4, 5)  # 5 非常满意 ... 1 非常不满意
+POOR_MAX = 2  # a score this low or lower is poor, and only such a score has a reason
+GOOD_MIN = 3
+SATISFIED_MIN = 4
+REASONS = ("attitude", "efficiency", "expertise", "environment", "other")
+MODES = ("prompt", "free")
+SEQ_MIN = 1
+INT_MAX = 2**63 - 1  # the largest integer InfluxDB stores
+SEQ_DIGITS = 10**6  # a rating's point time: ts ms, with seq mod 10^6 in the ns below
+# the last press time whose point time InfluxDB can hold (2262-04-11)
+MAX_TS_MS = (2**63 - 2 - (SEQ_DIGITS - 1)) // SEQ_DIGITS
+TICKET_MAX = 32  # characters, none of them a control character (below 0x20)
+MAX_PAYLOAD_BYTES = 4096  # the largest message the collector takes
+
+
+def point_time_ns(ts: int, seq: int) -> int:
+    """A dated rating's point time: its identity in InfluxDB, the same for every copy."""
+    return ts * SEQ_DIGITS + seq % SEQ_DIGITS
+
+
+def score_classes(score: int) -> "dict[str, int]":
+    """The share fields of a scored rating (docs/contract.md), each 1 or 0."""
+    return {
+        "satisfied": int(score >= SATISFIED_MIN),
+        "good": int(score >= GOOD_MIN),
+        "poor": int(score <= POOR_MAX),
+    }
+
+
+def valid_ticket(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= TICKET_MAX
+        and all(ord(c) >= 32 for c in value)
+    )
+
+
+def clean_ticket(ticket: object) -> "str | None":
+    """A prompt's ticket as the wire carries it: a control character (tab, newline...)
+    made a space, cut to TICKET_MAX characters; anything else is no ticket. The window
+    opens either way: a queue system's odd ticket must never cost a customer their rating."""
+    if not isinstance(ticket, str):
+        return None
+    text = "".join(" " if ord(c) < 32 else c for c in ticket).strip()[:TICKET_MAX]
+    return text or None
+
+
+def rating(
+    seq: int,
+    boot: int,
+    ts: "int | None",
+    score: "int | None",
+    reason: "str | None",
+    counter: "str | None",
+    staff: "str | None",
+    ticket: "str | None",
+    mode: str,
+    wait_ms: "int | None",
+) -> "dict[str, object]":
+    return {
+        "v": VERSION,
+        "seq": seq,
+        "boot": boot,
+        "ts": ts,
+        "score": score,
+        "reason": reason,
+        "counter": counter,
+        "staff": staff,
+        "ticket": ticket,
+        "mode": mode,
+        "wait_ms": wait_ms,
+    }
+
+
+# --- telemetry and state ---
+
+# running counters since the terminal was first set up (a lost report loses nothing)
+STATS = ("prompts", "rated", "skipped", "stray", "dropped")
+TELEMETRY_COUNTS = ("uptime_s", "heap_free", "queue") + STATS
+RSSI_RANGE = (-127, 0)
+BATTERY_MV_RANGE = (0, 100000)
+
+
+# --- config (retained) ---
+
+DEFAULT_BUTTONS = (5, 4, 3, 2, 1)  # the buttons' scores, left to right
+CONFIG_DEFAULTS = {
+    "counter": None,
+    "staff": None,
+    "staff_name": None,
+    "mode": "prompt",
+    "window_s": 10,
+    "buttons": list(DEFAULT_BUTTONS),
+    "ask_reason": True,
+    "telemetry_s": 60,
+    "lockout_s": 5,
+}
+CONFIG_RANGES = {"window_s": (3, 120), "telemetry_s": (5, 3600), "lockout_s": (0, 60)}
+BUTTONS_COUNT = (3, 5)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def config_problem(key: str, value: object) -> "str | None":
+    """Why a config field's value is not allowed, or None when it is."""
+    if key in ("counter", "staff"):
+        ok = value is None or valid_name(key, value)
+    elif key == "staff_name":
+        ok = value is None or (isinstance(value, str) and len(value) <= STAFF_NAME_MAX)
+    elif key == "mode":
+        ok = value in MODES
+    elif key == "ask_reason":
+        ok = isinstance(value, bool)
+    elif key == "buttons":
+        ok = (
+            isinstance(value, list)
+            and BUTTONS_COUNT[0] <= len(value) <= BUTTONS_COUNT[1]
+            and all(_is_int(s) and s in SCORES for s in value)
+        )
+    else:
+        low, high = CONFIG_RANGES[key]
+        ok = _is_int(value) and low <= value <= high  # type: ignore[operator]
+    return None if ok else "%s: %r is not allowed" % (key, value)
+
+
+# --- ack (extension): what a collector has stored, for the terminal to forget ---
+
+ACK_MAX_SEQS = 64  # seqs in one ack message at most
+
+
+def ack(seqs: "list[int]") -> "dict[str, object]":
+    return {"v": VERSION, "seqs": seqs}
+
+
+def acked_seqs(message: object) -> "list[int]":
+    """The seqs an ack message names; [] for anything that is not one."""
+    if not isinstance(message, dict) or message.get("v") != VERSION:
+        return []
+    seqs = message.get("seqs")
+    if not isinstance(seqs, list):
+        return []
+    return [s for s in seqs if _is_int(s) and s >= SEQ_MIN]

@@ -1,0 +1,306 @@
+# The terminal's link: Wi-Fi, the MQTT session and all that travels on it.
+#
+# Ratings leave the flash queue only when a collector acknowledges storing
+# them on the terminal's ack topic (docs/contract.md), not when the broker
+# has them: a broker that restarts or crashes before delivering loses
+# nothing. Up to IN_FLIGHT of the oldest ratings are out at once, so an
+# outage's backlog drains at the collector's pace; one not acknowledged
+# within ack_wait is sent again (the wait doubling while nothing comes back,
+# so a long collector outage is not flooded), and every one again on each new
+# connection. Every copy carries the same seq: the collector stores it once.
+#
+# Telemetry, the retained state and its will, config and prompts go the same
+# way; the clock is kept here too, since NTP needs the network. Runs
+# unchanged under MicroPython (the terminal) and CPython (scale mode).
+import asyncio
+import json
+import random
+
+import contract
+import outbox
+import protocol
+from config import ConfigError
+from mqtt import MQTTClient
+from ticks import ticks_diff, ticks_ms
+
+BACKOFF_MIN_S = 1
+WIFI_POLL_S = 0.25  # while Wi-Fi is down, its return is looked for this often
+IN_FLIGHT = 64  # ratings sent ahead of their acks
+ACK_WAIT_MS = 10000  # an unacknowledged rating is sent again after this...
+ACK_WAIT_MAX_MS = 160000  # ...doubling up to this while no ack comes
+TIME_RESYNC_S = 6 * 3600
+TIME_RETRY_S = 30
+TIME_WAIT_MS = 300 * 1000  # unstamped ratings of this boot wait this long for the clock
+
+
+class Uplink:
+    """on_link(up) and on_prompt(ticket) are the terminal's: plain functions."""
+
+    def __init__(self, board, settings, config, counters, box, on_link, on_prompt):
+        self.board = board
+        self.settings = settings
+        self.config = config
+        self.counters = counters
+        self.outbox = box
+        self.on_link = on_link
+        self.on_prompt = on_prompt
+        self.connected = False
+        self.stuck = []  # keys held down, for state and telemetry
+        self.started = ticks_ms()
+        self.acked = set()  # seqs acknowledged but not yet at the head of the queue
+        self._sent = {}  # seq -> ticks it was last sent at, on this connection
+        self._ack_wait = ACK_WAIT_MS
+        self._wake = asyncio.Event()
+        self._report_now = asyncio.Event()
+        self._down = asyncio.Event()  # the connection must end
+        self._why = None
+        self._state_task = None
+        self._wifi_up = None
+        self._backoff = BACKOFF_MIN_S
+        root, site, device = settings["topic_root"], settings["site"], settings["device"]
+        self.topics = {
+            kind: contract.topic(root, site, device, kind) for kind in contract.DEVICE_TOPICS
+        }
+        # One client for the terminal's life: its packet ids keep counting across reconnects.
+        host, port, user, password = settings["broker_addr"]
+        self.client = MQTTClient(device, host, port, user, password, settings["keepalive_s"])
+        will = protocol.encode(protocol.state(False))
+        self.client.set_last_will(self.topics["state"], will, True, 1)
+        self.client.on_message = self._on_message
+
+    def queued(self):
+        """A rating was queued (or the clock learnt): send what is due."""
+        self._wake.set()
+
+    def state_changed(self):
+        if self.connected:  # the task is kept: CPython's loop holds tasks only weakly
+            self._state_task = asyncio.create_task(self._linked(self._publish_state()))
+
+    # --- staying linked ---
+
+    async def run(self):
+        """Wi-Fi, then MQTT; a broker failure is retried with backoff and jitter, a Wi-Fi
+        loss is waited out and the broker tried again as soon as Wi-Fi is back."""
+        while True:
+            if not await self._network():
+                await asyncio.sleep(WIFI_POLL_S)
+                continue
+            try:
+                await self._serve()
+            except Exception as e:  # any failure of the link means: reconnect
+                self.board.emit("disconnected", reason=repr(e))
+            finally:
+                if self.connected:
+                    self.connected = False
+                    self.on_link(False)
+                await self.client.close()
+            if self.board.wifi_connected():
+                await asyncio.sleep(self._backoff * (0.5 + random.random()))
+                self._backoff = min(self._backoff * 2, self.settings["reconnect_max_s"])
+
+    async def _network(self):
+        board = self.board
+        up = board.wifi_connected()
+        if not up:
+            s = self.settings
+            up = await board.wifi_connect(s["wifi_ssid"], s["wifi_password"])
+        if up != self._wifi_up:
+            self._wifi_up = up
+            board.emit("wifi", up=up)
+        return up
+
+    async def _serve(self):
+        client = self.client
+        self._down.clear()
+        await client.connect(clean_session=False)
+        self.connected = True
+        self._backoff = BACKOFF_MIN_S
+        self._sent = {}  # what went out on an earlier connection may never have arrived
+        for kind in ("config", "prompt", "ack"):
+            await client.subscribe(self.topics[kind], 1)
+        await self._publish_state()
+        self.board.emit("connected")  # and listening: a prompt sent from now on arrives
+        self.on_link(True)
+        tasks = [
+            asyncio.create_task(self._linked(coro))
+            for coro in (
+                client.read_loop(self.settings["keepalive_s"] * 1.5),
+                self._send_ratings(),
+                self._send_telemetry(),
+                self._watch_link(),
+            )
+        ]
+        try:
+            await self._down.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+        raise OSError(self._why)
+
+    async def _linked(self, coro):
+        """A task of one connection: its failure ends the connection."""
+        try:
+            await coro
+        except Exception as e:
+            self._why = repr(e)
+            self._down.set()
+
+    def wifi_lost(self):
+        """End the connection now: for a board that hears of a Wi-Fi loss at once."""
+        self._why = "Wi-Fi lost"
+        self._down.set()
+
+    async def _watch_link(self):
+        """Ping the broker, and end the connection as soon as Wi-Fi goes (the board says how
+        often to look: every wifi_poll_ms)."""
+        last_ping = ticks_ms()
+        while True:
+            await asyncio.sleep(self.board.wifi_poll_ms / 1000)
+            if not self.board.wifi_connected():
+                raise OSError("Wi-Fi lost")
+            if ticks_diff(ticks_ms(), last_ping) * 2 >= self.settings["keepalive_s"] * 1000:
+                last_ping = ticks_ms()
+                await self.client.ping()
+
+    # --- ratings and their acks ---
+
+    async def _send_ratings(self):
+        """Keep the oldest IN_FLIGHT ratings out: each not yet sent on this connection, or
+        not acknowledged within the ack wait, is sent (again)."""
+        while True:
+            self._wake.clear()
+            now = ticks_ms()
+            wait = self._ack_wait
+            pause = wait
+            resent = False
+            for record in self.outbox.oldest(IN_FLIGHT):
+                seq = outbox.seq_of(record)
+                if seq in self.acked:
+                    continue
+                sent = self._sent.get(seq)
+                if sent is not None and ticks_diff(now, sent) < wait:
+                    pause = min(pause, wait - ticks_diff(now, sent))
+                    continue
+                payload = self._payload(record)
+                if payload is None:  # waiting for the clock to stamp it
+                    pause = min(pause, 1000)
+                    continue
+                await self.client.publish(self.topics["rating"], payload, 1)
+                self._sent[seq] = ticks_ms()
+                if sent is not None:
+                    resent = True
+                    self.board.emit("resent", seq=seq)
+            if resent:  # nothing came back in time: wait longer before the next round
+                self._ack_wait = min(self._ack_wait * 2, ACK_WAIT_MAX_MS)
+            try:
+                await asyncio.wait_for(self._wake.wait(), pause / 1000)
+            except asyncio.TimeoutError:
+                pass
+
+    def _payload(self, record):
+        """The wire message; a rating pressed before the clock was known gets its time now."""
+        fields = outbox.decode(record)
+        at = fields.pop("at")
+        if fields["ts"] is None and at is not None and fields["boot"] == self.counters.boot:
+            wall = self.board.wall_ms()
+            if wall is not None:
+                fields["ts"] = wall - ticks_diff(ticks_ms(), at)
+            elif ticks_diff(ticks_ms(), self.started) < TIME_WAIT_MS:
+                return None
+        return protocol.encode(contract.rating(**fields))
+
+    def _on_ack(self, message):
+        """Forget the acknowledged ratings at the head of the queue; keep the rest in mind
+        until the ones before them are acknowledged too."""
+        head = self.outbox.peek()
+        if head is None:
+            return
+        oldest, newest = outbox.seq_of(head), self.counters.seq
+        for seq in contract.acked_seqs(message):
+            if oldest <= seq <= newest:  # else long forgotten, or never ours
+                self.acked.add(seq)
+        for seq in self.outbox.forget(self.acked):
+            self._sent.pop(seq, None)
+            self.board.emit("acked", seq=seq)
+        self._ack_wait = ACK_WAIT_MS
+        self._wake.set()
+
+    # --- what the broker brings ---
+
+    def _on_message(self, topic, payload, retained):
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            message = None
+        if topic == self.topics["ack"]:
+            self._on_ack(message)
+        elif topic == self.topics["config"]:
+            self._on_config(message)
+        elif topic == self.topics["prompt"]:
+            if isinstance(message, dict):
+                self.on_prompt(contract.clean_ticket(message.get("ticket")))
+            else:
+                self.board.emit("prompt_rejected", payload=repr(message))
+
+    def _on_config(self, message):
+        try:
+            changed = self.config.apply(message)
+        except ConfigError as e:
+            self.board.emit("config_rejected", reason=str(e))
+            return
+        self.board.emit("config", changed=changed)
+        if "telemetry_s" in changed:
+            self._report_now.set()
+
+    # --- state and telemetry ---
+
+    async def _publish_state(self):
+        state = protocol.state(True, self.counters.boot)
+        if self.stuck:
+            state["stuck_keys"] = self.stuck
+        if self.counters.stats["dropped"]:
+            state["dropped"] = self.counters.stats["dropped"]
+        await self.client.publish(self.topics["state"], protocol.encode(state), 1, True)
+
+    async def _send_telemetry(self):
+        while True:
+            if self.counters.dirty:
+                self.counters.save()
+            message = protocol.telemetry(
+                boot=self.counters.boot,
+                uptime_s=ticks_diff(ticks_ms(), self.started) // 1000,
+                rssi=self.board.rssi(),
+                heap_free=self.board.heap_free(),
+                queue=len(self.outbox),
+                battery_mv=self.board.battery_mv(),
+                stats=self.counters.stats,
+                stuck_keys=self.stuck,
+                time_known=self.board.wall_ms() is not None,
+            )
+            await self.client.publish(self.topics["telemetry"], protocol.encode(message), 0)
+            self._report_now.clear()
+            try:
+                await asyncio.wait_for(self._report_now.wait(), self.config["telemetry_s"])
+            except asyncio.TimeoutError:
+                pass
+
+    def report_now(self):
+        """Send telemetry now, without waiting for the next report."""
+        self._report_now.set()
+
+    @property
+    def reported(self):
+        """No report asked for by report_now() is still waiting to be sent."""
+        return not self._report_now.is_set()
+
+    # --- time ---
+
+    async def keep_time(self):
+        synced = None
+        while True:
+            ok = self.board.wifi_connected() and self.board.sync_time(self.settings["ntp_host"])
+            if ok != synced:
+                self.board.emit("time", synced=ok)
+                synced = ok
+                self._wake.set()
+            await asyncio.sleep(TIME_RESYNC_S if ok else TIME_RETRY_S)
