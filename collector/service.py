@@ -11,6 +11,7 @@ the broker, since nothing is acknowledged before it is stored.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from typing import Any
@@ -35,7 +36,7 @@ from firmware import contract
 
 log = structlog.get_logger("collector")
 
-LOOP_S = 0.05  # longest wait for the broker before batches and acknowledgements are seen to
+LOOP_S = 0.01  # longest wait for the broker before batches and acknowledgements are seen to
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 KEEPALIVE_S = 30
@@ -171,6 +172,9 @@ class Collector:
             return
         self._connection += 1
         self._reconnect_delay = RECONNECT_MIN_S
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # an ack goes right after its PUBACK: no Nagle wait
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         log.info("mqtt_connected", session_present=flags.session_present)
         client.subscribe(self.filters)
 
@@ -213,9 +217,9 @@ class Collector:
         reports: list[rating_msg.Rating | device.DeviceReport] = []
         acks: list[Ack] = []
         for delivery in deliveries:
-            line = self._point(delivery, reports, acks)
-            if line is not None:
-                points.append(Point(delivery, line))
+            point = self._point(delivery, reports, acks)
+            if point is not None:
+                points.append(point)
         self.storage.submit(Batch(deliveries, points, reports, acks))
 
     def _acknowledge_stored(self) -> None:
@@ -237,8 +241,8 @@ class Collector:
         delivery: Delivery,
         reports: list[rating_msg.Rating | device.DeviceReport],
         acks: list[Ack],
-    ) -> str | Undated | None:
-        """The message's line, or None after it went to the dead-letter file. A rating with
+    ) -> Point | None:
+        """The message's point, or None after it went to the dead-letter file. A rating with
         a seq is added to `acks`, stored or dead-lettered: its terminal may forget it."""
         where = None
         try:
@@ -251,15 +255,15 @@ class Collector:
                 reports.append(parsed)
                 acks.append(Ack(where.site, where.device, parsed.seq))
                 if parsed.ts is None:
-                    return Undated(parsed, delivery.received_ms, why)
-                return parsed.point(delivery.received_ms, None, why)
+                    return Point(delivery, Undated(parsed, delivery.received_ms, why), parsed)
+                return Point(delivery, parsed.point(delivery.received_ms, None, why), parsed)
             if where.kind in ("telemetry", "state"):
                 read = device.telemetry if where.kind == "telemetry" else device.state
                 report = read(where, delivery.payload, delivery.received_ns)
                 if report is None:
                     return None
                 reports.append(report)
-                return report.point()
+                return Point(delivery, report.point())
             raise topics.TopicError(f"no {where.kind!r} messages are taken")
         except topics.TopicError as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")

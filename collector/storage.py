@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import structlog
 
+from collector import conflicts
 from collector.deadletter import DeadLetters
 from collector.device import DeviceReport
 from collector.influx import InfluxError, InfluxWriter
@@ -55,10 +56,12 @@ class Delivery(NamedTuple):
 
 
 class Point(NamedTuple):
-    """One message's point: its line, or an undated rating whose line is made when stored."""
+    """One message's point: its line, or an undated rating whose line is made when stored;
+    and the rating it stores, if it is one."""
 
     delivery: Delivery
     line: str | Undated
+    rating: Rating | None = None
 
 
 class Ack(NamedTuple):
@@ -148,7 +151,7 @@ class Storage(threading.Thread):
         while True:
             try:
                 self._drain_spool()
-                self._write_points(self._lines(batch.points))
+                self._write_points(self._without_conflicts(self._lines(batch.points)))
                 return True
             except InfluxError as e:
                 if any(isinstance(p.line, Undated) for p in batch.points):
@@ -191,6 +194,19 @@ class Storage(threading.Thread):
             else:
                 lines.append((point, point.line))
         return lines
+
+    def _without_conflicts(self, lines: list[tuple[Point, str]]) -> list[tuple[Point, str]]:
+        """The lines but the ratings that conflict with one already stored (conflicts.py),
+        which go to the dead-letter file."""
+        rated = [(i, p.rating) for i, (p, _) in enumerate(lines) if p.rating is not None]
+        found = conflicts.find(self.writer, [rating for _, rating in rated])
+        if not found:
+            return lines
+        dropped = {rated[k][0] for k in found}
+        for k, why in found.items():
+            delivery = lines[rated[k][0]][0].delivery
+            self.dead.record(delivery.topic, delivery.payload, why, "conflict")
+        return [line for i, line in enumerate(lines) if i not in dropped]
 
     def _first_stored(self, undated: Undated, found: dict[tuple[str, str, int], int]) -> int:
         """The time a rating without ts was first stored at, so that a replay overwrites it.

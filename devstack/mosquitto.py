@@ -37,6 +37,7 @@ class MosquittoServer(ChildServer):
             f"autosave_interval {self.autosave_s}",
             "max_queued_messages 0",
             "max_inflight_messages 10000",  # two batches of the collector's (README)
+            "set_tcp_nodelay true",  # an ack follows a PUBACK at once, not after a delayed ACK
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -86,6 +86,7 @@ class Outbox:
         if not _exists(directory):
             os.mkdir(directory)
         self._head_path = directory + "/head"
+        self.head_saved = True
         self._recover()
 
     def _seg_path(self, n):
@@ -202,25 +203,48 @@ class Outbox:
         if record is not None:
             self.forget({seq_of(record)})
 
-    def forget(self, acked):
+    def forget(self, acked, save=True):
         """Move the head past the oldest records while their seqs are in the set `acked`,
-        taking them out of it, and save the head once; returns the seqs that went."""
+        taking them out of it, and save the head once (or, save False, leave that to
+        save_head(): a power cut before it brings those records back, to be sent again);
+        returns the seqs that went."""
         gone = []
-        while acked:
-            record = self.peek()
-            if record is None:
-                break
-            seq = seq_of(record)
-            if seq not in acked:
-                break
-            acked.discard(seq)
-            self._off += 1 + len(record)
-            self.count -= 1
-            self.bytes -= 1 + len(record)
-            gone.append(seq)
+        blocked = False
+        while acked and self.count and not blocked:
+            try:
+                f = open(self._seg_path(self._seg), "rb")
+            except OSError:
+                self._next_segment()
+                continue
+            with f:  # one open a segment: littlefs opens cost more than reads
+                f.seek(self._off)
+                while acked and self.count:
+                    n = f.read(1)
+                    record = f.read(n[0]) if n else b""
+                    if not n or len(record) < n[0]:
+                        break  # the segment is done
+                    seq = seq_of(record)
+                    if seq not in acked:
+                        blocked = True
+                        break
+                    acked.discard(seq)
+                    self._off += 1 + n[0]
+                    self.count -= 1
+                    self.bytes -= 1 + n[0]
+                    gone.append(seq)
+                else:
+                    break
+            if not blocked and acked and self.count:
+                self._next_segment()
         if gone:
-            store.save(self._head_path, {"seg": self._seg, "off": self._off})
+            self.head_saved = False
+            if save:
+                self.save_head()
         return gone
+
+    def save_head(self):
+        store.save(self._head_path, {"seg": self._seg, "off": self._off})
+        self.head_saved = True
 
     def _next_segment(self):
         old = self._seg
@@ -229,7 +253,7 @@ class Outbox:
         if not self._segments:
             self._segments.append(self._seg)
         self._off = 0
-        store.save(self._head_path, {"seg": self._seg, "off": 0})
+        self.save_head()  # before the delete: the head never points into a deleted segment
         try:
             os.remove(self._seg_path(old))
         except OSError:

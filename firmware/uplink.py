@@ -25,9 +25,10 @@ from ticks import ticks_diff, ticks_ms
 
 BACKOFF_MIN_S = 1
 WIFI_POLL_S = 0.25  # while Wi-Fi is down, its return is looked for this often
-IN_FLIGHT = 64  # ratings sent ahead of their acks
+IN_FLIGHT = 128  # ratings sent ahead of their acks
 ACK_WAIT_MS = 10000  # an unacknowledged rating is sent again after this...
 ACK_WAIT_MAX_MS = 160000  # ...doubling up to this while no ack comes
+HEAD_SAVE_MS = 500  # how far the queue is acknowledged goes to flash at most this often
 TIME_RESYNC_S = 6 * 3600
 TIME_RETRY_S = 30
 TIME_WAIT_MS = 300 * 1000  # unstamped ratings of this boot wait this long for the clock
@@ -49,7 +50,9 @@ class Uplink:
         self.started = ticks_ms()
         self.acked = set()  # seqs acknowledged but not yet at the head of the queue
         self._sent = {}  # seq -> ticks it was last sent at, on this connection
+        self._stamps = {}  # seq -> the ts its first copy went with, for ratings stamped late
         self._ack_wait = ACK_WAIT_MS
+        self._head_saved_at = ticks_ms()
         self._wake = asyncio.Event()
         self._report_now = asyncio.Event()
         self._down = asyncio.Event()  # the connection must end
@@ -172,6 +175,12 @@ class Uplink:
             now = ticks_ms()
             wait = self._ack_wait
             pause = wait
+            if not self.outbox.head_saved:  # a power cut before this resends, harmlessly
+                if ticks_diff(now, self._head_saved_at) >= HEAD_SAVE_MS or not len(self.outbox):
+                    self.outbox.save_head()
+                    self._head_saved_at = now
+                else:
+                    pause = HEAD_SAVE_MS
             resent = False
             for record in self.outbox.oldest(IN_FLIGHT):
                 seq = outbox.seq_of(record)
@@ -198,15 +207,21 @@ class Uplink:
                 pass
 
     def _payload(self, record):
-        """The wire message; a rating pressed before the clock was known gets its time now."""
+        """The wire message; a rating pressed before the clock was known gets its time now,
+        unless a copy already went without one (a copy must repeat its original)."""
         fields = outbox.decode(record)
         at = fields.pop("at")
-        if fields["ts"] is None and at is not None and fields["boot"] == self.counters.boot:
-            wall = self.board.wall_ms()
-            if wall is not None:
-                fields["ts"] = wall - ticks_diff(ticks_ms(), at)
-            elif ticks_diff(ticks_ms(), self.started) < TIME_WAIT_MS:
-                return None
+        seq = fields["seq"]
+        if seq in self._stamps:
+            fields["ts"] = self._stamps[seq]
+        elif fields["ts"] is None:
+            if at is not None and fields["boot"] == self.counters.boot:
+                wall = self.board.wall_ms()
+                if wall is not None:
+                    fields["ts"] = wall - ticks_diff(ticks_ms(), at)
+                elif ticks_diff(ticks_ms(), self.started) < TIME_WAIT_MS:
+                    return None
+            self._stamps[seq] = fields["ts"]
         return protocol.encode(contract.rating(**fields))
 
     def _on_ack(self, message):
@@ -219,8 +234,9 @@ class Uplink:
         for seq in contract.acked_seqs(message):
             if oldest <= seq <= newest:  # else long forgotten, or never ours
                 self.acked.add(seq)
-        for seq in self.outbox.forget(self.acked):
+        for seq in self.outbox.forget(self.acked, False):
             self._sent.pop(seq, None)
+            self._stamps.pop(seq, None)
             self.board.emit("acked", seq=seq)
         self._ack_wait = ACK_WAIT_MS
         self._wake.set()

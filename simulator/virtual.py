@@ -55,6 +55,8 @@ class Tally:
 class MemoryQueue:
     """The flash queue's interface (firmware/outbox.py) in memory."""
 
+    head_saved = True  # nothing to save: the queue lives as long as the run
+
     def __init__(self) -> None:
         self._records: deque[bytes] = deque()
 
@@ -71,7 +73,7 @@ class MemoryQueue:
     def peek(self) -> bytes | None:
         return self._records[0] if self._records else None
 
-    def forget(self, acked: set[int]) -> list[int]:
+    def forget(self, acked: set[int], _save: bool = True) -> list[int]:
         gone = []
         while self._records and (seq := outbox_fw.seq_of(self._records[0])) in acked:
             self._records.popleft()
