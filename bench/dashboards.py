@@ -42,15 +42,16 @@ from dashboards.boards import ALL, hall_live  # noqa: E402
 from dashboards.macros import TimeRange, expand  # noqa: E402
 from dashboards.model import Dashboard  # noqa: E402
 from devstack import InfluxServer  # noqa: E402
+from firmware import contract  # noqa: E402
 
 ZONE = ZoneInfo("Asia/Shanghai")
 COUNTERS = 6
 CLERKS = 8
 OPEN_H, CLOSE_H = 9, 17
 PER_HOUR = 5.2  # ratings (with skipped windows) a counter makes an hour: ~1.2 M a month
-SCORES = (5, 4, 3, 2, 1)
+SCORES = contract.DEFAULT_BUTTONS
 SCORE_WEIGHTS = (50, 30, 10, 6, 4)
-REASONS = ("attitude", "efficiency", "expertise", "environment", "other", None)
+REASONS = (*contract.REASONS, None)
 BATCH = 20_000
 
 

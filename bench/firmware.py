@@ -30,7 +30,7 @@ from fwtools import image  # noqa: E402
 from simulator.firmware import run_script  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "mpy" / "terminal_bench.py"
-HEAP = "128K"
+HEAP = "112K"
 TOPIC_ROOT = "bench/v1"
 IMAGE = Path(tempfile.gettempdir()) / "svc-bench-image"  # the .mpy image, built afresh
 DRAIN_BEFORE = 231  # ratings/s drained when one was in flight until its PUBACK (README)

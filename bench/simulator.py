@@ -1,9 +1,11 @@
 """Scale mode's figures: virtual terminals in one process, and the ratings they get across.
 
-N terminals (N/10 halls of 10 counters) play one busy hour at speed 0 against a Mosquitto of
-the benchmark's own: the time until all are connected, the ratings per second the broker
-acknowledges, and the process's peak resident memory. The baseline, measured in the same run,
-is one paho client publishing the same number of QoS 1 ratings as fast as the broker takes them.
+N terminals (N/10 halls of 10 counters), each running the firmware's own uplink, play one busy
+hour at speed 0 against a Mosquitto, an InfluxDB and a collector of the benchmark's own: the time
+until all are connected, the ratings per second stored and acknowledged back to the terminals
+(a rating counts once its terminal has the collector's ack), and the process's peak resident
+memory. The baseline, measured in the same run, is one paho client publishing the same number of
+QoS 1 ratings as fast as the broker takes them (stored by nobody).
 
     .venv/bin/python bench/simulator.py [--terminals 1000] [--runs 3]
 """
@@ -27,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devstack import MosquittoServer  # noqa: E402
+from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
 from simulator import scenario  # noqa: E402
 from simulator.run import ScaleRun  # noqa: E402
 from simulator.truth import GroundTruth  # noqa: E402
@@ -111,23 +113,36 @@ def main() -> None:
     ratings = 0
     with tempfile.TemporaryDirectory() as tmp:
         broker = MosquittoServer(Path(tmp) / "broker")
+        influx = InfluxServer(Path(tmp) / "influx")
         broker.start()
+        influx.start()
         try:
             for run in range(args.runs):
                 folder = Path(tmp) / f"run{run}"
                 folder.mkdir()
-                c, r, ratings = simulated(broker.port, args.terminals, args.per_hour, folder)
+                collector = CollectorProcess(
+                    broker,
+                    influx,
+                    folder / "collector",
+                    {"SVC_TOPIC_ROOT": "bench/v1", "SVC_INFLUX_DB": f"run{run}", "SVC_HTTP": ""},
+                )
+                collector.start()
+                try:
+                    c, r, ratings = simulated(broker.port, args.terminals, args.per_hour, folder)
+                finally:
+                    collector.stop()
                 connect.append(c)
                 rate.append(r)
                 base.append(bare(broker.port, ratings))
         finally:
+            influx.stop()
             broker.stop()
     med = statistics.median
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"scale mode, {args.terminals} virtual terminals in one process, median of {args.runs}")
     print(f"  all connected after {med(connect):.1f} s")
     print(
-        f"  {ratings} ratings a run, acknowledged at {med(rate):.0f}/s = "
+        f"  {ratings} ratings a run, stored and acknowledged at {med(rate):.0f}/s = "
         f"{med(rate) / med(base):.2f}x one bare paho publisher ({med(base):.0f}/s)"
     )
     print(f"  peak resident memory of the process: {peak_mib:.0f} MiB")

@@ -156,11 +156,12 @@ class Outbox:
         self.bytes += size
         return True
 
-    def oldest(self, limit):
-        """Up to `limit` records not yet acknowledged, oldest first."""
+    def oldest(self, limit, skip=0):
+        """Up to `limit` records not yet acknowledged, oldest first, after the `skip` oldest."""
         found = []  # type: list[bytes]
-        if not self.count:
+        if skip >= self.count:
             return found
+        limit = min(limit, self.count - skip)
         segments = self._segments
         k = segments.index(self._seg) if self._seg in segments else 0
         offset = self._off
@@ -172,6 +173,10 @@ class Outbox:
                         n = f.read(1)
                         if not n:
                             break
+                        if skip:
+                            skip -= 1
+                            f.seek(n[0], 1)
+                            continue
                         record = f.read(n[0])
                         if len(record) < n[0]:
                             break  # a torn tail (never on littlefs)
@@ -180,7 +185,7 @@ class Outbox:
                 pass
             k += 1
             offset = 0
-        return found[: self.count]
+        return found
 
     def peek(self):
         """The oldest record not yet acknowledged, or None."""

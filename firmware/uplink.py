@@ -26,6 +26,7 @@ from ticks import ticks_diff, ticks_ms
 BACKOFF_MIN_S = 1
 WIFI_POLL_S = 0.25  # while Wi-Fi is down, its return is looked for this often
 IN_FLIGHT = 128  # ratings sent ahead of their acks
+WINDOW_READ = 16  # records read from flash at a time while sending
 ACK_WAIT_MS = 10000  # an unacknowledged rating is sent again after this...
 ACK_WAIT_MAX_MS = 160000  # ...doubling up to this while no ack comes
 HEAD_SAVE_MS = 500  # how far the queue is acknowledged goes to flash at most this often
@@ -49,7 +50,9 @@ class Uplink:
         self.stuck = []  # keys held down, for state and telemetry
         self.started = ticks_ms()
         self.acked = set()  # seqs acknowledged but not yet at the head of the queue
-        self._sent = {}  # seq -> ticks it was last sent at, on this connection
+        self._sent_upto = 0  # the newest seq sent on this connection
+        self._round_at = ticks_ms()  # when the head last moved, or everything went again
+        self._forgotten = 0  # ratings forgotten since boot: how far the head has moved
         self._stamps = {}  # seq -> the ts its first copy went with, for ratings stamped late
         self._ack_wait = ACK_WAIT_MS
         self._head_saved_at = ticks_ms()
@@ -118,7 +121,7 @@ class Uplink:
         await client.connect(clean_session=False)
         self.connected = True
         self._backoff = BACKOFF_MIN_S
-        self._sent = {}  # what went out on an earlier connection may never have arrived
+        self._sent_upto = 0  # what went out on an earlier connection may never have arrived
         for kind in ("config", "prompt", "ack"):
             await client.subscribe(self.topics[kind], 1)
         await self._publish_state()
@@ -168,43 +171,60 @@ class Uplink:
     # --- ratings and their acks ---
 
     async def _send_ratings(self):
-        """Keep the oldest IN_FLIGHT ratings out: each not yet sent on this connection, or
-        not acknowledged within the ack wait, is sent (again)."""
+        """Keep the oldest IN_FLIGHT ratings out, each sent once on this connection; when the
+        head of the queue has waited the ack wait since it last moved (or since the last
+        round), send every one not yet acknowledged again, and wait twice as long next time.
+        Two numbers, not a table per rating: the heap of a terminal is small."""
         while True:
             self._wake.clear()
             now = ticks_ms()
-            wait = self._ack_wait
-            pause = wait
+            pause = self._ack_wait - ticks_diff(now, self._round_at)
             if not self.outbox.head_saved:  # a power cut before this resends, harmlessly
                 if ticks_diff(now, self._head_saved_at) >= HEAD_SAVE_MS or not len(self.outbox):
                     self.outbox.save_head()
                     self._head_saved_at = now
                 else:
-                    pause = HEAD_SAVE_MS
-            resent = False
-            for record in self.outbox.oldest(IN_FLIGHT):
-                seq = outbox.seq_of(record)
-                if seq in self.acked:
-                    continue
-                sent = self._sent.get(seq)
-                if sent is not None and ticks_diff(now, sent) < wait:
-                    pause = min(pause, wait - ticks_diff(now, sent))
-                    continue
-                payload = self._payload(record)
-                if payload is None:  # waiting for the clock to stamp it
-                    pause = min(pause, 1000)
-                    continue
-                await self.client.publish(self.topics["rating"], payload, 1)
-                self._sent[seq] = ticks_ms()
-                if sent is not None:
-                    resent = True
-                    self.board.emit("resent", seq=seq)
-            if resent:  # nothing came back in time: wait longer before the next round
+                    pause = min(pause, HEAD_SAVE_MS)
+            head = self.outbox.peek()
+            if head is None or outbox.seq_of(head) > self._sent_upto:
+                self._round_at = now  # nothing out: the wait starts with what goes now
+                pause = self._ack_wait
+            again = pause <= 0
+            if again:
+                self._round_at = now
                 self._ack_wait = min(self._ack_wait * 2, ACK_WAIT_MAX_MS)
+                pause = self._ack_wait
+            if await self._send_window(again) is None:
+                pause = min(pause, 1000)  # one waits for the clock to stamp it
             try:
                 await asyncio.wait_for(self._wake.wait(), pause / 1000)
             except asyncio.TimeoutError:
                 pass
+
+    async def _send_window(self, again):
+        """Send the window's ratings not sent yet (again: and those sent, not acknowledged),
+        in order, a few records read at a time; None when one waits for the clock. Acks
+        arriving meanwhile move the head: the next read starts that much earlier."""
+        start = 0
+        while start < IN_FLIGHT:
+            forgotten = self._forgotten
+            records = self.outbox.oldest(WINDOW_READ, start)
+            for record in records:
+                seq = outbox.seq_of(record)
+                if seq in self.acked or (seq <= self._sent_upto and not again):
+                    continue
+                payload = self._payload(record)
+                if payload is None:
+                    return None  # nothing after it goes before it
+                await self.client.publish(self.topics["rating"], payload, 1)
+                if seq <= self._sent_upto:
+                    self.board.emit("resent", seq=seq)
+                else:
+                    self._sent_upto = seq
+            if len(records) < WINDOW_READ:
+                break
+            start = max(0, start + len(records) - (self._forgotten - forgotten))
+        return True
 
     def _payload(self, record):
         """The wire message; a rating pressed before the clock was known gets its time now,
@@ -234,12 +254,15 @@ class Uplink:
         for seq in contract.acked_seqs(message):
             if oldest <= seq <= newest:  # else long forgotten, or never ours
                 self.acked.add(seq)
-        for seq in self.outbox.forget(self.acked, False):
-            self._sent.pop(seq, None)
+        gone = self.outbox.forget(self.acked, False)
+        self._forgotten += len(gone)
+        for seq in gone:
             self._stamps.pop(seq, None)
             self.board.emit("acked", seq=seq)
-        self._ack_wait = ACK_WAIT_MS
-        self._wake.set()
+        if gone:
+            self._round_at = ticks_ms()
+            self._ack_wait = ACK_WAIT_MS
+            self._wake.set()
 
     # --- what the broker brings ---
 

@@ -67,8 +67,8 @@ class MemoryQueue:
         self._records.append(record)
         return True
 
-    def oldest(self, limit: int) -> list[bytes]:
-        return list(islice(self._records, limit))
+    def oldest(self, limit: int, skip: int = 0) -> list[bytes]:
+        return list(islice(self._records, skip, skip + limit))
 
     def peek(self) -> bytes | None:
         return self._records[0] if self._records else None

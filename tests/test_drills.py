@@ -8,52 +8,16 @@ import asyncio
 import textwrap
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from collector.influx import InfluxWriter
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
-from simulator import scenario, truth, verify
+from simulator import truth, verify
 from simulator.run import ScaleRun
 from simulator.truth import GroundTruth
-
-HALL = """
-name = "drill"
-seed = 11
-
-[time]
-start = 2026-11-03
-speed = {speed}
-telemetry_s = 5
-
-[hours]
-open = "09:00"
-close = "10:00"
-curve = [1]
-
-[profiles.mixed]
-scores = {{ 5 = 50, 4 = 20, 3 = 10, 2 = 10, 1 = 10 }}
-reasons = {{ attitude = 1, efficiency = 1 }}
-
-[[halls]]
-site = "{site}"
-mode = "free"
-counters = {counters}
-profiles = ["mixed"]
-participation = 1.0
-customers_per_hour = {per_hour}
-{extra}
-"""
-
-
-def load(tmp_path: Path, *, speed: int, counters: int, per_hour: int, extra: str = ""):
-    path = tmp_path / "drill.toml"
-    site = f"d{uuid.uuid4().hex[:8]}"
-    text = HALL.format(speed=speed, site=site, counters=counters, per_hour=per_hour, extra=extra)
-    path.write_text(textwrap.dedent(text))
-    return scenario.load(path)
+from tests.test_simulator_scale import load
 
 
 def collector(broker, influx, tmp_path: Path, root: str, db: str, name: str, **env: str):
@@ -122,7 +86,7 @@ def test_broker_restart_under_load_with_two_collectors_sharing(
     at = "09:20"
     seconds = 5
     """
-    s = load(tmp_path, speed=240, counters=40, per_hour=90, extra=fault)
+    s = load(tmp_path, speed=240, counters=40, per_hour=90, extra=textwrap.dedent(fault))
     truth_path = tmp_path / "truth.jsonl"
     try:
         run = play(s, broker, topic_root, truth_path, restart)

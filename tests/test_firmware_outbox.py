@@ -62,6 +62,16 @@ def test_oldest_first_and_survives_reopening(tmp_path):
     assert len(outbox.Outbox(path)) == 0
 
 
+def test_the_oldest_are_read_in_slices_across_segments(tmp_path):
+    box = outbox.Outbox(str(tmp_path / "q"), segment_bytes=200)
+    for seq in range(1, 31):
+        box.append(record(seq))
+    box.forget({1, 2})
+    slices = [[outbox.seq_of(r) for r in box.oldest(8, skip)] for skip in range(0, 32, 8)]
+    assert slices == [list(range(first, min(first + 8, 31))) for first in (3, 11, 19, 27)]
+    assert box.oldest(5, 28) == []
+
+
 def test_segments_roll_over_and_acknowledged_ones_are_deleted(tmp_path):
     path = tmp_path / "q"
     box = outbox.Outbox(str(path), segment_bytes=200)

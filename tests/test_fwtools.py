@@ -30,13 +30,13 @@ def test_the_image_has_every_device_module_compiled(tmp_path):
 def test_the_image_as_it_ships_boots_and_rates_in_a_small_heap(
     tmp_path, mosquitto, collector, micropython, topic_root
 ):
-    """The .mpy files, with the Unix board from the sources, in a 128 KB heap: they boot, rate
+    """The .mpy files, with the Unix board from the sources, in a 112 KB heap: they boot, rate
     and see the rating stored and acknowledged, like the sources."""
     firmware = tmp_path / "img"
     image.build(firmware)
     terminal = make_terminal(tmp_path / "t", mosquitto, topic_root)
     terminal.firmware_dir = firmware
-    terminal.heap = "128K"
+    terminal.heap = "112K"
     terminal.start()
     try:
         terminal.wait_for(lambda e: e["ev"] == "connected")

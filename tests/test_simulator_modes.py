@@ -6,10 +6,11 @@ import asyncio
 import time
 import uuid
 
-from simulator.firmware import FirmwareTerminal
+from simulator.firmware import FirmwareTerminal, firmware_module
 from simulator.plan import Action
 from simulator.scenario import Counter, Hall
-from simulator.virtual import VirtualTerminal
+from simulator.virtual import MemoryQueue, VirtualTerminal
+from tests.test_firmware_outbox import record
 
 SCORE_2, ATTITUDE = 3, 0  # buttons: scores 5 4 3 2 1; reasons attitude efficiency ...
 
@@ -99,3 +100,18 @@ def test_both_modes_make_the_same_ratings_and_the_collector_takes_them_alike(
     assert [r["score"] for r in real] == [2, None]
     assert real[0]["reason"] == "attitude"
     assert not (collector.state_dir / "deadletter.jsonl").exists()
+
+
+def test_scale_modes_memory_queue_answers_as_the_flash_outbox(tmp_path):
+    """Scale mode stands its in-memory queue in for firmware/outbox.py under the firmware's
+    own uplink: every call the uplink makes must answer alike."""
+    outbox = firmware_module("outbox")
+    flash, memory = outbox.Outbox(str(tmp_path / "q"), segment_bytes=300), MemoryQueue()
+    for seq in range(1, 41):
+        assert flash.append(record(seq)) == memory.append(record(seq))
+    steps = [({2, 3}, 8, 0), ({1, 5}, 16, 4), ({4, 6, 7, 40}, 50, 30), (set(), 5, 0)]
+    for acked, limit, skip in steps:
+        assert flash.forget(set(acked), False) == memory.forget(set(acked), False)
+        assert flash.oldest(limit, skip) == memory.oldest(limit, skip)
+        assert (len(flash), flash.peek()) == (len(memory), memory.peek())
+    assert flash.head_saved is False and memory.head_saved is True  # memory has nothing to save

@@ -19,7 +19,7 @@ seed = 5
 
 [time]
 start = 2026-11-02
-speed = 0
+speed = {speed}
 telemetry_s = 1
 
 [hours]
@@ -37,15 +37,24 @@ mode = "prompt"
 counters = {counters}
 profiles = ["mixed"]
 participation = 0.8
-customers_per_hour = 60
+customers_per_hour = {per_hour}
 {extra}
 """
 
 
-def load(tmp_path, counters: int = 3, extra: str = "", text: str = HALL) -> scenario.Scenario:
+def load(
+    tmp_path,
+    counters: int = 3,
+    extra: str = "",
+    text: str = HALL,
+    speed: int = 0,
+    per_hour: int = 60,
+) -> scenario.Scenario:
+    """The hall of HALL (or text), on a site of its own; speed 0 plays as fast as it can."""
     path = tmp_path / "scale.toml"
     site = f"s{uuid.uuid4().hex[:8]}"
-    path.write_text(textwrap.dedent(text.format(site=site, counters=counters, extra=extra)))
+    filled = text.format(site=site, counters=counters, extra=extra, speed=speed, per_hour=per_hour)
+    path.write_text(textwrap.dedent(filled))
     return scenario.load(path)
 
 
