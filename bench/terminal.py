@@ -8,7 +8,7 @@ so on the ack topic. Each figure is the median of several runs, and the timings 
 given as a ratio to the same MQTT client's bare QoS 1 round trip, measured in the same run,
 since the machines are small and shared.
 
-    .venv/bin/python bench/firmware.py [--runs 3] [--soak 10000]
+    .venv/bin/python bench/terminal.py [--runs 3] [--soak 10000]
 """
 
 from __future__ import annotations
