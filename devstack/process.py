@@ -92,6 +92,12 @@ class ChildServer:
             self._proc.wait()
         self._proc = None
 
+    def outage(self, down_s: float) -> None:
+        """Down for down_s, then back on the same port and data folder (a fault drill)."""
+        self.stop()
+        time.sleep(down_s)
+        self.restart()
+
     def restart(self) -> None:
         """Start again on the same port and data folder (for outage tests)."""
         self.stop()

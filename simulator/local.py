@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +49,4 @@ class LocalStack:
 
     def restart_broker(self, down_s: float) -> None:
         """The fault drill's broker restart: down for down_s, then back on its port."""
-        self.broker.stop()
-        time.sleep(down_s)
-        self.broker.restart()
+        self.broker.outage(down_s)

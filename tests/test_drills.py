@@ -74,11 +74,6 @@ def test_broker_restart_under_load_with_two_collectors_sharing(
         for name in ("c1", "c2")
     ]
 
-    def restart(down_s: float) -> None:
-        broker.stop()
-        time.sleep(down_s)
-        broker.restart()
-
     fault = """
     [[fault]]
     kind = "broker_restart"
@@ -89,7 +84,7 @@ def test_broker_restart_under_load_with_two_collectors_sharing(
     s = load(tmp_path, speed=240, counters=40, per_hour=90, extra=textwrap.dedent(fault))
     truth_path = tmp_path / "truth.jsonl"
     try:
-        run = play(s, broker, topic_root, truth_path, restart)
+        run = play(s, broker, topic_root, truth_path, broker.outage)
         sent = assert_all_stored_once(run, truth_path, influxdb, database)
     finally:
         for proc in pair:

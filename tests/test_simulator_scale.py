@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import time
 import uuid
 
 from collector.influx import InfluxWriter
@@ -164,11 +163,6 @@ def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, datab
     )
     collector.start()
 
-    def restart(down_s: float) -> None:
-        broker.stop()
-        time.sleep(down_s)
-        broker.restart()
-
     extra = """
     [[fault]]
     kind = "wifi_drop"
@@ -190,7 +184,7 @@ def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, datab
     try:
         s = load(tmp_path, counters=2, extra=textwrap.dedent(extra))
         truth_path = tmp_path / "truth.jsonl"
-        run = play(s, broker.port, topic_root, truth_path, restart)
+        run = play(s, broker.port, topic_root, truth_path, broker.outage)
         reports = settled(truth_path, influxdb, database, timeout_s=60)
     finally:
         assert collector.stop() == 0
