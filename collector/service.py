@@ -91,7 +91,10 @@ class Collector:
         root = self.settings.topic_root
         if self.settings.share_group:  # several collectors share the load, each message to one
             root = f"$share/{self.settings.share_group}/{root}"
-        return [(f"{root}/+/+/rating", 1), (f"{root}/+/+/state", 1), (f"{root}/+/+/telemetry", 0)]
+        return [
+            (f"{root}/+/+/{kind}", contract.DEVICE_TOPICS[kind][0])
+            for kind in ("rating", "state", "telemetry")
+        ]
 
     @property
     def stored(self) -> int:
@@ -269,9 +272,10 @@ class Collector:
             self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")
         except Rejected as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), e.kind)
-            seq = rating_msg.seq_of(delivery.payload) if where and where.kind == "rating" else None
-            if where and seq is not None:
-                acks.append(Ack(where.site, where.device, seq))
+            if where is not None and where.kind == "rating":
+                seq = rating_msg.seq_of(delivery.payload)
+                if seq is not None:
+                    acks.append(Ack(where.site, where.device, seq))
         except Exception as e:  # a bug of ours must not stop the service or lose the message
             log.exception("check_failed", topic=delivery.topic[:200])
             self.dead.record(
@@ -283,7 +287,8 @@ class Collector:
         """Publish alerts, only ever of what is stored: a manager hears of nothing else."""
         for alert in alerts:
             topic = contract.site_topic(self.settings.topic_root, site, "alert")
-            self.client.publish(topic, json.dumps(alert, ensure_ascii=False), qos=1)
+            qos = contract.SITE_TOPICS["alert"][0]
+            self.client.publish(topic, json.dumps(alert, ensure_ascii=False), qos=qos)
             self.metrics.alerts.labels(alert["kind"]).inc()
             log.info("alert", **alert)
 
@@ -294,11 +299,12 @@ class Collector:
         for ack in acks:
             by_device.setdefault((ack.site, ack.device), []).append(ack.seq)
         root = self.settings.topic_root
+        qos = contract.DEVICE_TOPICS["ack"][0]
         for (site, terminal), seqs in by_device.items():
             topic = contract.topic(root, site, terminal, "ack")
             for start in range(0, len(seqs), contract.ACK_MAX_SEQS):
                 message = contract.ack(seqs[start : start + contract.ACK_MAX_SEQS])
-                self.client.publish(topic, orjson.dumps(message), qos=1)
+                self.client.publish(topic, orjson.dumps(message), qos=qos)
         self.metrics.acks.inc(len(acks))
 
     def _acknowledge(self, batch: list[Delivery]) -> None:

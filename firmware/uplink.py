@@ -70,8 +70,9 @@ class Uplink:
         # One client for the terminal's life: its packet ids keep counting across reconnects.
         host, port, user, password = settings["broker_addr"]
         self.client = MQTTClient(device, host, port, user, password, settings["keepalive_s"])
+        qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
-        self.client.set_last_will(self.topics["state"], will, True, 1)
+        self.client.set_last_will(self.topics["state"], will, retain, qos)
         self.client.on_message = self._on_message
 
     def queued(self):
@@ -123,7 +124,7 @@ class Uplink:
         self._backoff = BACKOFF_MIN_S
         self._sent_upto = 0  # what went out on an earlier connection may never have arrived
         for kind in ("config", "prompt", "ack"):
-            await client.subscribe(self.topics[kind], 1)
+            await client.subscribe(self.topics[kind], contract.DEVICE_TOPICS[kind][0])
         await self._publish_state()
         self.board.emit("connected")  # and listening: a prompt sent from now on arrives
         self.on_link(True)
@@ -216,7 +217,7 @@ class Uplink:
                 payload = self._payload(record)
                 if payload is None:
                     return None  # nothing after it goes before it
-                await self.client.publish(self.topics["rating"], payload, 1)
+                await self._publish("rating", payload)
                 if seq <= self._sent_upto:
                     self.board.emit("resent", seq=seq)
                 else:
@@ -225,6 +226,11 @@ class Uplink:
                 break
             start = max(0, start + len(records) - (self._forgotten - forgotten))
         return True
+
+    async def _publish(self, kind, payload):
+        """On the terminal's own topic of this kind, with the contract's QoS and retain flag."""
+        qos, retain, _ = contract.DEVICE_TOPICS[kind]
+        await self.client.publish(self.topics[kind], payload, qos, retain)
 
     def _payload(self, record):
         """The wire message; a rating pressed before the clock was known gets its time now,
@@ -299,7 +305,7 @@ class Uplink:
             state["stuck_keys"] = self.stuck
         if self.counters.stats["dropped"]:
             state["dropped"] = self.counters.stats["dropped"]
-        await self.client.publish(self.topics["state"], protocol.encode(state), 1, True)
+        await self._publish("state", protocol.encode(state))
 
     async def _send_telemetry(self):
         while True:
@@ -316,7 +322,7 @@ class Uplink:
                 stuck_keys=self.stuck,
                 time_known=self.board.wall_ms() is not None,
             )
-            await self.client.publish(self.topics["telemetry"], protocol.encode(message), 0)
+            await self._publish("telemetry", protocol.encode(message))
             self._report_now.clear()
             try:
                 await asyncio.wait_for(self._report_now.wait(), self.config["telemetry_s"])

@@ -13,6 +13,7 @@ import uuid
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware import contract
 from simulator.roster import Roster
 
 PUBLISH_TIMEOUT_S = 10.0
@@ -35,13 +36,13 @@ class FrontDesk:
         acknowledgement while connected; while not, paho keeps the message and sends it on
         reconnecting."""
         config = {
-            "v": 1,
+            "v": contract.VERSION,
             "staff": staff,
             "staff_name": None if staff is None else self.names.get((site, staff)),
         }
-        info = self._client.publish(
-            f"{self.root}/{site}/{device}/config", json.dumps(config), qos=1, retain=True
-        )
+        qos, retain, _ = contract.DEVICE_TOPICS["config"]
+        topic = contract.topic(self.root, site, device, "config")
+        info = self._client.publish(topic, json.dumps(config), qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
 
