@@ -80,8 +80,10 @@ class Uplink:
         self._wake.set()
 
     def state_changed(self):
+        """Publish the state as it is now (a key stuck and freed at once is still reported)."""
         if self.connected:  # the task is kept: CPython's loop holds tasks only weakly
-            self._state_task = asyncio.create_task(self._linked(self._publish_state()))
+            publishing = self._publish("state", self._state())
+            self._state_task = asyncio.create_task(self._linked(publishing))
 
     # --- staying linked ---
 
@@ -125,7 +127,7 @@ class Uplink:
         self._sent_upto = 0  # what went out on an earlier connection may never have arrived
         for kind in ("config", "prompt", "ack"):
             await client.subscribe(self.topics[kind], contract.DEVICE_TOPICS[kind][0])
-        await self._publish_state()
+        await self._publish("state", self._state())
         self.board.emit("connected")  # and listening: a prompt sent from now on arrives
         self.on_link(True)
         tasks = [
@@ -299,13 +301,14 @@ class Uplink:
 
     # --- state and telemetry ---
 
-    async def _publish_state(self):
+    def _state(self):
+        """The retained state's payload as things are now."""
         state = protocol.state(True, self.counters.boot)
         if self.stuck:
             state["stuck_keys"] = self.stuck
         if self.counters.stats["dropped"]:
             state["dropped"] = self.counters.stats["dropped"]
-        await self._publish("state", protocol.encode(state))
+        return protocol.encode(state)
 
     async def _send_telemetry(self):
         while True:

@@ -141,8 +141,9 @@ def test_scale_ratings_are_what_the_plan_pressed_and_the_collector_takes_them_al
     flagged = influxdb.query("SELECT seq FROM rating WHERE suspect_why = 'fast_press'", database)
     assert len(flagged) >= 6
     jammed = influxdb.query("SELECT stuck_keys FROM device WHERE stuck_keys > 0", database)
-    # reported at once, in the state and in telemetry, as the firmware does; then cleared
-    assert sorted(row["stuck_keys"] for row in jammed) == [1, 1]
+    # reported at once in the state, as the firmware does, and in telemetry if it went out
+    # before the key was freed; then cleared
+    assert [row["stuck_keys"] for row in jammed] in ([1], [1, 1])
     assert not (collector.state_dir / "deadletter.jsonl").exists()
 
 
