@@ -45,29 +45,32 @@ NAMES = {
 STAFF_NAME_MAX = 32  # characters of config's staff_name (any text)
 
 
-def _expand(chars: str) -> str:
-    """'a-z0-9-' -> every character it names; a '-' first or last is itself."""
-    out = ""
+def _allowed(c: str, chars: str) -> bool:
+    """Whether c is one of the characters 'a-z0-9-' names (a '-' first or last is itself).
+    Read from the rule each time: expanded tables would cost a terminal's heap 1.5 KB."""
     i = 0
     while i < len(chars):
         if i + 2 < len(chars) and chars[i + 1] == "-":
-            out += "".join(chr(c) for c in range(ord(chars[i]), ord(chars[i + 2]) + 1))
+            if chars[i] <= c <= chars[i + 2]:
+                return True
             i += 3
+        elif c == chars[i]:
+            return True
         else:
-            out += chars[i]
             i += 1
-    return out
-
-
-_NAME_CHARS = {kind: (_expand(r[0]), _expand(r[1])) for kind, r in NAMES.items()}
+    return False
 
 
 def valid_name(kind: str, value: object) -> bool:
-    shortest, longest = NAMES[kind][2:]
+    first, rest, shortest, longest = NAMES[kind]
     if not isinstance(value, str) or not shortest <= len(value) <= longest:
         return False
-    first, rest = _NAME_CHARS[kind]
-    return value[0] in first and all(c in rest for c in value[1:])
+    if not _allowed(value[0], first):
+        return False
+    for c in value[1:]:
+        if not _allowed(c, rest):
+            return False
+    return True
 
 
 def name_pattern(kind: str) -> str:

@@ -4,7 +4,6 @@ import asyncio
 import sys
 
 import protocol
-import settings
 import store
 from config import Config
 from outbox import Outbox
@@ -16,14 +15,26 @@ else:
     from board_unix import Board
 
 
-def main():
-    board = Board()
-    board.mount_flash()
+def load_settings(board):
+    """The settings file, or None (the board shows why). The module is needed only here,
+    and goes once it is done: its 2 KB are a good part of what a terminal's heap has free."""
+    import settings
+
     try:
-        values = settings.load("settings.json", board.device_id())
+        return settings.load("settings.json", board.device_id())
     except (settings.SettingsError, ValueError) as e:
         board.emit("error", msg=str(e))
         board.show("error")
+        return None
+    finally:
+        del sys.modules["settings"]
+
+
+def main():
+    board = Board()
+    board.mount_flash()
+    values = load_settings(board)
+    if values is None:
         return
     counters = store.Counters("counters.json")
     config = Config("config.json", values)

@@ -9,6 +9,8 @@
 import asyncio
 import struct
 
+from ticks import ticks_ms
+
 CONNECT = 0x10
 CONNACK = 0x20
 PUBLISH = 0x30
@@ -73,6 +75,7 @@ class MQTTClient:
         self._reader = None
         self._writer = None
         self._pid = 0
+        self.received_at = ticks_ms()  # when the broker last sent anything
 
     def set_last_will(self, topic, payload, retain=False, qos=0):
         self.will = (topic, payload, retain, qos)
@@ -106,6 +109,7 @@ class MQTTClient:
             raise MQTTError("bad CONNACK")
         if resp[3] != 0:
             raise MQTTError("connection refused, code %d" % resp[3])
+        self.received_at = ticks_ms()
         return bool(resp[2] & 1)
 
     async def publish(self, topic, payload, qos=0, retain=False, pid=None, dup=False):
@@ -145,15 +149,15 @@ class MQTTClient:
             except OSError:
                 pass
 
-    async def read_loop(self, idle_timeout_s):
+    async def read_loop(self):
         """Read packets until the connection fails; raises OSError then.
 
-        idle_timeout_s bounds the silence between packets: the owner pings
-        often enough that a healthy broker always answers sooner.
+        No timeout of its own (a wait_for would cost a task and a kilobyte of a small
+        heap): the owner pings, and ends a connection whose received_at grows too old.
         """
         while True:
-            head = await asyncio.wait_for(self._read(1), idle_timeout_s)  # type: bytes
-            first = head[0]
+            first = (await self._read(1))[0]
+            self.received_at = ticks_ms()
             length = await self._read_length()
             body = await self._read(length) if length else b""
             await self._dispatch(first, body)

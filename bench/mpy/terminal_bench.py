@@ -73,7 +73,7 @@ async def baseline():
     acked = asyncio.Event()
     client.on_puback = lambda pid: acked.set()
     await client.connect(clean_session=True)
-    reader = asyncio.create_task(client.read_loop(30))
+    reader = asyncio.create_task(client.read_loop())
     payload = b'{"v":1,"seq":1,"boot":0,"ts":1795347568123,"score":4,"reason":null}'
     times = array("i", [0] * count)
     for i in range(count):

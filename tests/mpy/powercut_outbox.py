@@ -8,7 +8,7 @@
 import outbox
 import store
 import vfs
-from simflash import PowerCut, RamFlash
+from ramflash import PowerCut, RamFlash
 
 RATINGS = 40
 SEGMENT = 512  # small segments, so the run rolls over and deletes several

@@ -1,0 +1,55 @@
+"""Run the MicroPython Unix port with a ROMFS image outside its heap, as a board's flash is.
+
+On an ESP32 with a ROM partition, MicroPython mounts the partition's memory-mapped flash
+at /rom when it starts, and an .mpy there runs in place: its bytecode and constants never
+enter the heap. The Unix port has no such partition, so this launcher makes one: the image
+is loaded into this (CPython) process's memory, outside MicroPython's heap, and a first
+line mounts it with `vfs.VfsRom` over `uctypes.bytearray_at`, before the script runs
+(compiled from its source, as a board runs main.py) or a module of the image is imported.
+A heap size given here is then the heap a board's firmware would have to itself.
+
+    python -m simulator.unix_rom IMAGE.romfs [-X heapsize=64K] (SCRIPT | -m MODULE) [ARGS...]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+import micropython_run  # the Unix port, as the `micropython` command runs it
+
+MOUNT = (
+    "import sys,vfs,uctypes\n"
+    "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(%d,%d)),'/rom')\n"
+    "sys.path.insert(0,'/rom')\n"
+    "sys.argv[:]=%r\n"
+)
+RUN_SCRIPT = "exec(compile(open(%r).read(),%r,'exec'))\n"
+RUN_MODULE = "import %s\n"
+
+
+def command(image: bytes, address: int, options: list[str], run: list[str]) -> list[str]:
+    """The Unix port's command line: mount the image at `address`, then run the script (or
+    import the module, `-m NAME`) with the arguments that follow it."""
+    module = run[1] if run[0] == "-m" else None
+    args = run[2:] if module else run[1:]
+    name = module or run[0]
+    start = RUN_MODULE % module if module else RUN_SCRIPT % (name, name)
+    return ["micropython", *options, "-c", MOUNT % (address, len(image), [name, *args]) + start]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[0], "rb") as f:
+        image = f.read()
+    options = argv[1:3] if argv[1] == "-X" else []
+    rom = ctypes.create_string_buffer(image, len(image))  # alive until the port returns
+    run = argv[1 + len(options) :]
+    code: int = micropython_run.run_main(command(image, ctypes.addressof(rom), options, run))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
