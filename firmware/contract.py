@@ -215,7 +215,7 @@ def config_problem(key: str, value: object) -> "str | None":
 
 # --- ack (extension): what a collector has stored, for the terminal to forget ---
 
-ACK_MAX_SEQS = 64  # seqs in one ack message at most
+ACK_MAX_SEQS = 32  # seqs in one ack message at most: its list must fit a terminal's heap
 
 
 def ack(seqs: "list[int]") -> "dict[str, object]":
@@ -229,4 +229,7 @@ def acked_seqs(message: object) -> "list[int]":
     seqs = message.get("seqs")
     if not isinstance(seqs, list):
         return []
-    return [s for s in seqs if _is_int(s) and s >= SEQ_MIN]
+    for s in seqs:
+        if not (_is_int(s) and s >= SEQ_MIN):  # a copy only then: a terminal's heap is small
+            return [s for s in seqs if _is_int(s) and s >= SEQ_MIN]
+    return seqs

@@ -202,20 +202,14 @@ class Outbox:
             self._next_segment()
         return None
 
-    def pop(self):
-        """The oldest record was acknowledged: move the head past it."""
-        record = self.peek()
-        if record is not None:
-            self.forget({seq_of(record)})
-
-    def forget(self, acked, save=True):
-        """Move the head past the oldest records while their seqs are in the set `acked`,
-        taking them out of it, and save the head once (or, save False, leave that to
-        save_head(): a power cut before it brings those records back, to be sent again);
-        returns the seqs that went."""
-        gone = []
+    def forget(self, acked, gone, save=True):
+        """Move the head past the oldest records while acked(seq) says so, calling gone(seq)
+        for each, oldest first (no list of them: a drain forgets 64 at a time, in a small
+        heap); save the head once (or, save False, leave that to save_head(): a power cut
+        before it brings those records back, to be sent again). Returns how many went."""
+        count = 0
         blocked = False
-        while acked and self.count and not blocked:
+        while self.count and not blocked:
             try:
                 f = open(self._seg_path(self._seg), "rb")
             except OSError:
@@ -223,29 +217,29 @@ class Outbox:
                 continue
             with f:  # one open a segment: littlefs opens cost more than reads
                 f.seek(self._off)
-                while acked and self.count:
+                while self.count:
                     n = f.read(1)
                     record = f.read(n[0]) if n else b""
                     if not n or len(record) < n[0]:
                         break  # the segment is done
                     seq = seq_of(record)
-                    if seq not in acked:
+                    if not acked(seq):
                         blocked = True
                         break
-                    acked.discard(seq)
                     self._off += 1 + n[0]
                     self.count -= 1
                     self.bytes -= 1 + n[0]
-                    gone.append(seq)
+                    count += 1
+                    gone(seq)
                 else:
                     break
-            if not blocked and acked and self.count:
+            if not blocked and self.count:
                 self._next_segment()
-        if gone:
+        if count:
             self.head_saved = False
             if save:
                 self.save_head()
-        return gone
+        return count
 
     def save_head(self):
         store.save(self._head_path, {"seg": self._seg, "off": self._off})

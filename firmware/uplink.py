@@ -49,7 +49,9 @@ class Uplink:
         self.connected = False
         self.stuck = []  # keys held down, for state and telemetry
         self.started = ticks_ms()
-        self.acked = set()  # seqs acknowledged but not yet at the head of the queue
+        # seqs acknowledged behind one that is not yet, as a dict's keys: MicroPython's set is
+        # left corrupt when its growth meets a full heap (its dict is not)
+        self.acked = {}
         self._sent_upto = 0  # the newest seq sent on this connection
         self._round_at = ticks_ms()  # when the head last moved, or everything went again
         self._forgotten = 0  # ratings forgotten since boot: how far the head has moved
@@ -264,25 +266,32 @@ class Uplink:
 
     def _on_ack(self, message):
         """Forget the acknowledged ratings at the head of the queue; keep the rest in mind
-        until the ones before them are acknowledged too."""
+        until the ones before them are acknowledged too (few: acks mostly come in order,
+        and a table of a whole message's seqs would cost a small heap 1 KB)."""
         head = self.outbox.peek()
         if head is None:
             return
-        oldest, newest = outbox.seq_of(head), self.counters.seq
-        for seq in contract.acked_seqs(message):
-            if oldest <= seq <= newest:  # else long forgotten, or never ours
-                self.acked.add(seq)
-        gone = self.outbox.forget(self.acked, False)
-        if not self.acked:
-            self.acked.clear()  # a set keeps its largest table until cleared: up to 2 KB
-        self._forgotten += len(gone)
-        for seq in gone:
-            self._stamps.pop(seq, None)
-            self.board.emit("acked", seq=seq)
+        seqs = contract.acked_seqs(message)
+        acked = self.acked
+        gone = self.outbox.forget(lambda seq: seq in acked or seq in seqs, self._gone, False)
+        head = self.outbox.peek()
+        oldest = outbox.seq_of(head) if head else self.counters.seq + 1
+        for seq in seqs:
+            if oldest < seq <= self.counters.seq:  # else forgotten already, or never ours
+                acked[seq] = True
+        if not acked:
+            acked.clear()  # a dict keeps its largest table until cleared
         if gone:
             self._round_at = ticks_ms()
             self._ack_wait = ACK_WAIT_MS
             self._wake.set()
+
+    def _gone(self, seq):
+        """A rating acknowledged has left the queue."""
+        self.acked.pop(seq, None)
+        self._stamps.pop(seq, None)
+        self._forgotten += 1
+        self.board.emit("acked", seq=seq)
 
     # --- what the broker brings ---
 

@@ -32,10 +32,21 @@ def check_settings(path: Path) -> dict[str, object]:
     return values
 
 
-def commands(port: str, image: list[Path], settings: Path) -> list[list[str]]:
-    """One mpremote run: copy every image file and the settings, then reset the board."""
+# Modules left on the file system by an earlier deploy would be found before /rom's.
+REMOVE_MODULES = "import os;[os.remove(f) for f in os.listdir() if f.endswith('.mpy')]"
+
+
+def commands(
+    port: str, image: list[Path], settings: Path, romfs: Path | None = None
+) -> list[list[str]]:
+    """One mpremote run: copy every image file and the settings, then reset the board. With
+    a ROMFS image, the modules go to the board's ROM partition instead (its firmware must
+    have one, MicroPython 1.25+), and only main.py to its file system."""
     mpremote = tool_binary("mpremote", "pip install mpremote")
     cmd = [mpremote, "connect", port]
+    if romfs is not None:
+        cmd += ["romfs", "deploy", str(romfs), "+", "exec", REMOVE_MODULES, "+"]
+        image = [path for path in image if path.suffix != ".mpy"]
     for path in image:
         cmd += ["fs", "cp", str(path), f":{path.name}", "+"]
     cmd += ["fs", "cp", str(settings), ":settings.json", "+", "reset"]

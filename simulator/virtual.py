@@ -73,13 +73,15 @@ class MemoryQueue:
     def peek(self) -> bytes | None:
         return self._records[0] if self._records else None
 
-    def forget(self, acked: set[int], _save: bool = True) -> list[int]:
-        gone = []
-        while self._records and (seq := outbox_fw.seq_of(self._records[0])) in acked:
+    def forget(
+        self, acked: Callable[[int], bool], gone: Callable[[int], None], _save: bool = True
+    ) -> int:
+        count = 0
+        while self._records and acked(seq := outbox_fw.seq_of(self._records[0])):
             self._records.popleft()
-            acked.discard(seq)
-            gone.append(seq)
-        return gone
+            count += 1
+            gone(seq)
+        return count
 
 
 class MemoryCounters:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fwtools import image
-from simulator.firmware import FIRMWARE_DIR
+from simulator.firmware import FIRMWARE_DIR, run_script
 from tests.terminals import make_terminal
 
 SVC_FIRMWARE = Path(sys.executable).parent / "svc-firmware"
@@ -27,25 +27,60 @@ def test_the_image_has_every_device_module_compiled(tmp_path):
             assert path.read_bytes()[:1] == b"M"
 
 
-def test_the_image_as_it_ships_boots_and_rates_in_a_small_heap(
-    tmp_path, mosquitto, collector, micropython, topic_root
-):
-    """The .mpy files, with the Unix board from the sources, in a 112 KB heap: they boot, rate
-    and see the rating stored and acknowledged, like the sources."""
-    firmware = tmp_path / "img"
-    image.build(firmware)
-    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root)
-    terminal.firmware_dir = firmware
-    terminal.heap = "112K"
+def boot_and_rate(terminal) -> None:
     terminal.start()
     try:
         terminal.wait_for(lambda e: e["ev"] == "connected")
-        terminal.clerk_key()
-        terminal.wait_count("opened", 1)
-        terminal.press(0)
-        terminal.wait_acked(1)
+        for n in range(1, 4):
+            terminal.clerk_key()
+            terminal.wait_count("opened", n)
+            terminal.press(n)
+            terminal.wait_acked(n)
     finally:
         terminal.stop()
+
+
+def test_the_romfs_image_boots_and_rates_in_a_64_kb_heap(
+    tmp_path, mosquitto, collector, micropython, topic_root
+):
+    """main.py from the file system, every module run in place from the ROM (with the Unix
+    board's), in the heap a board's firmware would have: boot, rate, stored, acknowledged."""
+    files = image.build(tmp_path / "img", simulation=True)
+    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root)
+    terminal.firmware_dir = tmp_path / "img"
+    terminal.rom = image.write_romfs(files, tmp_path / "terminal.romfs")
+    terminal.heap = "64K"
+    boot_and_rate(terminal)
+
+
+def test_the_mpy_files_boot_and_rate_from_the_file_system(
+    tmp_path, mosquitto, collector, micropython, topic_root
+):
+    """The image for a board without a ROM partition: .mpy files, copied to the heap as they
+    are imported (96 KB on this 64-bit port)."""
+    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root)
+    image.build(tmp_path / "img")
+    terminal.firmware_dir = tmp_path / "img"
+    terminal.heap = "96K"
+    boot_and_rate(terminal)
+
+
+IMPORT_ALL = FIRMWARE_DIR.parent / "tests" / "mpy" / "import_cost.py"
+
+
+def test_the_romfs_image_runs_in_place(tmp_path, micropython):
+    """From the ROM every module is found at /rom and costs the heap far less than the same
+    .mpy files read from a file system: their bytecode stays in the image."""
+    files = image.build(tmp_path / "img", simulation=True)
+    rom = image.write_romfs(files, tmp_path / "terminal.romfs")
+    in_place = run_script(IMPORT_ALL, rom=rom)
+    copied = run_script(IMPORT_ALL, image=tmp_path / "img")
+    assert in_place.returncode == 0 and copied.returncode == 0, in_place.stderr + copied.stderr
+    rom_files, rom_bytes = json.loads(in_place.stdout)
+    fs_files, fs_bytes = json.loads(copied.stdout)
+    assert all(f.startswith("/rom/") for f in rom_files)
+    assert not any(f.startswith("/rom/") for f in fs_files)
+    assert rom_bytes < 0.75 * fs_bytes, (rom_bytes, fs_bytes)
 
 
 def deploy(tmp_path, settings: dict, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -89,6 +124,22 @@ def test_deploy_dry_run_prints_the_exact_commands(tmp_path):
     copied = [cmd[i + 2] for i in range(len(cmd)) if cmd[i : i + 2] == ["fs", "cp"]]
     assert copied == [str(p) for p in sorted(img.iterdir())] + [str(tmp_path / "device.json")]
     assert cmd[-4:] == [str(tmp_path / "device.json"), ":settings.json", "+", "reset"]
+
+
+def test_deploy_to_a_rom_partition_puts_the_modules_there_and_main_on_the_file_system(
+    tmp_path,
+):
+    result = deploy(tmp_path, GOOD, "--romfs", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.strip().splitlines()
+    cmd = shlex.split(line)
+    romfs = tmp_path / "img.romfs"
+    assert cmd[3:7] == ["romfs", "deploy", str(romfs), "+"]
+    assert romfs.read_bytes().startswith(b"\xd2\xcd\x31")  # a ROMFS image
+    assert cmd[7] == "exec" and "os.remove" in cmd[8]  # stale .mpy files would shadow /rom
+    copied = [cmd[i + 2] for i in range(len(cmd)) if cmd[i : i + 2] == ["fs", "cp"]]
+    assert copied == [str(tmp_path / "img" / "main.py"), str(tmp_path / "device.json")]
+    assert cmd[-1] == "reset"
 
 
 def test_deploy_refuses_settings_a_terminal_could_not_start_with(tmp_path):
