@@ -31,6 +31,13 @@ from terminal import Terminal
 from ticks import ticks_diff, ticks_ms
 
 port, root, mode, count = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+STARTED_US = ticks_us()
+
+
+def now_us():
+    """µs since the start: small enough for an array of 32-bit ints (the Unix port's ticks_us
+    counts from the machine's boot, and a truncated one could read as negative)."""
+    return ticks_diff(ticks_us(), STARTED_US)
 
 
 class BenchBoard(board_unix.Board):
@@ -50,7 +57,7 @@ class BenchBoard(board_unix.Board):
         if event == "acked":
             i = fields["seq"] - self.first_seq
             if 0 <= i < len(self.acked_at):
-                self.acked_at[i] = ticks_us()
+                self.acked_at[i] = now_us()
         elif event in ("dropped", "crash") or (event == "disconnected" and mode != "fill"):
             self.errors += 1
 
@@ -132,7 +139,7 @@ async def run_terminal():
             seq_before = counters.seq
             terminal.flow.tick(ticks_ms())
             terminal._handle(terminal.flow.press(i % 5, ticks_ms()))
-            pressed_at[i if mode == "latency" else 0] = ticks_us()
+            pressed_at[i if mode == "latency" else 0] = now_us()
             assert counters.seq == seq_before + 1
             if mode == "latency":
                 while board.acked_at[i] < 0:
