@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -97,6 +98,12 @@ class ChildServer:
         self.stop()
         time.sleep(down_s)
         self.restart()
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop the process in its tracks (SIGSTOP) or let it go on (SIGCONT): its sockets stay
+        open and answer nothing, as a hung host or a link dropping packets would."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def restart(self) -> None:
         """Start again on the same port and data folder (for outage tests)."""

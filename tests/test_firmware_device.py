@@ -267,6 +267,26 @@ def test_sockets_stay_constant_over_twenty_broker_outages(own_broker, micropytho
         terminal.stop()
 
 
+def test_a_broker_fallen_silent_is_left_and_the_link_made_again(own_broker, micropython, tmp_path):
+    """A hung broker keeps the socket open and answers nothing: the terminal ends the link once
+    the broker has been silent for one and a half keepalives (4 s here), and links again when
+    the broker answers."""
+    terminal = make_terminal(tmp_path / "t", own_broker, "svc/v1", reconnect_max_s=1)
+    terminal.start()
+    try:
+        terminal.wait_count("connected", 1)
+        own_broker.freeze(True)
+        went = time.monotonic()
+        gone = terminal.wait_for(lambda e: e["ev"] == "disconnected", timeout_s=15)
+        assert "silent" in gone["reason"]
+        assert 5.0 <= time.monotonic() - went < 9.0  # 6 s after the last packet, plus a tick
+        own_broker.freeze(False)
+        terminal.wait_count("connected", 2, timeout_s=15)
+    finally:
+        own_broker.freeze(False)
+        terminal.stop()
+
+
 def test_wifi_loss_shows_at_once_and_its_return_relinks_at_once(terminal, listener):
     """Offline within 1 s of Wi-Fi going (not at the keepalive's time-out); linked again within
     2 s of its return, and a rating pressed meanwhile then stored and acknowledged."""
