@@ -62,39 +62,69 @@ def parse_mqtt_url(url: str) -> MqttAddress:
     )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+# Every setting with its default, as the text a variable would hold (None: unset): the one
+# list of them, which README's table and collector/sample.toml follow (a test holds them to it).
+DEFAULTS: dict[str, str | None] = {
+    "mqtt_url": "mqtt://127.0.0.1:1883",
+    "influx_url": "http://127.0.0.1:8086",
+    "influx_db": "service_quality",
+    "influx_token": None,
+    "topic_root": contract.ROOT,
+    "state_dir": "collector-state",
+    "client_id": "svc-collector",
+    "batch_max": "5000",
+    "batch_linger_ms": "0",
+    "log_level": "info",
+    "http": "127.0.0.1:9108",
+    "trend_window_s": "900",
+    "trend_min": "4",
+    "trend_share": "0.5",
+    "offline_alert_s": "300",
+    "queue_alert": "50",
+    "share_group": None,
+    "spool_bytes": str(256 * 1024 * 1024),
+}
+FILE_KEYS = tuple(DEFAULTS)
+
+
+def variable(key: str) -> str:
+    """The environment variable of a setting: SVC_ and its key in upper case."""
+    return "SVC_" + key.upper()
 
 
 def from_env(env: Mapping[str, str] = os.environ) -> Settings:
-    influx_url = env.get("SVC_INFLUX_URL", "http://127.0.0.1:8086").rstrip("/")
+    def text(key: str) -> str:
+        return env.get(variable(key)) or DEFAULTS[key] or ""
+
+    def whole(key: str) -> int:
+        raw = text(key)
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{variable(key)} must be a whole number, not {raw!r}") from None
+
+    influx_url = text("influx_url").rstrip("/")
     if urlsplit(influx_url).scheme not in ("http", "https"):
         raise SettingsError(f"SVC_INFLUX_URL must be http(s)://host:port, not {influx_url!r}")
     return Settings(
-        mqtt=parse_mqtt_url(env.get("SVC_MQTT_URL", "mqtt://127.0.0.1:1883")),
+        mqtt=parse_mqtt_url(text("mqtt_url")),
         influx_url=influx_url,
-        influx_db=env.get("SVC_INFLUX_DB", "service_quality"),
-        influx_token=env.get("SVC_INFLUX_TOKEN") or None,
-        topic_root=env.get("SVC_TOPIC_ROOT", contract.ROOT).strip("/"),
-        state_dir=Path(env.get("SVC_STATE_DIR", "collector-state")),
-        client_id=env.get("SVC_CLIENT_ID", "svc-collector"),
-        batch_max=_int(env, "SVC_BATCH_MAX", 5000),
-        batch_linger_s=_int(env, "SVC_BATCH_LINGER_MS", 0) / 1000,
-        log_level=env.get("SVC_LOG_LEVEL", "info").lower(),
-        http=_address(env.get("SVC_HTTP", "127.0.0.1:9108")),
-        trend_window_s=_int(env, "SVC_TREND_WINDOW_S", 900),
-        trend_min=_int(env, "SVC_TREND_MIN", 4),
-        trend_share=_share(env.get("SVC_TREND_SHARE", "0.5")),
-        offline_alert_s=_int(env, "SVC_OFFLINE_ALERT_S", 300),
-        queue_alert=_int(env, "SVC_QUEUE_ALERT", 50),
-        share_group=_share_group(env.get("SVC_SHARE_GROUP", "")),
-        spool_bytes=_int(env, "SVC_SPOOL_BYTES", 256 * 1024 * 1024),
+        influx_db=text("influx_db"),
+        influx_token=text("influx_token") or None,
+        topic_root=text("topic_root").strip("/"),
+        state_dir=Path(text("state_dir")),
+        client_id=text("client_id"),
+        batch_max=whole("batch_max"),
+        batch_linger_s=whole("batch_linger_ms") / 1000,
+        log_level=text("log_level").lower(),
+        http=_address(env.get(variable("http"), text("http"))),  # set empty: none
+        trend_window_s=whole("trend_window_s"),
+        trend_min=whole("trend_min"),
+        trend_share=_share(text("trend_share")),
+        offline_alert_s=whole("offline_alert_s"),
+        queue_alert=whole("queue_alert"),
+        share_group=_share_group(text("share_group")),
+        spool_bytes=whole("spool_bytes"),
     )
 
 
@@ -121,28 +151,6 @@ def _address(raw: str) -> str:
     return raw
 
 
-FILE_KEYS = (
-    "mqtt_url",
-    "influx_url",
-    "influx_db",
-    "influx_token",
-    "topic_root",
-    "state_dir",
-    "client_id",
-    "batch_max",
-    "batch_linger_ms",
-    "log_level",
-    "http",
-    "trend_window_s",
-    "trend_min",
-    "trend_share",
-    "offline_alert_s",
-    "queue_alert",
-    "share_group",
-    "spool_bytes",
-)
-
-
 def from_toml(path: Path) -> dict[str, str]:
     """A settings file as the environment variables it stands for."""
     try:
@@ -155,7 +163,7 @@ def from_toml(path: Path) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise SettingsError(f"{path}: {key} must be a string or a number")
-    return {f"SVC_{key.upper()}": str(value) for key, value in data.items()}
+    return {variable(key): str(value) for key, value in data.items()}
 
 
 def load(env: Mapping[str, str] = os.environ, config_file: Path | None = None) -> Settings:
