@@ -118,13 +118,6 @@ class ChildServer:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def __enter__(self) -> ChildServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def end_process(proc: subprocess.Popen[bytes], ask: Callable[[], None], timeout_s: float) -> int:
     """Ask a process to end (ask()), kill it if it has not within timeout_s; its exit code."""

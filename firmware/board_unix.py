@@ -43,6 +43,7 @@ class Board:
         self._synced = False
         self._clock_offset_ms = 0
         self._crash = False
+        self._voice = False
         self._wdt_ms = None
         self._wdt_fed = ticks.ticks_ms()
         self._stdin = asyncio.StreamReader(sys.stdin)
@@ -111,7 +112,11 @@ class Board:
 
     def sound(self, name):
         """Buzzer or voice module: prompt, thanks, reason, error."""
-        self.emit("sound", name=name)
+        self.emit("sound", name=name, by="voice" if self._voice else "buzzer")
+
+    def use_voice_module(self):
+        """Call when a voice module is fitted: prompts are then spoken, not beeped."""
+        self._voice = True
 
     # --- watchdog and reset ---
 

@@ -36,6 +36,8 @@ def main():
     values = load_settings(board)
     if values is None:
         return
+    if values["voice_module"]:
+        board.use_voice_module()
     counters = store.Counters("counters.json")
     config = Config("config.json", values)
     box = Outbox("queue", values["queue_bytes"])

@@ -14,6 +14,7 @@ DEFAULTS = {
     "wifi_password": None,
     "ntp_host": "pool.ntp.org",
     "clerk_key": True,
+    "voice_module": False,
     "queue_bytes": 256 * 1024,
     "reconnect_max_s": 60,
 }

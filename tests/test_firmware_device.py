@@ -90,8 +90,19 @@ def test_a_rating_carries_the_contract_fields(terminal, listener):
     assert (message["counter"], message["staff"], message["mode"]) == ("01", "E1001", "prompt")
     assert abs(message["ts"] - time.time() * 1000) < 10_000
     assert 0 < message["wait_ms"] < 5000
-    assert shows(terminal)[-2:] == ["window", "thanks"] or "thanks" in shows(terminal)
-    assert [e["name"] for e in terminal.of_kind("sound")][:2] == ["prompt", "thanks"]
+    shown = shows(terminal)
+    assert "window" in shown and shown.index("thanks") > shown.index("window")
+    sounds = [(e["name"], e["by"]) for e in terminal.of_kind("sound")]
+    assert sounds[:2] == [("prompt", "buzzer"), ("thanks", "buzzer")]
+
+
+@pytest.mark.terminal_settings(voice_module=True)
+def test_a_fitted_voice_module_speaks_instead_of_the_buzzer(terminal, listener):
+    rate(terminal, 0, 1)
+    terminal.wait_count("rated", 1)
+    terminal.wait_count("sound", 2)
+    sounds = [(e["name"], e["by"]) for e in terminal.of_kind("sound")]
+    assert sounds[:2] == [("prompt", "voice"), ("thanks", "voice")]
 
 
 def test_prompt_topic_opens_a_window_with_its_ticket(terminal, listener, topic_root):
