@@ -40,8 +40,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, beside this)
+
 from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
-from tests.samples import RATING_EXAMPLE  # noqa: E402
 
 PRESS = random.Random(7)
 

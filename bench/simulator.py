@@ -29,11 +29,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, beside this)
+
 from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
 from simulator import scenario  # noqa: E402
 from simulator.run import ScaleRun  # noqa: E402
 from simulator.truth import GroundTruth  # noqa: E402
-from tests.samples import RATING_EXAMPLE  # noqa: E402
 
 HALLS = """
 name = "bench"

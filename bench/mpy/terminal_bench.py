@@ -138,7 +138,7 @@ async def run_terminal():
                     await asyncio.sleep_ms(1)
             seq_before = counters.seq
             terminal.flow.tick(ticks_ms())
-            terminal._handle(terminal.flow.press(i % 5, ticks_ms()))
+            terminal.press(i % 5, ticks_ms())
             pressed_at[i if mode == "latency" else 0] = now_us()
             assert counters.seq == seq_before + 1
             if mode == "latency":
