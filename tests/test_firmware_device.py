@@ -180,12 +180,12 @@ def test_a_stuck_key_is_reported_and_not_counted(terminal, listener, topic_root)
     terminal.wait_for(lambda e: e["ev"] == "stuck", timeout_s=10)
     state = [s for s in listener.wait("state", 2) if s.get("stuck_keys")]
     assert state and state[-1]["stuck_keys"] == [2] and state[-1]["online"] is True
+    seen = len(listener.of("state"))
     terminal.release(2)
     terminal.wait_for(lambda e: e["ev"] == "unstuck")
     assert not terminal.of_kind("rated")  # the held key rated nothing; the window then closed
-    assert listener.of("state")[-1].get("stuck_keys") in (None, [2])
-    time.sleep(0.5)
-    assert not listener.of("state")[-1].get("stuck_keys")
+    freed = listener.wait("state", seen + 1)[seen:]  # the state as it was at the release
+    assert "stuck_keys" not in freed[-1] and freed[-1]["online"] is True
 
 
 def test_a_bad_config_is_ignored_and_a_good_one_kept_across_a_reboot(
@@ -217,10 +217,9 @@ def test_a_bad_config_is_ignored_and_a_good_one_kept_across_a_reboot(
         terminal.press(2)
         rated = terminal.wait_for(lambda e: e["ev"] == "rated")
         assert rated["score"] == 1  # buttons [5, 3, 1]
+        assert not terminal.of_kind("connected")  # from the saved config: no broker this boot
     finally:
         terminal.stop()
-    saved = json.loads((tmp_path / "t" / "settings.json").read_text())
-    assert saved["broker"].endswith(":1")
 
 
 def test_broker_down_for_30_s_with_presses_all_delivered_once(
