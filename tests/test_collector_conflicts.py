@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.samples import RATING_EXAMPLE as EXAMPLE
-from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish, wait_for
+from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish, subscribe, wait_for
 
 
 def ratings(influxdb, database):
@@ -69,10 +69,9 @@ def test_a_conflict_is_acknowledged_to_its_terminal(collector, mosquitto, publis
 
     terminal.on_message = on_message
     terminal.connect("127.0.0.1", mosquitto.port)
-    terminal.subscribe(DEVICE_TOPIC.format(root=topic_root).replace("/rating", "/ack"), qos=1)
     terminal.loop_start()
     try:
-        time.sleep(0.3)
+        subscribe(terminal, DEVICE_TOPIC.format(root=topic_root).replace("/rating", "/ack"))
         topic = DEVICE_TOPIC.format(root=topic_root)
         publish(publisher, topic, json.dumps(EXAMPLE).encode())
         assert seen.wait(10)

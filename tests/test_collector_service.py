@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -17,6 +18,23 @@ DEVICE_TOPIC = "{root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
 
 def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
+
+
+def subscribe(client: mqtt.Client, topic: str, qos: int = 1) -> None:
+    """Subscribe a started client and wait for the broker's SUBACK: a message sent before it
+    would not reach the subscription."""
+    acked: set[int] = set()
+    done = threading.Condition()
+
+    def on_subscribe(_c: mqtt.Client, _u: object, mid: int, *_: object) -> None:
+        with done:
+            acked.add(mid)
+            done.notify_all()
+
+    client.on_subscribe = on_subscribe
+    _, mid = client.subscribe(topic, qos=qos)
+    with done:
+        assert done.wait_for(lambda: mid in acked, timeout=10), f"no SUBACK for {topic}"
 
 
 def wait_for(check, timeout_s: float = 15.0):
@@ -181,10 +199,9 @@ def test_a_poor_rating_is_alerted_within_a_second_and_suspects_are_flagged(
         (time.monotonic(), json.loads(msg.payload))
     )
     watcher.connect("127.0.0.1", mosquitto.port)
-    watcher.subscribe(f"{topic_root}/+/alert", qos=1)
     watcher.loop_start()
     try:
-        time.sleep(0.3)
+        subscribe(watcher, f"{topic_root}/+/alert")
         topic = DEVICE_TOPIC.format(root=topic_root)
         poor = {**EXAMPLE, "seq": 1, "score": 1, "reason": "attitude"}
         sent = time.monotonic()
