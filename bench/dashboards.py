@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector import device, rating  # noqa: E402
-from collector.influx import InfluxError, InfluxWriter  # noqa: E402
+from collector.influx import InfluxError, InfluxHttp  # noqa: E402
 from collector.topics import DeviceTopic  # noqa: E402
 from dashboards import appraisal, check  # noqa: E402
 from dashboards.boards import ALL, hall_live  # noqa: E402
@@ -100,7 +100,7 @@ def day_ratings(
         found.append((DeviceTopic(site, device_id, "rating"), message))
 
 
-def load(influx: InfluxWriter, terminals: int, now: dt.datetime) -> int:
+def load(influx: InfluxHttp, terminals: int, now: dt.datetime) -> int:
     """The last calendar month and today up to now, and six hours of telemetry; returns the
     ratings written."""
     first, after = month_before(now)
@@ -134,7 +134,7 @@ def load(influx: InfluxWriter, terminals: int, now: dt.datetime) -> int:
     return written
 
 
-def timed(influx: InfluxWriter, query: str) -> float:
+def timed(influx: InfluxHttp, query: str) -> float:
     """Seconds to answer; infinity when InfluxDB did not within the client's 10 s."""
     started = time.perf_counter()
     try:
@@ -144,12 +144,12 @@ def timed(influx: InfluxWriter, query: str) -> float:
     return time.perf_counter() - started
 
 
-def median_of(runs: int, influx: InfluxWriter, query: str) -> float:
+def median_of(runs: int, influx: InfluxHttp, query: str) -> float:
     return statistics.median(timed(influx, query) for _ in range(runs))
 
 
 def board_figures(
-    influx: InfluxWriter, board: Dashboard, when: TimeRange, runs: int, label: str
+    influx: InfluxHttp, board: Dashboard, when: TimeRange, runs: int, label: str
 ) -> list[float]:
     """Each panel's time (its queries one after another, each the median of runs), with the
     variables as `when` picks them or as Grafana starts the dashboard."""
@@ -187,7 +187,7 @@ def main() -> int:
         server = InfluxServer(Path(folder) / "influxdb")
         server.start()
         try:
-            influx = InfluxWriter(server.url, "bench")
+            influx = InfluxHttp(server.url, "bench")
             influx.ensure_database()
             started = time.perf_counter()
             ratings = load(influx, args.terminals, now)

@@ -33,7 +33,7 @@ from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, bes
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
 from simulator import scenario  # noqa: E402
-from simulator.run import ScaleRun  # noqa: E402
+from simulator.scale import ScaleRun  # noqa: E402
 from simulator.truth import GroundTruth  # noqa: E402
 
 HALLS = """

@@ -12,7 +12,7 @@ import structlog
 
 from collector import logs, metrics, settings
 from collector.deadletter import DeadLetters
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from collector.service import Collector
 
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(config.log_level)
     log = structlog.get_logger("collector")
-    writer = InfluxWriter(config.influx_url, config.influx_db, config.influx_token)
+    writer = InfluxHttp(config.influx_url, config.influx_db, config.influx_token)
     stats = metrics.Metrics()
     dead = DeadLetters(config.state_dir / "deadletter.jsonl", stats.rejected)
     collector = Collector(config, writer, dead, stats)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from collector.rating import Rating
 from firmware import contract
 
@@ -38,7 +38,7 @@ def of_rating(rating: Rating) -> Content:
     return content(contract.point_time_ns(rating.ts, rating.seq), values)
 
 
-def find(writer: InfluxWriter, ratings: list[Rating]) -> dict[int, str]:
+def find(writer: InfluxHttp, ratings: list[Rating]) -> dict[int, str]:
     """The dated ratings (by index in `ratings`) that conflict with a stored rating or an
     earlier one of the list, each with what differs; raises InfluxError as queries do."""
     spans: dict[tuple[str, str], list[int]] = {}  # time low, high; seq low, high

@@ -19,7 +19,9 @@ class InfluxError(RuntimeError):
         self.permanent = permanent
 
 
-class InfluxWriter:
+class InfluxHttp:
+    """InfluxDB's HTTP API, as every generation serves it: /write, /query and /ping."""
+
     def __init__(self, url: str, database: str, token: str | None = None) -> None:
         self.url = url
         self.database = database

@@ -26,7 +26,7 @@ from collector import rating as rating_msg
 from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.spool import Spool
@@ -44,7 +44,7 @@ KEEPALIVE_S = 30
 
 class Collector:
     def __init__(
-        self, settings: Settings, writer: InfluxWriter, dead: DeadLetters, metrics: Metrics
+        self, settings: Settings, writer: InfluxHttp, dead: DeadLetters, metrics: Metrics
     ) -> None:
         self.settings = settings
         self.writer = writer

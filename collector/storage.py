@@ -19,7 +19,7 @@ import structlog
 from collector import conflicts
 from collector.deadletter import DeadLetters
 from collector.device import DeviceReport
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from collector.metrics import Metrics
 from collector.rating import Rating
 from collector.spool import Spool
@@ -87,7 +87,7 @@ class Batch:
 class Storage(threading.Thread):
     def __init__(
         self,
-        writer: InfluxWriter,
+        writer: InfluxHttp,
         spool: Spool,
         dead: DeadLetters,
         metrics: Metrics,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from collector import lineprotocol
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from firmware import contract
 
 Z = 1.96  # 95 %
@@ -101,7 +101,7 @@ def previous_month(tz: str, now: dt.datetime | None = None) -> str:
 
 
 def compute(
-    influx: InfluxWriter, month: str, tz: str = "Asia/Shanghai", min_ratings: int = 30
+    influx: InfluxHttp, month: str, tz: str = "Asia/Shanghai", min_ratings: int = 30
 ) -> list[Row]:
     """The month's rows: per site, its clerks by staff number, then the hall."""
     start, after = month_bounds(month, tz)
@@ -165,7 +165,7 @@ def _arrange(clerks: dict[tuple[str, str], Row], min_ratings: int) -> list[Row]:
     return ordered
 
 
-def store(influx: InfluxWriter, month: str, tz: str, rows: list[Row]) -> int:
+def store(influx: InfluxHttp, month: str, tz: str, rows: list[Row]) -> int:
     """Replace the month's points with these rows; returns the points written."""
     for measurement in ("appraisal", "appraisal_hours"):
         influx.execute(f'DELETE FROM "{measurement}" WHERE "month" = \'{month}\'')

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from dashboards.boards import ALL
 from dashboards.macros import ALL as ALL_VALUES
 from dashboards.macros import MAX_DATA_POINTS, TimeRange, expand
@@ -41,7 +41,7 @@ def _any_values(board: Dashboard) -> dict[str, str | tuple[str, ...]]:
 
 
 def run(
-    influx: InfluxWriter,
+    influx: InfluxHttp,
     when: TimeRange,
     boards: tuple[Dashboard, ...] = ALL,
 ) -> list[Outcome]:
@@ -59,7 +59,7 @@ def run(
 
 
 def starting_values(
-    influx: InfluxWriter, board: Dashboard, when: TimeRange
+    influx: InfluxHttp, board: Dashboard, when: TimeRange
 ) -> tuple[TimeRange, list[Outcome]]:
     """The range with the values Grafana starts a dashboard on, and each variable query's
     outcome: for a variable not chosen in `when`, All (any value, or every value its own query
@@ -83,7 +83,7 @@ def starting_values(
 
 
 def _run(
-    influx: InfluxWriter,
+    influx: InfluxHttp,
     uid: str,
     where: str,
     query: str,

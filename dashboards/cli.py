@@ -10,7 +10,7 @@ from pathlib import Path
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaException
 
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from dashboards import alerting, appraisal, check, evaluate, export, files, provision
 from dashboards.macros import TimeRange
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "provision":
         return _provision(args)
     now_ms = int(time.time() * 1000)
-    influx = InfluxWriter(args.influx, args.db, args.token)
+    influx = InfluxHttp(args.influx, args.db, args.token)
     if args.command == "alerts":
         return _alerts(influx, now_ms)
     when = TimeRange(now_ms - int(args.hours * 3_600_000), now_ms)
@@ -78,7 +78,7 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alerts(influx: InfluxWriter, now_ms: int) -> int:
+def _alerts(influx: InfluxHttp, now_ms: int) -> int:
     """Print each rule and the label sets it fires for now."""
     try:
         for rule in alerting.RULES:
@@ -112,7 +112,7 @@ def appraisal_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out is not None and args.out.suffix not in (".csv", ".xlsx"):
         parser.error("--out must end in .csv or .xlsx")
-    influx = InfluxWriter(args.influx, args.db, args.token)
+    influx = InfluxHttp(args.influx, args.db, args.token)
     try:
         month = appraisal.previous_month(args.tz) if args.month == "previous" else args.month
         appraisal.month_bounds(month, args.tz)

@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from dashboards.alerting import Rule
 from dashboards.macros import TimeRange, expand
 
@@ -45,7 +45,7 @@ ARITHMETIC: dict[type[ast.operator], Callable[[float, float], float]] = {
 }
 
 
-def firing(rule: Rule, influx: InfluxWriter, now_ms: int) -> list[dict[str, str]]:
+def firing(rule: Rule, influx: InfluxHttp, now_ms: int) -> list[dict[str, str]]:
     """The label sets for which the rule's condition holds now (empty: no alert)."""
     results: dict[str, dict[Labels, list[float]] | Values] = {}
     for ref, (query, seconds) in rule.queries.items():

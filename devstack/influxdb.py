@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from devstack.process import ChildServer, find_binary, free_port
 
 
@@ -64,4 +64,4 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
     def query(self, q: str, db: str = "service_quality") -> list[dict[str, Any]]:
         """Rows of an InfluxQL query, times in ns."""
-        return InfluxWriter(self.url, db).query(q)
+        return InfluxHttp(self.url, db).query(q)

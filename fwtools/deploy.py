@@ -7,7 +7,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from simulator.firmware import firmware_module, tool_binary
+from simulator.unix_port import firmware_module, tool_binary
 
 
 class DeployError(RuntimeError):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from firmware import contract
 from simulator import scenario, session, verify
 from simulator.demo import Demo
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return demo.run(args.duration, args.quiet, console)
     if args.command == "verify":
-        return _verify(args.truth, InfluxWriter(args.influx, args.db, args.token), console)
+        return _verify(args.truth, InfluxHttp(args.influx, args.db, args.token), console)
     return _run(args, console)
 
 
@@ -120,12 +120,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             restart_broker=local.restart_broker,
         )
         session.play(run, console, quiet=args.quiet)
-        writer = InfluxWriter(local.influx.url, local.database)
+        writer = InfluxHttp(local.influx.url, local.database)
         verify.settled(truth_path, writer, STORE_WAIT_S)
         return _verify(truth_path, writer, console)
 
 
-def _verify(truth_path: Path, writer: InfluxWriter, console: Console) -> int:
+def _verify(truth_path: Path, writer: InfluxHttp, console: Console) -> int:
     try:
         reports = verify.verify(truth_path, writer)
     except (OSError, InfluxError) as e:

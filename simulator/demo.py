@@ -15,7 +15,7 @@ from types import FrameType
 
 from rich.console import Console
 
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from dashboards import appraisal, check, files
 from dashboards.boards import ALL as DASHBOARDS
 from dashboards.macros import TimeRange
@@ -57,7 +57,7 @@ class Demo:
                 console.print(
                     f"  {board.title}: /d/{board.uid}?from={first}&to={after}", highlight=False
                 )
-            writer = InfluxWriter(local.influx.url, local.database)
+            writer = InfluxHttp(local.influx.url, local.database)
             done = threading.Event()
             appraiser = threading.Thread(
                 target=self._appraise_until, args=(writer, done), name="appraisal", daemon=True
@@ -94,21 +94,21 @@ class Demo:
         s = self.scenario
         return s.day_start_ms(1), s.day_start_ms(s.days + 1)
 
-    def _appraise(self, writer: InfluxWriter) -> int:
+    def _appraise(self, writer: InfluxHttp) -> int:
         """The month's appraisal stored for the 员工考核 dashboard; returns the clerks in it."""
         month = self.scenario.start.strftime("%Y-%m")
         rows = appraisal.compute(writer, month)
         appraisal.store(writer, month, "Asia/Shanghai", rows)
         return sum(r.staff is not None for r in rows)
 
-    def _appraise_until(self, writer: InfluxWriter, done: threading.Event) -> None:
+    def _appraise_until(self, writer: InfluxHttp, done: threading.Event) -> None:
         """While the demo plays, the appraisal again every APPRAISE_EVERY_S, so the 员工考核
         dashboard shows the run so far (a month's figures are re-run, never added to)."""
         while not done.wait(APPRAISE_EVERY_S):
             with contextlib.suppress(InfluxError):
                 self._appraise(writer)
 
-    def _dashboards(self, writer: InfluxWriter, console: Console) -> None:
+    def _dashboards(self, writer: InfluxHttp, console: Console) -> None:
         """The appraisal once more, and every dashboard query run on the demo's data."""
         first, after = self._days()
         month = self.scenario.start.strftime("%Y-%m")
@@ -129,7 +129,7 @@ class Demo:
         if self.runner is not None:
             self.runner.stop_event.set()
 
-    def _stored(self, writer: InfluxWriter) -> int:
+    def _stored(self, writer: InfluxHttp) -> int:
         """Ratings of this run found in InfluxDB so far."""
         assert self.runner is not None
         self.runner.truth.flush()
@@ -139,7 +139,7 @@ class Demo:
             return 0
         return sum(r.expected - len(r.lost) for r in reports)
 
-    def _summary(self, writer: InfluxWriter) -> str:
+    def _summary(self, writer: InfluxHttp) -> str:
         assert self.runner is not None
         progress = self.runner.progress
         customers = sum(t.prompts for t in progress.tallies.values())

@@ -22,11 +22,11 @@ import structlog
 from firmware import contract
 from simulator import plan
 from simulator.desk import FrontDesk, front_desk
-from simulator.firmware import FirmwareError, FirmwareTerminal
 from simulator.roster import Roster
-from simulator.run import CONFIG_WAIT_S, Progress
+from simulator.scale import CONFIG_WAIT_S, Progress
 from simulator.scenario import SCORES, Counter, Scenario
 from simulator.truth import GroundTruth
+from simulator.unix_port import FirmwareError, FirmwareTerminal
 from simulator.virtual import Tally
 
 log = structlog.get_logger("simulator")

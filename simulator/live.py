@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from simulator.run import Progress
+from simulator.scale import Progress
 from simulator.virtual import Tally
 
 PER_COUNTER_UP_TO = 16  # counters shown one a row; beyond that, one row per hall

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from simulator import live
 from simulator.fidelity import FidelityRun
-from simulator.run import ScaleRun
+from simulator.scale import ScaleRun
 from simulator.scenario import Scenario
 from simulator.truth import GroundTruth
 

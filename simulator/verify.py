@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from firmware import contract
 from simulator.truth import read
 
@@ -39,7 +39,7 @@ class DeviceReport:
         return len(self.lost) + len(self.doubled) + len(self.wrong) + len(self.unexpected)
 
 
-def verify(truth_path: Path, influx: InfluxWriter) -> list[DeviceReport]:
+def verify(truth_path: Path, influx: InfluxHttp) -> list[DeviceReport]:
     truth: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for rating in read(truth_path):
         truth[(rating["site"], rating["device"])][rating["seq"]] = rating
@@ -52,7 +52,7 @@ def verify(truth_path: Path, influx: InfluxWriter) -> list[DeviceReport]:
     return reports
 
 
-def settled(truth_path: Path, influx: InfluxWriter, timeout_s: float) -> list[DeviceReport]:
+def settled(truth_path: Path, influx: InfluxHttp, timeout_s: float) -> list[DeviceReport]:
     """The reports once there are no differences, or when timeout_s has passed: the
     collector may still be storing the last ratings when a run ends."""
     deadline = time.monotonic() + timeout_s
@@ -68,7 +68,7 @@ def settled(truth_path: Path, influx: InfluxWriter, timeout_s: float) -> list[De
         time.sleep(0.5)
 
 
-def _held(influx: InfluxWriter, site: str) -> dict[str, dict[int, list[dict[str, Any]]]]:
+def _held(influx: InfluxHttp, site: str) -> dict[str, dict[int, list[dict[str, Any]]]]:
     """Every rating point of one site: by device, by seq, the points (normally one)."""
     rows = influx.query(
         'SELECT "seq", "score", "wait_ms", "counter", "staff", "mode", "reason", "device" '

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from devstack import CollectorProcess
 from simulator import scenario, truth, verify
-from simulator.run import ScaleRun
+from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 
 SCENARIO = """
@@ -101,7 +101,7 @@ count = 6
 
 @dataclass
 class KnownMonth:
-    influx: InfluxWriter
+    influx: InfluxHttp
     database: str
     scenario: scenario.Scenario
     truth: list[dict[str, Any]]  # every rating, as sent, with its cause and clerk
@@ -144,7 +144,7 @@ def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
     try:
         run = ScaleRun(chosen, ("127.0.0.1", mosquitto.port), root, GroundTruth(truth_path))
         asyncio.run(run.run())
-        writer = InfluxWriter(influxdb.url, database)
+        writer = InfluxHttp(influxdb.url, database)
         reports = verify.settled(truth_path, writer, 60)
         assert sum(r.differences for r in reports) == 0, verify.table(reports)
         stray = sum(t.stray for t in run.progress.tallies.values())
@@ -172,7 +172,7 @@ def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
     )
 
 
-def _wait_for(writer: InfluxWriter, query: str, expected: int, timeout_s: float = 10) -> None:
+def _wait_for(writer: InfluxHttp, query: str, expected: int, timeout_s: float = 10) -> None:
     """Until the query's one figure is as expected: the last device points are stored."""
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:

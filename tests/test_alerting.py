@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from collector import device, rating
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from collector.topics import DeviceTopic
 from dashboards import alerting, evaluate, files
 from dashboards.cli import main as dashboards_main
@@ -22,14 +22,14 @@ NOW_MS = int(time.time() * 1000)
 
 
 @pytest.fixture
-def influx(influxdb) -> InfluxWriter:
-    writer = InfluxWriter(influxdb.url, f"alerts_{uuid.uuid4().hex[:8]}")
+def influx(influxdb) -> InfluxHttp:
+    writer = InfluxHttp(influxdb.url, f"alerts_{uuid.uuid4().hex[:8]}")
     writer.ensure_database()
     return writer
 
 
 def press(
-    influx: InfluxWriter,
+    influx: InfluxHttp,
     counter: str,
     scores: list[int],
     *,
@@ -47,7 +47,7 @@ def press(
     influx.write(lines)
 
 
-def report(influx: InfluxWriter, name: str, queue: list[int], online: bool = True) -> None:
+def report(influx: InfluxHttp, name: str, queue: list[int], online: bool = True) -> None:
     """Telemetry from terminal `name` over the last few minutes, its queue as given."""
     where = DeviceTopic("hall-a", name, "telemetry")
     lines = []
@@ -64,7 +64,7 @@ def report(influx: InfluxWriter, name: str, queue: list[int], online: bool = Tru
     influx.write(lines)
 
 
-def fired(influx: InfluxWriter, uid: str) -> list[dict[str, str]]:
+def fired(influx: InfluxHttp, uid: str) -> list[dict[str, str]]:
     rule = next(r for r in alerting.RULES if r.uid == uid)
     return evaluate.firing(rule, influx, NOW_MS + 1000)
 

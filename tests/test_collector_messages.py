@@ -8,7 +8,7 @@ import pytest
 
 from collector import device, rating, topics
 from collector.checks import Rejected
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from collector.topics import DeviceTopic
 from firmware import contract
 from tests.samples import RATING_EXAMPLE
@@ -98,7 +98,7 @@ def test_the_last_storable_press_time_is_taken():
 
 
 def test_influxdb_takes_the_last_storable_press_time(influxdb, database):
-    writer = InfluxWriter(influxdb.url, database)
+    writer = InfluxHttp(influxdb.url, database)
     writer.ensure_database()
     last = rating.parse(WHERE, payload(ts=contract.MAX_TS_MS, seq=999_999))
     writer.write([last.point(contract.MAX_TS_MS)])

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from simulator import truth, verify
-from simulator.run import ScaleRun
+from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 from tests.test_simulator_scale import load
 
@@ -46,7 +46,7 @@ def play(s, broker: MosquittoServer, root: str, truth_path: Path, restart=None) 
 def assert_all_stored_once(run: ScaleRun, truth_path: Path, influx: InfluxServer, db: str):
     sent = truth.read(truth_path)
     assert len(sent) == run.progress.sent == run.progress.acked
-    reports = verify.settled(truth_path, InfluxWriter(influx.url, db), 60)
+    reports = verify.settled(truth_path, InfluxHttp(influx.url, db), 60)
     lost = sum(len(r.lost) for r in reports)
     doubled = sum(len(r.doubled) for r in reports)
     assert (lost, doubled) == (0, 0), verify.table(reports)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simulator.firmware import firmware_module
+from simulator.unix_port import firmware_module
 
 config = firmware_module("config")
 

@@ -12,7 +12,7 @@ import pytest
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
 from devstack import CollectorProcess, MosquittoServer
-from simulator.firmware import FirmwareError
+from simulator.unix_port import FirmwareError
 from tests.terminals import Listener, device_topic, make_terminal
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fwtools import image
-from simulator.firmware import FIRMWARE_DIR, run_script
+from simulator.unix_port import FIRMWARE_DIR, run_script
 
 BENCH = FIRMWARE_DIR.parent / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "64K"

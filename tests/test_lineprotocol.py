@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.influx import InfluxError, InfluxWriter
+from collector.influx import InfluxError, InfluxHttp
 from collector.lineprotocol import line
 from devstack.process import free_port
 
@@ -30,7 +30,7 @@ def test_escaping():
 
 
 def test_influxdb_reads_back_awkward_values(influxdb, database):
-    writer = InfluxWriter(influxdb.url, database)
+    writer = InfluxHttp(influxdb.url, database)
     writer.ensure_database()
     awkward = 'quote " backslash \\ comma , equals = space'
     writer.write([line("m", {"tag": "a b,c=d"}, {"why": awkward, "n": -5}, 1_000_000_123)])
@@ -39,7 +39,7 @@ def test_influxdb_reads_back_awkward_values(influxdb, database):
 
 
 def test_a_refused_line_is_a_permanent_error(influxdb, database):
-    writer = InfluxWriter(influxdb.url, database)
+    writer = InfluxHttp(influxdb.url, database)
     writer.ensure_database()
     writer.write([line("m", {}, {"n": 1}, 1)])
     with pytest.raises(InfluxError) as refused:
@@ -48,7 +48,7 @@ def test_a_refused_line_is_a_permanent_error(influxdb, database):
 
 
 def test_an_unreachable_server_is_a_passing_error():
-    writer = InfluxWriter(f"http://127.0.0.1:{free_port()}", "x")  # nobody listens there
+    writer = InfluxHttp(f"http://127.0.0.1:{free_port()}", "x")  # nobody listens there
     with pytest.raises(InfluxError) as failed:
         writer.write([line("m", {}, {"n": 1}, 1)])
     assert not failed.value.permanent

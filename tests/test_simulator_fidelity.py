@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 import uuid
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from simulator import scenario, truth, verify
 from simulator.fidelity import FidelityRun
 from simulator.truth import GroundTruth
@@ -70,7 +70,7 @@ def test_a_scenario_on_real_firmware_is_stored_exactly_as_the_firmware_recorded_
     sent = truth.read(truth_path)
     assert len(sent) == progress.sent == progress.acked > 5
     assert len({(r["device"], r["seq"]) for r in sent}) == len(sent)  # each written once
-    reports = verify.settled(truth_path, InfluxWriter(influxdb.url, database), 20)
+    reports = verify.settled(truth_path, InfluxHttp(influxdb.url, database), 20)
     assert not sum(r.differences for r in reports), verify.table(reports)
 
     # press times follow the scenario's calendar: 09:00 to 09:08 at UTC+8, that day

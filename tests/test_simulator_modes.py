@@ -6,9 +6,9 @@ import asyncio
 import time
 import uuid
 
-from simulator.firmware import FirmwareTerminal, firmware_module
 from simulator.plan import Action
 from simulator.scenario import Counter, Hall
+from simulator.unix_port import FirmwareTerminal, firmware_module
 from simulator.virtual import MemoryQueue, VirtualTerminal
 from tests.test_firmware_outbox import record
 

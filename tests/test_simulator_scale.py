@@ -6,10 +6,10 @@ import asyncio
 import textwrap
 import uuid
 
-from collector.influx import InfluxWriter
+from collector.influx import InfluxHttp
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from simulator import cli, scenario, truth, verify
-from simulator.run import ScaleRun
+from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 
 HALL = """
@@ -67,8 +67,8 @@ def settled(truth_path, influx: InfluxServer, db: str, timeout_s: float = 30):
     return verify.settled(truth_path, influx_writer(influx, db), timeout_s)
 
 
-def influx_writer(influx: InfluxServer, db: str) -> InfluxWriter:
-    return InfluxWriter(influx.url, db)
+def influx_writer(influx: InfluxServer, db: str) -> InfluxHttp:
+    return InfluxHttp(influx.url, db)
 
 
 def test_a_clean_run_verifies_and_a_deleted_or_doubled_point_is_caught(
