@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -40,6 +40,18 @@ LOOP_S = 0.01  # longest wait for the broker before batches and acknowledgements
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 KEEPALIVE_S = 30
+
+
+class Checked(NamedTuple):
+    """What checking one message gave: its point, if it is stored; what alerts may follow
+    from it once stored; the ack owed to its terminal."""
+
+    point: Point | None
+    report: rating_msg.Rating | device.DeviceReport | None
+    ack: Ack | None
+
+
+NOTHING = Checked(None, None, None)
 
 
 class Collector:
@@ -220,9 +232,13 @@ class Collector:
         reports: list[rating_msg.Rating | device.DeviceReport] = []
         acks: list[Ack] = []
         for delivery in deliveries:
-            point = self._point(delivery, reports, acks)
+            point, report, ack = self._check(delivery)
             if point is not None:
                 points.append(point)
+            if report is not None:
+                reports.append(report)
+            if ack is not None:
+                acks.append(ack)
         self.storage.submit(Batch(deliveries, points, reports, acks))
 
     def _acknowledge_stored(self) -> None:
@@ -239,14 +255,10 @@ class Collector:
                 else:
                     self._publish_alerts(item.where.site, self.device_alerts.on_report(item))
 
-    def _point(
-        self,
-        delivery: Delivery,
-        reports: list[rating_msg.Rating | device.DeviceReport],
-        acks: list[Ack],
-    ) -> Point | None:
-        """The message's point, or None after it went to the dead-letter file. A rating with
-        a seq is added to `acks`, stored or dead-lettered: its terminal may forget it."""
+    def _check(self, delivery: Delivery) -> Checked:
+        """The message checked: its point (None after it went to the dead-letter file), what
+        alerts may follow from it once stored, and the ack of a rating with a seq, stored or
+        dead-lettered alike (its terminal may forget it)."""
         where = None
         try:
             where = topics.parse(delivery.topic, self.settings.topic_root)
@@ -255,18 +267,18 @@ class Collector:
                 why = self.judge.judge(parsed)
                 if why:
                     self.metrics.suspect.labels(why).inc()
-                reports.append(parsed)
-                acks.append(Ack(where.site, where.device, parsed.seq))
+                ack = Ack(where.site, where.device, parsed.seq)
                 if parsed.ts is None:
-                    return Point(delivery, Undated(parsed, delivery.received_ms, why), parsed)
-                return Point(delivery, parsed.point(delivery.received_ms, None, why), parsed)
+                    line: str | Undated = Undated(parsed, delivery.received_ms, why)
+                else:
+                    line = parsed.point(delivery.received_ms, None, why)
+                return Checked(Point(delivery, line, parsed), parsed, ack)
             if where.kind in ("telemetry", "state"):
                 read = device.telemetry if where.kind == "telemetry" else device.state
                 report = read(where, delivery.payload, delivery.received_ns)
                 if report is None:
-                    return None
-                reports.append(report)
-                return Point(delivery, report.point())
+                    return NOTHING
+                return Checked(Point(delivery, report.point()), report, None)
             raise topics.TopicError(f"no {where.kind!r} messages are taken")
         except topics.TopicError as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")
@@ -275,13 +287,13 @@ class Collector:
             if where is not None and where.kind == "rating":
                 seq = rating_msg.seq_of(delivery.payload)
                 if seq is not None:
-                    acks.append(Ack(where.site, where.device, seq))
+                    return Checked(None, None, Ack(where.site, where.device, seq))
         except Exception as e:  # a bug of ours must not stop the service or lose the message
             log.exception("check_failed", topic=delivery.topic[:200])
             self.dead.record(
                 delivery.topic, delivery.payload, f"{type(e).__name__}: {e}", "internal_error"
             )
-        return None
+        return NOTHING
 
     def _publish_alerts(self, site: str, alerts: list[dict[str, Any]]) -> None:
         """Publish alerts, only ever of what is stored: a manager hears of nothing else."""
