@@ -41,7 +41,7 @@ def test_ten_thousand_ratings_in_a_64_kb_heap(
 ):
     """Every rating stored and acknowledged (the bench waits for the queue to empty)."""
     figures = bench(mosquitto.port, topic_root, tmp_path, "soak", 10_000, rom)
-    assert figures["errors"] == 0
+    assert figures["errors"] == 0, figures["first_errors"]
     stored = influxdb.query("SELECT count(score) FROM rating", database)
     assert stored[0]["count"] == 10_000
     print(f"soak figures: {figures}")
@@ -55,4 +55,4 @@ def test_an_outage_queue_is_drained_oldest_first_after_reboot(
     assert filled["queue_bytes"] <= 1000 * 40
     drained = bench(mosquitto.port, topic_root, tmp_path, "drain", 0, rom)
     assert drained["queued"] == 1000
-    assert drained["errors"] == 0
+    assert drained["errors"] == 0, drained["first_errors"]

@@ -49,6 +49,7 @@ class BenchBoard(board_unix.Board):
         timed = count if mode == "latency" else 0  # only latency keeps per-rating times
         self.acked_at = array("i", [-1] * (timed + 1))  # by seq - first_seq
         self.errors = 0
+        self.first_errors = []  # what the first few were, for the figures
 
     def start(self):
         pass
@@ -60,6 +61,8 @@ class BenchBoard(board_unix.Board):
                 self.acked_at[i] = now_us()
         elif event in ("dropped", "crash") or (event == "disconnected" and mode != "fill"):
             self.errors += 1
+            if len(self.first_errors) < 3:
+                self.first_errors.append("%s: %s" % (event, fields.get("reason", fields)))
 
 
 def mount():
@@ -167,6 +170,7 @@ async def run_terminal():
                     pressed_at[i] = ticks_diff(board.acked_at[i], pressed_at[i])
                 figures["ms"] = pressed_at
     figures["errors"] = board.errors
+    figures["first_errors"] = board.first_errors
     return figures
 
 
