@@ -135,6 +135,4 @@ def seq_of(payload: bytes) -> int | None:
     except orjson.JSONDecodeError:
         return None
     seq = msg.get("seq") if isinstance(msg, dict) else None
-    if type(seq) is int and contract.SEQ_MIN <= seq <= contract.INT_MAX:
-        return seq
-    return None
+    return seq if contract.valid_seq(seq) else None

@@ -191,6 +191,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def valid_seq(value: object) -> bool:
+    return _is_int(value) and SEQ_MIN <= value <= INT_MAX  # type: ignore[operator]
+
+
 def config_problem(key: str, value: object) -> "str | None":
     """Why a config field's value is not allowed, or None when it is."""
     if key in ("counter", "staff"):
@@ -230,6 +234,6 @@ def acked_seqs(message: object) -> "list[int]":
     if not isinstance(seqs, list):
         return []
     for s in seqs:
-        if not (_is_int(s) and s >= SEQ_MIN):  # a copy only then: a terminal's heap is small
-            return [s for s in seqs if _is_int(s) and s >= SEQ_MIN]
+        if not valid_seq(s):  # a copy only then: a terminal's heap is small
+            return [s for s in seqs if valid_seq(s)]
     return seqs

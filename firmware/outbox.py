@@ -204,9 +204,10 @@ class Outbox:
 
     def forget(self, acked, gone, save=True):
         """Move the head past the oldest records while acked(seq) says so, calling gone(seq)
-        for each, oldest first (no list of them: a drain forgets 64 at a time, in a small
-        heap); save the head once (or, save False, leave that to save_head(): a power cut
-        before it brings those records back, to be sent again). Returns how many went."""
+        for each, oldest first (no list of them: an ack may name contract.ACK_MAX_SEQS,
+        and a terminal's heap is small); save the head once (or, save False, leave that to
+        save_head(): a power cut before it brings those records back, to be sent again).
+        Returns how many went."""
         count = 0
         blocked = False
         while self.count and not blocked:

@@ -268,9 +268,6 @@ class Uplink:
         """Forget the acknowledged ratings at the head of the queue; keep the rest in mind
         until the ones before them are acknowledged too (few: acks mostly come in order,
         and a table of a whole message's seqs would cost a small heap 1 KB)."""
-        head = self.outbox.peek()
-        if head is None:
-            return
         seqs = contract.acked_seqs(message)
         acked = self.acked
         gone = self.outbox.forget(lambda seq: seq in acked or seq in seqs, self._gone, False)

@@ -28,14 +28,14 @@ RUN_SCRIPT = "exec(compile(open(%r).read(),%r,'exec'))\n"
 RUN_MODULE = "import %s\n"
 
 
-def command(image: bytes, address: int, options: list[str], run: list[str]) -> list[str]:
-    """The Unix port's command line: mount the image at `address`, then run the script (or
-    import the module, `-m NAME`) with the arguments that follow it."""
+def command(address: int, size: int, options: list[str], run: list[str]) -> list[str]:
+    """The Unix port's command line: mount the image of `size` bytes at `address`, then run
+    the script (or import the module, `-m NAME`) with the arguments that follow it."""
     module = run[1] if run[0] == "-m" else None
     args = run[2:] if module else run[1:]
     name = module or run[0]
     start = RUN_MODULE % module if module else RUN_SCRIPT % (name, name)
-    return ["micropython", *options, "-c", MOUNT % (address, len(image), [name, *args]) + start]
+    return ["micropython", *options, "-c", MOUNT % (address, size, [name, *args]) + start]
 
 
 def main(argv: list[str]) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     options = argv[1:3] if argv[1] == "-X" else []
     rom = ctypes.create_string_buffer(image, len(image))  # alive until the port returns
     run = argv[1 + len(options) :]
-    code: int = micropython_run.run_main(command(image, ctypes.addressof(rom), options, run))
+    code: int = micropython_run.run_main(command(ctypes.addressof(rom), len(image), options, run))
     return code
 
 
