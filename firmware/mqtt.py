@@ -74,6 +74,9 @@ class MQTTClient:
         self.on_puback = None
         self._reader = None
         self._writer = None
+        # One sender at a time: MicroPython's Stream.drain() loses what another task writes
+        # while it waits for the socket, and a second task waiting to write fails an assert
+        self._sending = asyncio.Lock()
         self._pid = 0
         self.received_at = ticks_ms()  # when the broker last sent anything
 
@@ -203,7 +206,8 @@ class MQTTClient:
             shift += 7
 
     async def _send(self, data):
-        if self._writer is None:
-            raise OSError("not connected")
-        self._writer.write(data)
-        await self._writer.drain()
+        async with self._sending:
+            if self._writer is None:
+                raise OSError("not connected")
+            self._writer.write(data)
+            await self._writer.drain()

@@ -3,6 +3,7 @@
 # queue before the customer is thanked. The uplink (uplink.py) takes it from
 # there. A watchdog is fed only while every task runs and the key scan beats.
 import asyncio
+import gc
 
 import outbox
 from flow import IDLE, RatingFlow
@@ -13,6 +14,7 @@ from uplink import Uplink
 SCAN_MS = 10
 WATCHDOG_MS = 8000
 HEALTHY_BEAT_MS = 2000
+GC_SHARE = 16  # the heap is collected each time this share of it has been allocated
 
 SOUNDS = {"window": "prompt", "reason": "reason", "thanks": "thanks", "error": "error"}
 
@@ -29,6 +31,9 @@ class Terminal:
         self._beat = ticks_ms()
         self._crashed = None
         self._dropped = False
+        # Early and often: collected only when full, a small heap fragments until a few
+        # hundred bytes cannot be found while a drain's traffic is at its peak
+        gc.threshold((gc.mem_free() + gc.mem_alloc()) // GC_SHARE)
 
     async def run(self):
         self.board.start()

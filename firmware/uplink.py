@@ -26,7 +26,7 @@ from ticks import ticks_add, ticks_diff, ticks_ms
 BACKOFF_MIN_S = 1
 WIFI_POLL_S = 0.25  # while Wi-Fi is down, its return is looked for this often
 IN_FLIGHT = 128  # ratings sent ahead of their acks
-WINDOW_READ = 16  # records read from flash at a time while sending
+WINDOW_READ = 8  # records read from flash at a time while sending
 ACK_WAIT_MS = 10000  # an unacknowledged rating is sent again after this...
 ACK_WAIT_MAX_MS = 160000  # ...doubling up to this while no ack comes
 HEAD_SAVE_MS = 500  # how far the queue is acknowledged goes to flash at most this often
