@@ -35,6 +35,7 @@ IDLE_SKIP_S = 2.0  # a wait longer than this, with no window open, is skipped
 PRESS_SETTLE_S = 0.3  # after a press, the firmware's time to show what it asks next
 CLOSE_MARGIN_MS = 500  # a window a prompt closed has its ts within this of that prompt
 SETTLE_S = 60.0
+OPEN_STATES = ("window", "reason")  # what a terminal shows while a customer may press
 
 
 class FirmwareCounter:
@@ -62,7 +63,9 @@ class FirmwareCounter:
             return True
         if len(self.terminal.of_kind("opened")) < self.prompts_this_boot:
             return True
-        return self.terminal.showing() in ("window", "reason")
+        # a window's "opened" comes just before its "show": between the two lines it is open
+        last = self.terminal.last_of("opened", "show")
+        return last is not None and (last["ev"] == "opened" or last["state"] in OPEN_STATES)
 
     def harvest(self, truth: GroundTruth, roster: Roster) -> None:
         """Write the ratings the firmware recorded since last time, and update the tally."""

@@ -234,10 +234,10 @@ class FirmwareTerminal:
         with self._changed:
             return [e for e in self.events if e["ev"] == kind]
 
-    def showing(self) -> str | None:
-        """What the terminal shows now (its last show event)."""
-        shown = self.of_kind("show")
-        return str(shown[-1]["state"]) if shown else None
+    def last_of(self, *kinds: str) -> Event | None:
+        """The latest event of any of these kinds."""
+        with self._changed:
+            return next((e for e in reversed(self.events) if e["ev"] in kinds), None)
 
     @property
     def pid(self) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 from simulator.plan import Action
 from simulator.scenario import Counter, Hall
@@ -82,7 +81,7 @@ async def virtual_presses(mosquitto, topic_root, site, truth):
 def test_both_modes_make_the_same_ratings_and_the_collector_takes_them_alike(
     mosquitto, influxdb, collector, micropython, topic_root, database, tmp_path
 ):
-    site = f"m{uuid.uuid4().hex[:8]}"
+    site = "modes-hall"
     firmware_presses(mosquitto, topic_root, site, tmp_path)
     truth: list[dict] = []
     virtual = asyncio.run(virtual_presses(mosquitto, topic_root, site, truth))
