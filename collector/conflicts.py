@@ -1,15 +1,15 @@
 """A copy of a rating must be that rating: a seq sent again with other content is a conflict.
 
-The exactly-once rule (PROTOCOL.md) puts an identical copy on its original's point. A copy whose
-time, staff, counter, mode, reason, score or wait differ would land beside the original as a
-second rating (its tags or time differ) or overwrite the original's fields: it is set aside as a
-`conflict` dead letter instead, and the original stays. Before a batch is written, one request
-asks InfluxDB, for each terminal in the batch, for its stored ratings whose seq lies in the
-batch's seq range and whose time lies within WINDOW_NS of the batch's (statements separated by
-`;`, the seq range keeping the answer to the few copies there are); an original further off in
-time is out of reach (only a terminal that reused its seqs could make one, which the firmware
-never does). Copies within one batch are held to each other the same way. Undated ratings (no
-ts) are looked up by storage.py instead.
+The exactly-once rule (PROTOCOL.md) puts an identical copy on its original's point. A copy
+whose time, staff, counter, mode, reason, score, wait or aspects differ would land beside the
+original as a second rating (its tags or time differ) or overwrite the original's fields: it is
+set aside as a `conflict` dead letter instead, and the original stays. Before a batch is
+written, one request asks InfluxDB, for each terminal in the batch, for its stored ratings
+whose seq lies in the batch's seq range and whose time lies within WINDOW_NS of the batch's
+(statements separated by `;`, the seq range keeping the answer to the few copies there are); an
+original further off in time is out of reach (only a terminal that reused its seqs could make
+one, which the firmware never does). Copies within one batch are held to each other the same
+way. Undated ratings (no ts) are looked up by storage.py instead.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from firmware import contract
 
 WINDOW_NS = 86_400_000 * 1_000_000  # a day either side of the batch's ratings of a terminal
 TAGS = ("counter", "staff", "mode", "reason")
-FIELDS = ("score", "wait_ms")
+FIELDS = ("score", "wait_ms", *contract.ASPECTS)
 
 Content = tuple[Any, ...]
 
@@ -34,7 +34,8 @@ def content(time_ns: int, values: dict[str, Any]) -> Content:
 
 def of_rating(rating: Rating) -> Content:
     assert rating.ts is not None
-    values = {k: getattr(rating, k) for k in TAGS + FIELDS}
+    values = {k: getattr(rating, k) for k in (*TAGS, "score", "wait_ms")}
+    values.update(rating.aspects or {})
     return content(contract.point_time_ns(rating.ts, rating.seq), values)
 
 

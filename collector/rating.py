@@ -41,6 +41,7 @@ class Rating:
     ticket: str | None
     mode: str
     wait_ms: int | None
+    aspects: dict[str, int | None] | None = None  # the aspect mode's (docs/contract.md)
 
     def undated_time_ns(self, received_ms: int) -> int:
         """Where a rating without ts is stored the first time: its receipt, seq in the ns."""
@@ -75,6 +76,10 @@ class Rating:
         fields += f"rated={int(self.score is not None)}i,seq={self.seq}i"
         if self.wait_ms is not None:
             fields += f",wait_ms={self.wait_ms}i"
+        if self.aspects is not None:
+            for name, value in self.aspects.items():
+                if value is not None:
+                    fields += f",{name}={value}i"
         if self.ts is not None:
             fields += f",delay_ms={received_ms - self.ts}i"
         fields += f",suspect={int(suspect_why is not None)}i"
@@ -102,6 +107,9 @@ def parse(topic: DeviceTopic, payload: bytes) -> Rating:
     mode = msg.get("mode")
     if not isinstance(mode, str) or mode not in MODES:
         raise Rejected("bad_field", f"mode {mode!r} is not one of {contract.MODES}")
+    aspects = msg.get("aspects")
+    if aspects is not None:
+        _check_aspects(aspects, score, reason)
     return Rating(
         site=topic.site,
         device=topic.device,
@@ -115,7 +123,24 @@ def parse(topic: DeviceTopic, payload: bytes) -> Rating:
         ticket=_ticket(msg.get("ticket")),
         mode=mode,
         wait_ms=checks.optional_integer(msg, "wait_ms", 0),
+        aspects=aspects,
     )
+
+
+def _check_aspects(aspects: object, score: int | None, reason: object) -> None:
+    if not contract.valid_aspects(aspects):
+        raise Rejected(
+            "bad_field",
+            f"aspects {aspects!r} is not an object of {', '.join(contract.ASPECTS)}, "
+            "each 1 to 5 or null",
+        )
+    overall = contract.aspects_overall(aspects)  # type: ignore[arg-type]  # checked above
+    if (score, reason) != overall:
+        raise Rejected(
+            "contradiction",
+            f"score {score} and reason {reason!r} do not follow from aspects {aspects!r} "
+            f"(they make {overall[0]} and {overall[1]!r})",
+        )
 
 
 def _ticket(value: object) -> str | None:

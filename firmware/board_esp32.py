@@ -22,6 +22,8 @@ VOICE_TX_PIN = 17
 COLOURS = {
     "idle": (0, 12, 0),
     "window": (0, 0, 80),
+    "attitude": (0, 0, 80),  # the aspect mode's first question: a window like any other
+    "efficiency": (0, 50, 80),
     "reason": (60, 30, 0),
     "thanks": (0, 80, 0),
     "offline": (24, 0, 24),
@@ -29,12 +31,15 @@ COLOURS = {
 }
 TONES = {  # (Hz, ms) notes
     "prompt": ((880, 120), (1175, 160)),
+    "attitude": ((880, 120), (1175, 160)),
+    "efficiency": ((1175, 120), (880, 160)),
     "thanks": ((1175, 120), (1568, 200)),
     "reason": ((660, 150), (660, 150)),
     "error": ((220, 500),),
 }
-# 0001.mp3: 您好，请您对我的服务做出评价; 0002.mp3: 谢谢; 0003.mp3: 请选择原因; 0004.mp3: error
-VOICE_TRACKS = {"prompt": 1, "thanks": 2, "reason": 3, "error": 4}
+# 0001.mp3: 您好，请您对我的服务做出评价; 0002.mp3: 谢谢; 0003.mp3: 请选择原因; 0004.mp3: error;
+# 0005.mp3: 请您对我的服务态度做出评价; 0006.mp3: 请您对我的工作效率做出评价
+VOICE_TRACKS = {"prompt": 1, "thanks": 2, "reason": 3, "error": 4, "attitude": 5, "efficiency": 6}
 
 
 class Board:

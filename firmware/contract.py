@@ -85,6 +85,7 @@ def name_pattern(kind: str) -> str:
 
 RATING_FIELDS = (
     "seq", "boot", "ts", "score", "reason", "counter", "staff", "ticket", "mode", "wait_ms",
+    "aspects",
 )  # fmt: skip
 SCORES = (1, 2, 3, 4, 5)  # 5 非常满意 ... 1 非常不满意
 POOR_MAX = 2  # a score this low or lower is poor, and only such a score has a reason
@@ -144,8 +145,9 @@ def rating(
     ticket: "str | None",
     mode: str,
     wait_ms: "int | None",
+    aspects: "dict[str, int | None] | None" = None,
 ) -> "dict[str, object]":
-    return {
+    message = {
         "v": VERSION,
         "seq": seq,
         "boot": boot,
@@ -157,7 +159,41 @@ def rating(
         "ticket": ticket,
         "mode": mode,
         "wait_ms": wait_ms,
-    }
+    }  # type: dict[str, object]
+    if aspects is not None:  # only in the aspect mode: the base contract's message is unchanged
+        message["aspects"] = aspects
+    return message
+
+
+# --- aspects (extension): attitude and efficiency rated apart ---
+
+ASPECTS = ("attitude", "efficiency")  # asked in this order; each is a reason too
+
+
+def valid_aspects(value: object) -> bool:
+    """An object with each aspect's score, 1..5, or null when it was left unanswered."""
+    if not isinstance(value, dict) or len(value) != len(ASPECTS):
+        return False
+    for name in ASPECTS:
+        score = value.get(name)
+        if score is not None and not (_is_int(score) and score in SCORES):
+            return False
+    return True
+
+
+def aspects_overall(aspects: "dict[str, int | None]") -> "tuple[int | None, str | None]":
+    """The score and reason a rating of aspects carries: its lowest answered score (a customer
+    unhappy with either aspect is not satisfied) and, when that is poor, the aspect it was
+    (the first asked, on a tie); (None, None) when neither was answered: skipped."""
+    worst = None  # type: str | None
+    for name in ASPECTS:
+        score = aspects[name]
+        if score is not None and (worst is None or score < aspects[worst]):  # type: ignore[operator]
+            worst = name
+    if worst is None:
+        return None, None
+    score = aspects[worst]
+    return score, (worst if score <= POOR_MAX else None)  # type: ignore[operator]
 
 
 # --- telemetry and state ---
@@ -182,6 +218,7 @@ CONFIG_DEFAULTS = {
     "ask_reason": True,
     "telemetry_s": 60,
     "lockout_s": 5,
+    "aspects": False,  # extension: attitude, then efficiency, instead of one score
 }
 CONFIG_RANGES = {"window_s": (3, 120), "telemetry_s": (5, 3600), "lockout_s": (0, 60)}
 BUTTONS_COUNT = (3, 5)
@@ -203,7 +240,7 @@ def config_problem(key: str, value: object) -> "str | None":
         ok = value is None or (isinstance(value, str) and len(value) <= STAFF_NAME_MAX)
     elif key == "mode":
         ok = value in MODES
-    elif key == "ask_reason":
+    elif key in ("ask_reason", "aspects"):
         ok = isinstance(value, bool)
     elif key == "buttons":
         ok = (

@@ -9,6 +9,9 @@
 #   which presses are stray.
 # In both, a score <= 2 with ask_reason asks for the reason on the same
 # buttons; no answer within reason_s sends the rating with reason None.
+# With config `aspects` (docs/contract.md) the window asks for attitude and,
+# once pressed, for efficiency, each within window_s: one rating of both,
+# an unanswered aspect None; its score and reason follow from them.
 import contract
 from ticks import ticks_add, ticks_diff
 
@@ -16,6 +19,7 @@ IDLE = "idle"
 WINDOW = "window"
 REASON = "reason"
 THANKS = "thanks"
+ATTITUDE, EFFICIENCY = contract.ASPECTS  # the aspect mode's questions, shown as such
 
 _ATTITUDE, _EFFICIENCY, _EXPERTISE, _ENVIRONMENT, _OTHER = contract.REASONS
 REASONS_BY_BUTTONS = {
@@ -28,7 +32,7 @@ THANKS_MS = 2000
 REASON_MS = 8000
 
 
-def outcome(score, mode, ticket, wait_ms, at):
+def outcome(score, mode, ticket, wait_ms, at, aspects=None):
     """One service window's result, in the rating record's keyword fields: the terminal adds
     seq, boot, ts, counter and staff. `at` is the ticks when pressed, or when the window
     closed unrated."""
@@ -39,6 +43,7 @@ def outcome(score, mode, ticket, wait_ms, at):
         "ticket": ticket,
         "wait_ms": wait_ms,
         "at": at,
+        "aspects": aspects,
     }
 
 
@@ -53,7 +58,7 @@ class RatingFlow:
         self._deadline = None
         self._opened_at = now
         self._ticket = None
-        self._pending = None  # type: dict | None  # the one waiting for its reason
+        self._pending = None  # type: dict | None  # the one waiting for its reason or efficiency
 
     def _cfg(self, key):
         return self.config[key]
@@ -75,7 +80,8 @@ class RatingFlow:
         self._opened_at = now
         self._ticket = ticket
         events.append(("opened", ticket))
-        self._enter(WINDOW, now, self._cfg("window_s") * 1000, events)
+        window = ATTITUDE if self._cfg("aspects") else WINDOW
+        self._enter(window, now, self._cfg("window_s") * 1000, events)
         return events
 
     def press(self, button, now):
@@ -93,16 +99,24 @@ class RatingFlow:
         if button >= len(buttons):
             events.append(("stray", "no score on that button"))
             return events
+        if self.state == EFFICIENCY and pending is not None:
+            pending["aspects"][EFFICIENCY] = buttons[button]
+            self._rate(pending, now, events)
+            return events
         free = self._cfg("mode") == "free"
         if free and self.state == IDLE:
             result = outcome(buttons[button], "free", None, None, now)
-        elif not free and self.state == WINDOW:
+        elif not free and self.state in (WINDOW, ATTITUDE):
             waited = ticks_diff(now, self._opened_at)
             result = outcome(buttons[button], "prompt", self._ticket, waited, now)
         else:
             events.append(("stray", "no window open" if self.state == IDLE else "repeat"))
             return events
-        if result["score"] <= contract.POOR_MAX and self._cfg("ask_reason"):
+        if self._cfg("aspects"):
+            result["aspects"] = {ATTITUDE: result["score"], EFFICIENCY: None}
+            self._pending = result
+            self._enter(EFFICIENCY, now, self._cfg("window_s") * 1000, events)
+        elif result["score"] <= contract.POOR_MAX and self._cfg("ask_reason"):
             self._pending = result
             self._enter(REASON, now, REASON_MS, events)
         else:
@@ -120,15 +134,19 @@ class RatingFlow:
         return events
 
     def _finish(self, now, events):
-        """Close whatever is open: an unrated window is skipped, a pending reason is None."""
-        if self.state == WINDOW:
-            events.append(("rating", outcome(None, "prompt", self._ticket, None, now)))
+        """Close whatever is open: an unrated window is skipped, a pending reason or
+        efficiency is None."""
+        if self.state in (WINDOW, ATTITUDE):
+            aspects = {ATTITUDE: None, EFFICIENCY: None} if self.state == ATTITUDE else None
+            events.append(("rating", outcome(None, "prompt", self._ticket, None, now, aspects)))
             self._ticket = None
             self._enter(IDLE, now, None, events)
-        elif self.state == REASON and self._pending is not None:
+        elif self.state in (REASON, EFFICIENCY) and self._pending is not None:
             self._rate(self._pending, now, events)
 
     def _rate(self, result, now, events):
+        if result["aspects"] is not None:
+            result["score"], result["reason"] = contract.aspects_overall(result["aspects"])
         self._pending = None
         self._ticket = None
         events.append(("rating", result))

@@ -2,8 +2,10 @@
 #
 # A rating is appended here before the customer is thanked, and removed only
 # once a collector has acknowledged storing it (the ack topic, docs/contract.md).
-# Records are compact binary (about 36 bytes), kept in segment files of a
-# directory; a small head file says how far the queue has been acknowledged.
+# Records are compact binary (about 36 bytes; a rating of aspects has one
+# byte more, at the end, so records queued before the aspect mode still read
+# alike), kept in segment files of a directory; a small head file says how
+# far the queue has been acknowledged.
 # On littlefs an append and a rename each commit atomically, so a power cut at
 # any instant leaves either the old or the new state: no record is lost or
 # torn, and at worst the ratings whose acks had arrived but whose head move
@@ -22,6 +24,8 @@ _FIXED = "<IIqiB"  # seq, boot, time, wait_ms, flags
 _FIXED_SIZE = struct.calcsize(_FIXED)
 _REASONS = contract.REASONS
 _MODES = contract.MODES
+_ASPECTS = contract.ASPECTS
+_HAS_ASPECTS = 0x80  # in the trailing byte, with 3 bits of score per aspect (0: unanswered)
 
 
 def encode(record):
@@ -38,6 +42,12 @@ def encode(record):
     for key in ("counter", "staff", "ticket"):
         raw = (record[key] or "").encode()
         body += bytes([len(raw)]) + raw
+    aspects = record["aspects"]
+    if aspects is not None:
+        packed = _HAS_ASPECTS
+        for i, name in enumerate(_ASPECTS):
+            packed |= (aspects[name] or 0) << (3 * i)
+        body += bytes([packed])
     return body
 
 
@@ -50,6 +60,11 @@ def decode(body):
         n = body[pos]
         texts.append(body[pos + 1 : pos + 1 + n].decode() or None)
         pos += 1 + n
+    aspects = None
+    if pos < len(body) and body[pos] & _HAS_ASPECTS:
+        aspects = {}
+        for i, name in enumerate(_ASPECTS):
+            aspects[name] = ((body[pos] >> (3 * i)) & 7) or None
     reason = (flags >> 3) & 7
     return {
         "seq": seq,
@@ -62,6 +77,7 @@ def decode(body):
         "counter": texts[0],
         "staff": texts[1],
         "ticket": texts[2],
+        "aspects": aspects,
         "at": -t - 1 if t < 0 else None,
     }
 

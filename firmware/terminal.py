@@ -16,7 +16,14 @@ WATCHDOG_MS = 8000
 HEALTHY_BEAT_MS = 2000
 GC_SHARE = 16  # the heap is collected each time this share of it has been allocated
 
-SOUNDS = {"window": "prompt", "reason": "reason", "thanks": "thanks", "error": "error"}
+SOUNDS = {  # what is heard as each state is shown
+    "window": "prompt",
+    "attitude": "attitude",
+    "efficiency": "efficiency",
+    "reason": "reason",
+    "thanks": "thanks",
+    "error": "error",
+}
 
 
 class Terminal:

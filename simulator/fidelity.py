@@ -35,7 +35,8 @@ IDLE_SKIP_S = 2.0  # a wait longer than this, with no window open, is skipped
 PRESS_SETTLE_S = 0.3  # after a press, the firmware's time to show what it asks next
 CLOSE_MARGIN_MS = 500  # a window a prompt closed has its ts within this of that prompt
 SETTLE_S = 60.0
-OPEN_STATES = ("window", "reason")  # what a terminal shows while a customer may press
+# what a terminal shows while a customer may press
+OPEN_STATES = ("window", "reason", *contract.ASPECTS)
 
 
 class FirmwareCounter:
@@ -116,13 +117,12 @@ class FirmwareCounter:
 
 
 def _truth(counter: Counter, event: dict[str, Any], cause: str) -> dict[str, Any]:
-    keys = ("seq", "boot", "ts", "score", "reason", "counter", "staff", "ticket", "mode", "wait_ms")
     return {
         "site": counter.site,
         "device": counter.device,
         "cause": cause,
-        "v": 1,
-        **{k: event.get(k) for k in keys},
+        "v": contract.VERSION,
+        **{k: event.get(k) for k in contract.RATING_FIELDS},
     }
 
 

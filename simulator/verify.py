@@ -2,7 +2,7 @@
 
 For every device in the truth file, each rating must be stored exactly once, as sent: its
 (site, device, seq) once, with the time PROTOCOL.md derives from ts and seq, and the same
-score, reason, counter, staff, mode and wait_ms. Anything else is a difference:
+score, reason, counter, staff, mode, wait_ms and aspects. Anything else is a difference:
 - lost: a rating of the truth that InfluxDB does not hold;
 - doubled: a rating InfluxDB holds more than once (two points with one seq);
 - wrong: a rating held once but with a field or the time not as sent;
@@ -70,10 +70,8 @@ def settled(truth_path: Path, influx: InfluxHttp, timeout_s: float) -> list[Devi
 
 def _held(influx: InfluxHttp, site: str) -> dict[str, dict[int, list[dict[str, Any]]]]:
     """Every rating point of one site: by device, by seq, the points (normally one)."""
-    rows = influx.query(
-        'SELECT "seq", "score", "wait_ms", "counter", "staff", "mode", "reason", "device" '
-        f"FROM rating WHERE \"site\" = '{site}'"
-    )
+    columns = ", ".join(f'"{c}"' for c in ("seq", "device", *COMPARED, *contract.ASPECTS))
+    rows = influx.query(f"SELECT {columns} FROM rating WHERE \"site\" = '{site}'")
     held: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         held[row["device"]][int(row["seq"])].append(row)
@@ -102,6 +100,10 @@ def _mismatch(rating: dict[str, Any], point: dict[str, Any]) -> str | None:
     for name in COMPARED:
         if point.get(name) != rating.get(name):
             return f"{name} {point.get(name)!r}, sent {rating.get(name)!r}"
+    aspects = rating.get("aspects") or {}
+    for name in contract.ASPECTS:
+        if point.get(name) != aspects.get(name):
+            return f"{name} {point.get(name)!r}, sent {aspects.get(name)!r}"
     if rating["ts"] is not None:
         when = contract.point_time_ns(rating["ts"], rating["seq"])
         if point["time"] != when:

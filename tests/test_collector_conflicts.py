@@ -33,11 +33,12 @@ def test_a_changed_copy_is_a_conflict_and_the_original_stays(
         {**EXAMPLE, "reason": "attitude", "score": 1},  # another reason and score
         {**EXAMPLE, "ts": EXAMPLE["ts"] + 60_000},  # another time, a minute on
         {**EXAMPLE, "wait_ms": 10},  # same point, other field: would overwrite
+        {**EXAMPLE, "aspects": {"attitude": 4, "efficiency": 5}},  # and fields it lacked
     ]
     for message in changed:
         publish(publisher, topic, json.dumps(message).encode())
     publish(publisher, topic, json.dumps(EXAMPLE).encode())  # a true copy: no conflict
-    assert wait_for(lambda: len(conflicts(collector)) == 4), dead_letters(collector)
+    assert wait_for(lambda: len(conflicts(collector)) == 5), dead_letters(collector)
     time.sleep(0.5)
     [stored] = ratings(influxdb, database)
     assert (stored["staff"], stored["score"], stored["wait_ms"]) == ("E1023", 4, 1830)

@@ -104,6 +104,10 @@ CONFIG: list[tuple[str, Any, bool]] = [
     ("buttons", "5,4,3", False),
     ("ask_reason", True, True),
     ("ask_reason", 1, False),
+    ("aspects", True, True),
+    ("aspects", False, True),
+    ("aspects", "yes", False),
+    ("aspects", 1, False),
 ] + [(kind, value, ok) for kind, value, ok in NAMES if kind in ("counter", "staff")]
 
 # (a prompt's ticket, the ticket the rating carries)
@@ -122,14 +126,32 @@ TICKETS: list[tuple[Any, str | None]] = [
     (True, None),
 ]
 
+# (a rating's aspects, valid)
+ASPECTS: list[tuple[Any, bool]] = [
+    ({"attitude": 5, "efficiency": 4}, True),
+    ({"attitude": 1, "efficiency": None}, True),
+    ({"attitude": None, "efficiency": None}, True),
+    ({"attitude": 5}, False),
+    ({"attitude": 5, "efficiency": 4, "expertise": 3}, False),
+    ({"attitude": 6, "efficiency": 4}, False),
+    ({"attitude": 0, "efficiency": 4}, False),
+    ({"attitude": True, "efficiency": 4}, False),
+    ({"attitude": "5", "efficiency": 4}, False),
+    ({"attitude": 4.0, "efficiency": 4}, False),
+    ([5, 4], False),
+    ("5,4", False),
+]
+
 TABLE = {
     "names": NAMES,
     "config": CONFIG,
     "tickets": TICKETS,
+    "aspects": ASPECTS,
     "ratings": [
-        (counter, staff, ticket)
+        (counter, staff, ticket, aspects)
         for counter, staff in (("03", "E1023"), (None, None), ("12345678", "x" * 16))
         for ticket, _ in TICKETS
+        for aspects in (False, True)
     ],
 }
 
@@ -142,11 +164,13 @@ def config_takes(key: str, value: Any) -> bool:
     return True
 
 
-def rating_message(counter: str | None, staff: str | None, ticket: Any) -> bytes:
-    """The terminal's path under CPython: prompt, press, flash record, wire encoding."""
-    flow = flow_fw.RatingFlow(dict(config_fw.DEFAULTS), 0)
+def rating_message(counter: str | None, staff: str | None, ticket: Any, aspects: bool) -> bytes:
+    """The terminal's path under CPython: prompt, two presses (the second rates efficiency in
+    the aspect mode, and is a repeat otherwise), flash record, wire encoding."""
+    flow = flow_fw.RatingFlow({**config_fw.DEFAULTS, "aspects": aspects}, 0)
     flow.prompt(0, contract_fw.clean_ticket(ticket))
-    [record] = [e[1] for e in flow.press(1, 1830) if e[0] == "rating"]
+    events = flow.press(1, 1830) + flow.press(3, 2500)
+    [record] = [e[1] for e in events if e[0] == "rating"]
     record.update(seq=1042, boot=17, ts=1795347568123, counter=counter, staff=staff)
     fields = outbox_fw.decode(outbox_fw.encode(record))
     fields.pop("at")
@@ -192,13 +216,42 @@ def test_config_fields(key, value, valid):
 def test_any_ticket_opens_a_window_and_the_rating_is_stored(ticket, carried):
     assert contract.clean_ticket(ticket) == carried
     for counter, staff in (("03", "E1023"), (None, None)):
-        parsed = collector_rating.parse(WHERE, rating_message(counter, staff, ticket))
+        parsed = collector_rating.parse(WHERE, rating_message(counter, staff, ticket, False))
         assert (parsed.ticket, parsed.counter, parsed.staff, parsed.score) == (
             carried,
             counter,
             staff,
             4,
         )
+
+
+@pytest.mark.parametrize(("aspects", "valid"), ASPECTS)
+def test_aspects_alike_on_both_sides(aspects, valid):
+    assert contract.valid_aspects(aspects) is valid
+    score, reason = contract.aspects_overall(aspects) if valid else (4, None)
+    message = {
+        **contract.rating(1, 0, 1795347568123, score, reason, None, None, None, "free", None)
+    }
+    message["aspects"] = aspects
+    try:
+        collector_rating.parse(WHERE, json.dumps(message).encode())
+        taken = True
+    except Rejected:
+        taken = False
+    assert taken is valid
+
+
+def test_an_aspect_rating_stores_each_aspect_and_follows_them_in_score_and_reason():
+    parsed = collector_rating.parse(WHERE, rating_message("03", "E1023", "A1", True))
+    assert parsed.aspects == {"attitude": 4, "efficiency": 2}
+    assert (parsed.score, parsed.reason) == (2, "efficiency")
+    point = parsed.point(1795347568200)
+    assert ",attitude=4i,efficiency=2i," in point and ",reason=efficiency," in point
+    made_up = json.loads(rating_message("03", "E1023", "A1", True))
+    made_up["score"] = 4  # a forged or broken terminal's overall score, against its aspects
+    with pytest.raises(Rejected) as refused:
+        collector_rating.parse(WHERE, json.dumps(made_up).encode())
+    assert refused.value.kind == "contradiction"
 
 
 def test_micropython_runs_the_table_alike(micropython, tmp_path):
@@ -212,9 +265,10 @@ def test_micropython_runs_the_table_alike(micropython, tmp_path):
     assert found["names"] == [valid for _, _, valid in NAMES]
     assert found["config"] == [valid for _, _, valid in CONFIG]
     assert found["tickets"] == [carried for _, carried in TICKETS]
-    for message, (counter, staff, ticket) in zip(found["messages"], TABLE["ratings"], strict=True):
+    assert found["aspects"] == [valid for _, valid in ASPECTS]
+    for message, row in zip(found["messages"], TABLE["ratings"], strict=True):
         # the same message (MicroPython's dicts keep no insertion order, so not the same bytes)
-        assert json.loads(message) == json.loads(rating_message(counter, staff, ticket))
+        assert json.loads(message) == json.loads(rating_message(*row))
         collector_rating.parse(WHERE, message.encode())
 
 
@@ -240,6 +294,7 @@ NAMEISH = st.one_of(
             "ask_reason": ANY_JSON,
             "window_s": st.integers(0, 200) | ANY_JSON,
             "lockout_s": st.integers(-1, 70) | ANY_JSON,
+            "aspects": st.booleans() | ANY_JSON,
         },
     ),
     prompt=st.dictionaries(st.sampled_from(["v", "ticket"]), ANY_JSON) | ANY_JSON,

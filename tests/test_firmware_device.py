@@ -157,6 +157,28 @@ def test_a_poor_score_asks_the_reason_and_sends_one_message(terminal, listener):
     assert "reason" in [e["name"] for e in terminal.of_kind("sound")]
 
 
+def test_the_aspect_mode_set_by_config_rates_attitude_then_efficiency_into_storage(
+    terminal, listener, topic_root, influxdb, database
+):
+    listener.publish(device_topic(topic_root, "config"), {"v": 1, "aspects": True}, retain=True)
+    terminal.wait_for(lambda e: e["ev"] == "config" and "aspects" in e["changed"])
+    rate(terminal, 0, 1)  # attitude: 5
+    terminal.wait_for(lambda e: e["ev"] == "show" and e["state"] == "efficiency")
+    terminal.press(3)  # efficiency: 2
+    terminal.wait_acked(1)
+    [message] = listener.wait("rating", 1)
+    assert message["aspects"] == {"attitude": 5, "efficiency": 2}
+    assert (message["score"], message["reason"]) == (2, "efficiency")
+    assert [e["name"] for e in terminal.of_kind("sound")][:3] == [
+        "attitude",
+        "efficiency",
+        "thanks",
+    ]
+    [stored] = influxdb.query("SELECT attitude, efficiency, score, reason FROM rating", database)
+    assert (stored["attitude"], stored["efficiency"], stored["score"]) == (5, 2, 2)
+    assert stored["reason"] == "efficiency"
+
+
 @pytest.mark.terminal_settings(mode="free", lockout_s=2)
 def test_free_mode_rates_and_locks_out(terminal, listener):
     terminal.press(1)

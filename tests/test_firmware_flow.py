@@ -17,8 +17,10 @@ PROMPT = {
     "buttons": [5, 4, 3, 2, 1],
     "ask_reason": True,
     "lockout_s": 5,
+    "aspects": False,
 }
 FREE = {**PROMPT, "mode": "free"}
+ASPECTS = {**PROMPT, "aspects": True}
 
 
 def ratings(events):
@@ -204,3 +206,74 @@ def test_two_keys_at_once_are_two_presses():
     k.hold(0b11, 100)
     k.hold(0, 100)
     assert k.events == [("press", 0), ("press", 1)]
+
+
+# --- the aspect mode: attitude, then efficiency ---
+
+
+def test_aspects_asks_attitude_then_efficiency_and_sends_one_rating_of_both():
+    f = flow.RatingFlow(dict(ASPECTS), 0)
+    events = f.prompt(1000, "B007")
+    assert ("opened", "B007") in events and shows(events) == ["attitude"]
+    events = f.press(0, 2500)  # attitude 5
+    assert shows(events) == ["efficiency"] and not ratings(events)
+    events = f.press(1, 4000)  # efficiency 4
+    [r] = ratings(events)
+    assert r.aspects == {"attitude": 5, "efficiency": 4}
+    assert (r.score, r.reason, r.ticket, r.wait_ms, r.at) == (4, None, "B007", 1500, 2500)
+    assert shows(events) == ["thanks"]
+
+
+def test_an_unanswered_efficiency_is_none_never_a_default():
+    f = flow.RatingFlow(dict(ASPECTS), 0)
+    f.prompt(0)
+    f.press(2, 1000)  # attitude 3
+    assert not ratings(f.tick(1000 + 10_000 - 1))
+    [r] = ratings(f.tick(1000 + 10_000))
+    assert r.aspects == {"attitude": 3, "efficiency": None}
+    assert (r.score, r.reason) == (3, None)
+
+
+def test_a_window_closing_unanswered_is_skipped_with_both_aspects_none():
+    f = flow.RatingFlow(dict(ASPECTS), 0)
+    f.prompt(0)
+    [r] = ratings(f.tick(10_000))
+    assert r.aspects == {"attitude": None, "efficiency": None} and r.score is None
+
+
+def test_a_poor_aspect_is_the_reason_and_no_reason_is_asked():
+    f = flow.RatingFlow(dict(ASPECTS), 0)
+    f.prompt(0)
+    f.press(1, 1000)  # attitude 4
+    events = f.press(4, 2000)  # efficiency 1
+    [r] = ratings(events)
+    assert (r.score, r.reason) == (1, "efficiency") and shows(events) == ["thanks"]
+    f = flow.RatingFlow(dict(ASPECTS), 0)
+    f.prompt(0)
+    f.press(3, 1000)  # attitude 2
+    [r] = ratings(f.press(3, 2000))  # efficiency 2: a tie goes to the first asked
+    assert (r.score, r.reason) == (2, "attitude")
+
+
+def test_a_new_prompt_during_efficiency_sends_what_was_answered():
+    f = flow.RatingFlow(dict(ASPECTS), 0)
+    f.prompt(0)
+    f.press(0, 1000)
+    events = f.prompt(3000, "C001")
+    [r] = ratings(events)
+    assert r.aspects == {"attitude": 5, "efficiency": None}
+    assert shows(events)[-1] == "attitude"
+
+
+def test_aspects_in_free_mode_ask_efficiency_after_the_first_press():
+    f = flow.RatingFlow({**ASPECTS, "mode": "free"}, 0)
+    assert shows(f.press(2, 1000)) == ["efficiency"]
+    [r] = ratings(f.press(0, 1500))
+    assert r.aspects == {"attitude": 3, "efficiency": 5} and r.mode == "free"
+
+
+def test_the_default_mode_sends_no_aspects():
+    f = flow.RatingFlow(dict(PROMPT), 0)
+    f.prompt(0)
+    [r] = ratings(f.press(0, 1000))
+    assert r.aspects is None

@@ -16,7 +16,7 @@ MPY_TESTS = FIRMWARE_DIR.parent / "tests" / "mpy"
 def fields(seq=1042, ticket="A023", staff="E1023", **changes):
     """A rating record's keyword fields, as the terminal queues them."""
     found = {k: v for k, v in RATING_EXAMPLE.items() if k != "v"}
-    found.update(seq=seq, ticket=ticket, staff=staff, at=None)
+    found.update(seq=seq, ticket=ticket, staff=staff, at=None, aspects=None)
     found.update(changes)
     return found
 
@@ -48,6 +48,23 @@ def test_a_record_round_trips_to_the_contract_fields():
     assert decoded.pop("at") is None
     assert contract.rating(**decoded) == RATING_EXAMPLE
     assert len(body) + 1 <= 40  # a typical rating, framed: 5,000 fit well within 256 KB
+
+
+@pytest.mark.parametrize(
+    "aspects",
+    [
+        {"attitude": 5, "efficiency": 1},
+        {"attitude": 3, "efficiency": None},
+        {"attitude": None, "efficiency": None},
+    ],
+)
+def test_a_rating_of_aspects_round_trips_with_one_byte_more(aspects):
+    score, reason = contract.aspects_overall(aspects)
+    plain = outbox.encode(fields(score=score, reason=reason))
+    body = outbox.encode(fields(score=score, reason=reason, aspects=aspects))
+    assert len(body) == len(plain) + 1
+    assert outbox.decode(body) == fields(score=score, reason=reason, aspects=aspects)
+    assert outbox.decode(plain)["aspects"] is None  # as queued before the aspect mode
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 #   micropython conformance.py TABLE.json
 # Puts every row of the conformance table (tests/test_contract.py) through the
 # firmware's own side as the terminal runs it: names, config fields, a
-# prompt's ticket through the rating flow, the flash record and the wire
+# prompt's ticket and the aspect mode through the rating flow, the flash record and the wire
 # encoding. Prints one JSON line of what it found, for the test to hold
 # against CPython's run of the same code and against the collector.
 import json
@@ -11,7 +11,7 @@ import sys
 import contract
 import outbox
 import protocol
-from config import ConfigError, changes
+from config import DEFAULTS, ConfigError, changes
 from flow import RatingFlow
 
 
@@ -23,20 +23,15 @@ def config_takes(key, value):
         return False
 
 
-def rating_message(counter, staff, ticket):
-    """A prompt with this ticket, a press, through the flow, flash record and encoding."""
-    flow = RatingFlow(
-        {
-            "mode": "prompt",
-            "window_s": 10,
-            "buttons": [5, 4, 3, 2, 1],
-            "ask_reason": True,
-            "lockout_s": 5,
-        },
-        0,
-    )
+def rating_message(counter, staff, ticket, aspects):
+    """A prompt with this ticket, two presses (the second rates efficiency in the aspect mode,
+    and is a repeat otherwise), through the flow, flash record and encoding."""
+    config = dict(DEFAULTS)
+    config["aspects"] = aspects
+    flow = RatingFlow(config, 0)
     flow.prompt(0, contract.clean_ticket(ticket))
-    record = [e[1] for e in flow.press(1, 1830) if e[0] == "rating"][0]
+    events = flow.press(1, 1830) + flow.press(3, 2500)
+    record = [e[1] for e in events if e[0] == "rating"][0]
     record.update(seq=1042, boot=17, ts=1795347568123, counter=counter, staff=staff)
     fields = outbox.decode(outbox.encode(record))
     fields.pop("at")
@@ -50,9 +45,8 @@ def main(path):
         "names": [contract.valid_name(kind, value) for kind, value, _ in table["names"]],
         "config": [config_takes(key, value) for key, value, _ in table["config"]],
         "tickets": [contract.clean_ticket(value) for value, _ in table["tickets"]],
-        "messages": [
-            rating_message(counter, staff, ticket) for counter, staff, ticket in table["ratings"]
-        ],
+        "aspects": [contract.valid_aspects(value) for value, _ in table["aspects"]],
+        "messages": [rating_message(*row) for row in table["ratings"]],
     }
     print(json.dumps(found))
 

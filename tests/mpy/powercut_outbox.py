@@ -36,6 +36,7 @@ def record(seq, boot):
             "counter": "03",
             "staff": "E1023",
             "ticket": "A%03d" % seq,
+            "aspects": None,
         }
     )
 
