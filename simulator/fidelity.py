@@ -159,6 +159,7 @@ class FidelityRun:
                         "counter": c.counter,
                         "staff": c.staff,
                         "mode": hall_of[c].mode,
+                        "aspects": hall_of[c].aspects,
                         "window_s": scenario.window_s,
                         "buttons": list(SCORES),
                         "telemetry_s": max(5, int(scenario.telemetry_s)),
@@ -258,7 +259,7 @@ class FidelityRun:
             fc.prompts.append((action.at_ms, action.cause))
             fc.prompts_this_boot += 1
             terminal.clerk_key()
-        elif action.kind in ("press", "reason"):
+        elif action.kind in ("press", "reason", "aspect"):
             if action.button not in fc.stuck:
                 if action.kind == "press":
                     fc.presses.append((action.at_ms, action.cause))

@@ -16,7 +16,8 @@ from simulator.roster import Roster
 from simulator.scenario import REASONS, SCORES, Counter, Event, Hall, Profile, Scenario
 
 PRESS_DELAY_S = (1.0, 6.0)  # a customer presses this long after the prompt
-REASON_DELAY_S = (1.0, 3.0)  # and gives the reason this long after a poor score
+REASON_DELAY_S = (1.0, 3.0)  # and gives the reason (or efficiency) this long after the score
+EFFICIENCY_SHARE = 0.9  # in the aspect mode, the customers who answer the second question too
 SELF_PRESS_S = (0.2, 0.45)  # a clerk rating themselves presses this fast
 SELF_GAP_S = (20.0, 60.0)  # between two such ratings
 BURST_GAP_S = (0.3, 1.2)  # between a child's presses
@@ -34,8 +35,10 @@ class Action:
     at_ms: int
     site: str
     counter: str
-    kind: str  # prompt, press, reason, stuck, unstuck, login, wifi_drop, power_cut, broker_restart
-    button: int = -1  # press, reason: which button, 0 the first
+    # prompt, press, reason, aspect (the second), stuck, unstuck, login, wifi_drop, power_cut,
+    # broker_restart
+    kind: str
+    button: int = -1  # press, reason, aspect: which button, 0 the first
     seconds: float = 0.0  # faults: how long
     cause: str = "customer"  # or the fraud: self_rating, burst, stuck_key; roster; fault
     staff: str | None = field(default=None, compare=False)  # login: who, None for nobody
@@ -123,7 +126,7 @@ def _customers(
             if rng.random() < hall.participation:
                 stint = roster.stint_at(counter.site, counter.counter, at)
                 profile = scenario.profiles[stint.clerk.profile if stint else counter.profile]
-                served += _press(rng, profile, counter, at, hall.mode)
+                served += _press(rng, profile, counter, at, hall)
             i = bisect_left(handovers, at - after)
             if i == len(handovers) or handovers[i] > at + before:
                 actions += served
@@ -132,10 +135,14 @@ def _customers(
 
 
 def _press(
-    rng: random.Random, profile: Profile, counter: Counter, prompted_at: int, mode: str
+    rng: random.Random, profile: Profile, counter: Counter, prompted_at: int, hall: Hall
 ) -> list[Action]:
-    score = rng.choices(list(profile.scores), weights=list(profile.scores.values()))[0]
-    delay = rng.uniform(*PRESS_DELAY_S) if mode == "prompt" else 0.0
+    """A customer's presses: the score and maybe a reason, or in the aspect mode attitude and
+    (most of the time) efficiency."""
+    if hall.aspects:
+        return _rate_aspects(rng, profile, counter, prompted_at, hall)
+    score = _draw(rng, profile.scores)
+    delay = rng.uniform(*PRESS_DELAY_S) if hall.mode == "prompt" else 0.0
     at = prompted_at + int(delay * 1000)
     found = [Action(at, counter.site, counter.counter, "press", SCORES.index(score))]
     if score <= contract.POOR_MAX and rng.random() < profile.reason_share:
@@ -144,6 +151,24 @@ def _press(
         later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)
         found.append(Action(later, counter.site, counter.counter, "reason", REASONS.index(reason)))
     return found
+
+
+def _rate_aspects(
+    rng: random.Random, profile: Profile, counter: Counter, prompted_at: int, hall: Hall
+) -> list[Action]:
+    attitude, efficiency = (_draw(rng, profile.aspects[a]) for a in contract.ASPECTS)
+    delay = rng.uniform(*PRESS_DELAY_S) if hall.mode == "prompt" else 0.0
+    at = prompted_at + int(delay * 1000)
+    where = (counter.site, counter.counter)
+    found = [Action(at, *where, "press", SCORES.index(attitude))]
+    if rng.random() < EFFICIENCY_SHARE:
+        later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)
+        found.append(Action(later, *where, "aspect", SCORES.index(efficiency)))
+    return found
+
+
+def _draw(rng: random.Random, weights: dict[int, float]) -> int:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
 def _places(scenario: Scenario, event: Event) -> list[tuple[Hall, Counter]]:

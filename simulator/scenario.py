@@ -32,11 +32,13 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Profile:
-    """How a clerk's customers score: weights per score, and for poor ones, per reason."""
+    """How a clerk's customers score: weights per score, and for poor ones, per reason; in
+    the aspect mode, weights per score of each aspect (each the scores' unless given)."""
 
     scores: dict[int, float]
     reasons: dict[str, float]
     reason_share: float  # of poor ratings, the share whose customer also gives a reason
+    aspects: dict[str, dict[int, float]]  # contract.ASPECTS -> weights per score
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Hall:
     customers_per_hour: float  # per counter, at the curve's peak (1.0)
     counters: tuple[Counter, ...]
     clerks: tuple[Clerk, ...] = ()  # the roster; none: each counter has one clerk for good
+    aspects: bool = False  # its terminals rate attitude and efficiency apart (config `aspects`)
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,9 @@ def _halls(where: str, table: dict[str, Any], profiles: dict[str, Profile]) -> l
     mode = table.get("mode", "prompt")
     if mode not in contract.MODES:
         raise ScenarioError(f"{where}.mode: {' or '.join(contract.MODES)}, not {mode!r}")
+    aspects = table.get("aspects", False)
+    if not isinstance(aspects, bool):
+        raise ScenarioError(f"{where}.aspects: true or false, not {aspects!r}")
     cycle = table.get("profiles")
     if not isinstance(cycle, list) or not cycle or any(p not in profiles for p in cycle):
         raise ScenarioError(f"{where}.profiles: a list of profile names from [profiles]")
@@ -224,6 +230,7 @@ def _halls(where: str, table: dict[str, Any], profiles: dict[str, Profile]) -> l
                 site=site,
                 mode=mode,
                 participation=_number(f"{where}.participation", table.get("participation"), 0, 1),
+                aspects=aspects,
                 customers_per_hour=_number(
                     f"{where}.customers_per_hour", table.get("customers_per_hour"), 0, 600
                 ),
@@ -274,12 +281,20 @@ def _span(where: str, text: Any) -> tuple[int, int]:
 def _profile(where: str, table: Any) -> Profile:
     if not isinstance(table, dict):
         raise ScenarioError(f"{where}: a table")
-    scores = _weights(f"{where}.scores", table.get("scores"), [str(s) for s in SCORES])
+    keys = [str(s) for s in SCORES]
+    scores = {int(k): v for k, v in _weights(f"{where}.scores", table.get("scores"), keys).items()}
     reasons = _weights(f"{where}.reasons", table.get("reasons"), list(REASONS))
+    aspects = {
+        name: {int(k): v for k, v in _weights(f"{where}.{name}", table[name], keys).items()}
+        if name in table
+        else scores
+        for name in contract.ASPECTS
+    }
     return Profile(
-        scores={int(k): v for k, v in scores.items()},
+        scores=scores,
         reasons=reasons,
         reason_share=_number(f"{where}.reason_share", table.get("reason_share", 0.7), 0, 1),
+        aspects=aspects,
     )
 
 

@@ -158,6 +158,7 @@ class VirtualTerminal:
             "counter": counter.counter,
             "staff": counter.staff,
             "mode": hall.mode,
+            "aspects": hall.aspects,
             "window_s": window_s,
             "buttons": list(SCORES),
         }
@@ -169,7 +170,8 @@ class VirtualTerminal:
         self.board = VirtualBoard(self._on_event)
         self.uplink = self._new_uplink()
         self._opened_by = "customer"  # what opened the current window
-        self._awaiting_reason: str | None = None  # what pressed the score awaiting its reason
+        # what pressed the score awaiting its reason, or the attitude awaiting efficiency
+        self._awaiting: str | None = None
         self._stuck: set[int] = set()
         self._powered = asyncio.Event()
         self._powered.set()
@@ -202,7 +204,7 @@ class VirtualTerminal:
             self.counters.stats["prompts"] += 1
             self._handle(self.flow.prompt(now), action.cause)
             self._opened_by = action.cause
-        elif action.kind in ("press", "reason"):
+        elif action.kind in ("press", "reason", "aspect"):
             if action.button in self._stuck:
                 return  # a jammed key gives no press
             self._handle(self.flow.press(action.button, now), action.cause)
@@ -283,15 +285,15 @@ class VirtualTerminal:
         """Ratings are put down to what caused them: a skipped window to whoever opened it,
         a score to whoever pressed it (also when its reason comes later)."""
         for event in events:
-            if event[:2] == ("show", "reason"):
-                self._awaiting_reason = cause
+            if event[0] == "show" and event[1] in ("reason", flow_fw.EFFICIENCY):
+                self._awaiting = cause
             elif event[0] == "rating":
                 rating = event[1]
                 if rating["score"] is None:
                     self._rated(rating, self._opened_by)
                 else:
-                    self._rated(rating, self._awaiting_reason or cause)
-                    self._awaiting_reason = None
+                    self._rated(rating, self._awaiting or cause)
+                    self._awaiting = None
             elif event[0] == "stray":
                 self.tally.stray += 1
                 self.counters.stats["stray"] += 1

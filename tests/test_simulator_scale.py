@@ -231,3 +231,49 @@ def test_a_month_of_two_halls_plays_on_its_own_calendar(
     free = [r for r in sent if r["site"] == station]
     assert free and all(r["mode"] == "free" and r["wait_ms"] is None for r in free)
     assert all(r["score"] is not None for r in free)  # no window to skip in free mode
+
+
+ASPECT_HALLS = """
+[profiles.kind_but_slow]
+scores = {{ 5 = 1 }}
+reasons = {{ other = 1 }}
+attitude = {{ 5 = 1 }}
+efficiency = {{ 2 = 1 }}
+
+[[halls]]
+site = "{site}"
+mode = "free"
+aspects = true
+counters = 1
+profiles = ["kind_but_slow"]
+participation = 1.0
+customers_per_hour = 40
+"""
+
+
+def test_an_aspect_hall_stores_each_clerks_attitude_and_efficiency(
+    mosquitto, influxdb, collector, topic_root, database, tmp_path
+):
+    """Beside a hall of overall scores, a hall in the aspect mode whose clerk is kind but slow:
+    every rating carries both aspects as pressed (efficiency unanswered now and then), stored
+    as fields, and its score and reason follow from them."""
+    s = load(tmp_path, counters=1, extra=ASPECT_HALLS.format(site="aspect-hall"))
+    truth_path = tmp_path / "truth.jsonl"
+    play(s, mosquitto.port, topic_root, truth_path)
+    sent = truth.read(truth_path)
+    assert not sum(r.differences for r in settled(truth_path, influxdb, database))
+    plain = [r for r in sent if r["site"] == "scale-hall"]
+    rated = [r for r in sent if r["site"] == "aspect-hall"]
+    assert plain and all("aspects" not in r for r in plain)
+    assert len(rated) > 10
+    answered = [r for r in rated if r["aspects"]["efficiency"] is not None]
+    assert all(r["aspects"] == {"attitude": 5, "efficiency": 2} for r in answered)
+    assert all((r["score"], r["reason"]) == (2, "efficiency") for r in answered)
+    unanswered = [r for r in rated if r["aspects"]["efficiency"] is None]
+    assert unanswered and all((r["score"], r["reason"]) == (5, None) for r in unanswered)
+    [means] = influxdb.query(
+        "SELECT mean(attitude) AS attitude, mean(efficiency) AS efficiency, count(attitude) AS n "
+        "FROM rating WHERE site = 'aspect-hall'",
+        database,
+    )
+    assert (means["attitude"], means["efficiency"], means["n"]) == (5, 2, len(rated))
