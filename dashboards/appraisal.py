@@ -13,7 +13,9 @@ month's points, so it overwrites and never adds.
 - prompted and participation: prompt-mode windows, and the share of them rated;
 - rank: 1, 2, ... over every clerk with at least min_ratings rated, by wilson_low, higher
   first, ties by rated (then site and staff, so the order is always the same);
-- a hall's row counts its ratings with nobody logged in too; a clerk's row counts only theirs.
+- a hall's row counts its ratings with nobody logged in too; a clerk's row counts only theirs;
+- {aspect}_rated and {aspect}_mean: in the aspect mode (docs/contract.md), the rated ratings
+  that answered attitude (efficiency) and their mean score; absent where no terminal used it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ Z = 1.96  # 95 %
 REASONS = contract.REASONS
 REASON_NAMES = dict(zip(REASONS, ("态度", "效率", "业务能力", "环境", "其他"), strict=True))
 COUNTS = ("rated", "satisfied", "poor", "skipped", "suspect", "prompted", "prompted_rated")
+ASPECTS = contract.ASPECTS
+ASPECT_NAMES = dict(zip(ASPECTS, ("服务态度", "工作效率"), strict=True))
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Row:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     reasons: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     hours: dict[tuple[int, int], int] = field(default_factory=dict)  # (weekday, hour): rated
+    # per aspect: the rated ratings that answered it, and the sum of their answers
+    aspects: dict[str, list[int]] = field(default_factory=lambda: {a: [0, 0] for a in ASPECTS})
     rank: int | None = None
 
     @property
@@ -58,6 +64,14 @@ class Row:
     def wilson_low(self) -> float | None:
         return wilson_lower_bound(self.counts["satisfied"], self.rated)
 
+    def aspect_rated(self, aspect: str) -> int | None:
+        """How many answered this aspect; None where the aspect mode was not used."""
+        return self.aspects[aspect][0] or None
+
+    def aspect_mean(self, aspect: str) -> float | None:
+        answered, total = self.aspects[aspect]
+        return total / answered if answered else None
+
     @property
     def participation(self) -> float | None:
         prompted = self.counts["prompted"]
@@ -70,6 +84,9 @@ class Row:
             self.reasons[reason] += n
         for slot, n in other.hours.items():
             self.hours[slot] = self.hours.get(slot, 0) + n
+        for aspect, (answered, total) in other.aspects.items():
+            self.aspects[aspect][0] += answered
+            self.aspects[aspect][1] += total
 
 
 def wilson_lower_bound(successes: int, n: int, z: float = Z) -> float | None:
@@ -135,6 +152,10 @@ def compute(
     ):
         if found.get("reason") in REASONS:
             row(found).reasons[str(found["reason"])] = int(found["n"])
+    aspect_query = ", ".join(f'count("{a}") AS "{a}_n", sum("{a}") AS "{a}_sum"' for a in ASPECTS)
+    for found in influx.query(f"SELECT {aspect_query} FROM rating WHERE {honest} {by}"):
+        for a in ASPECTS:
+            row(found).aspects[a] = [int(found[f"{a}_n"] or 0), int(found[f"{a}_sum"] or 0)]
     zone = ZoneInfo(tz)
     for found in influx.query(
         f'SELECT count("score") AS "n" FROM rating WHERE {honest} '
@@ -185,6 +206,8 @@ def store(influx: InfluxHttp, month: str, tz: str, rows: list[Row]) -> int:
             "wilson_low": r.wilson_low,
             "participation": r.participation,
             "rank": r.rank,
+            **{f"{a}_rated": r.aspect_rated(a) for a in ASPECTS},
+            **{f"{a}_mean": r.aspect_mean(a) for a in ASPECTS},
         }
         lines.append(lineprotocol.line("appraisal", tags, fields, at))
         by_hour: dict[int, dict[str, lineprotocol.FieldValue | None]] = defaultdict(dict)

@@ -10,7 +10,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
-from dashboards.appraisal import REASON_NAMES, REASONS, Row
+from dashboards.appraisal import ASPECT_NAMES, REASON_NAMES, REASONS, Row
 
 COLUMNS = (
     ("site", "营业厅"),
@@ -24,8 +24,15 @@ COLUMNS = (
     ("skipped", "未评"),
     ("suspect", "可疑"),
     *((f"reason_{reason}", f"差评原因:{name}") for reason, name in REASON_NAMES.items()),
+    # appended with the aspect mode: empty where no terminal used it
+    *(
+        column
+        for aspect, name in ASPECT_NAMES.items()
+        for column in ((f"{aspect}_rated", f"{name}:评价数"), (f"{aspect}_mean", f"{name}:平均分"))
+    ),
 )
 SHARES = ("satisfaction", "wilson_low")
+MEANS = tuple(f"{aspect}_mean" for aspect in ASPECT_NAMES)
 
 Value = str | int | float | None
 
@@ -44,6 +51,8 @@ def values(row: Row) -> dict[str, Value]:
         "skipped": row.counts["skipped"],
         "suspect": row.counts["suspect"],
         **{f"reason_{reason}": row.reasons[reason] for reason in REASONS},
+        **{f"{aspect}_rated": row.aspect_rated(aspect) for aspect in ASPECT_NAMES},
+        **{f"{aspect}_mean": row.aspect_mean(aspect) for aspect in ASPECT_NAMES},
     }
 
 
@@ -72,6 +81,8 @@ def _text(name: str, value: Value) -> str:
         return ""
     if name in SHARES:
         return f"{value:.6f}"
+    if name in MEANS:
+        return f"{value:.3f}"
     return str(value)
 
 
@@ -92,11 +103,11 @@ def _xlsx(rows: list[Row], path: Path) -> None:
     for i, (name, header) in enumerate(COLUMNS, 1):
         letter = get_column_letter(i)
         sheet.column_dimensions[letter].width = max(10, 2 * len(header) + 2)
-        if name in SHARES:
+        if name in SHARES or name in MEANS:
             for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
-                cell.number_format = "0.00%"
+                cell.number_format = "0.00%" if name in SHARES else "0.00"
     sheet.freeze_panes = "C2"
-    sheet.page_setup.orientation = "landscape"  # fifteen columns on one printed page
+    sheet.page_setup.orientation = "landscape"  # every column on one printed page's width
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0
     sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)

@@ -4,8 +4,9 @@ Two halls play 31 October to 1 December 2026, two hours a day from 07:00 in Asia
 the first hour of 1 November and of 1 December (local) is still the month before in UTC. A
 prompt-mode hall has a roster (clerks moving counters, a split shift, a short shift, days off,
 hours with nobody logged in) and a clerk rating themselves (suspect); a child presses before
-opening (stray). A free-mode station has two clerks. Every rating goes through the real broker
-and collector into InfluxDB.
+opening (stray). A free-mode station rates attitude and efficiency apart (the aspect mode);
+its two clerks' customers score them alike for one and apart for the other. Every rating goes
+through the real broker and collector into InfluxDB.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ reason_share = 0.9
 scores = {{ 5 = 40, 4 = 35, 3 = 13, 2 = 7, 1 = 5 }}
 reasons = {{ attitude = 30, efficiency = 40, expertise = 15, environment = 5, other = 10 }}
 
+[profiles.kind_but_slow]
+scores = {{ 5 = 40, 4 = 35, 3 = 13, 2 = 7, 1 = 5 }}
+reasons = {{ other = 1 }}
+attitude = {{ 5 = 70, 4 = 25, 3 = 5 }}
+efficiency = {{ 4 = 20, 3 = 30, 2 = 30, 1 = 20 }}
+
 [[halls]]
 site = "{hall}"
 mode = "prompt"
@@ -72,13 +79,14 @@ clerks = [
 [[halls]]
 site = "{station}"
 mode = "free"
+aspects = true
 counters = 2
 profiles = ["fair"]
 participation = 0.6
 customers_per_hour = 10
 clerks = [
   {{ staff = "S01", name = "周平", profile = "good", shifts = ["07:00-09:00"] }},
-  {{ staff = "S02", name = "吴芳", profile = "poor", shifts = ["07:00-09:00"] }},
+  {{ staff = "S02", name = "吴芳", profile = "kind_but_slow", shifts = ["07:00-09:00"] }},
 ]
 
 [[fraud]]

@@ -61,12 +61,24 @@ def expected_rows(ratings: list[dict[str, Any]], min_ratings: int) -> dict[tuple
                 for reason in appraisal.REASONS
             },
             "rank": None,
+            **aspect_figures(honest),
         }
     clerks = [k for k in rows if k[1] and rows[k]["rated"] >= min_ratings]
     clerks.sort(key=lambda k: (-rows[k]["wilson_low"], -rows[k]["rated"], k))
     for place, key in enumerate(clerks, 1):
         rows[key]["rank"] = place
     return rows
+
+
+def aspect_figures(honest: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per aspect: how many rated ratings answered it, and their mean; None without any."""
+    found: dict[str, Any] = {}
+    for aspect in appraisal.ASPECTS:
+        answered = [r["aspects"][aspect] for r in honest if r.get("aspects")]
+        answered = [a for a in answered if a is not None]
+        found[f"{aspect}_rated"] = len(answered) or None
+        found[f"{aspect}_mean"] = sum(answered) / len(answered) if answered else None
+    return found
 
 
 def test_wilson_lower_bound_is_the_textbook_one():
@@ -107,6 +119,10 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
         "reason_expertise",
         "reason_environment",
         "reason_other",
+        "attitude_rated",  # the aspect mode's, appended
+        "attitude_mean",
+        "efficiency_rated",
+        "efficiency_mean",
     ]
     got = {(row[0], row[1]): dict(zip(table[0], row, strict=True)) for row in table[1:]}
     assert set(got) == set(want)
@@ -118,8 +134,14 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
                 assert cell == "", (key, name)
             elif name in ("satisfaction", "wilson_low"):
                 assert cell == f"{value:.6f}", (key, name)
+            elif name.endswith("_mean"):
+                assert cell == f"{value:.3f}", (key, name)
             else:
                 assert cell == str(value), (key, name)
+    station = km.scenario.halls[1].site  # in the aspect mode; the hall is not
+    assert all(want[k]["attitude_rated"] is None for k in want if k[0] == km.hall)
+    kind, slow = want[(station, "S01")], want[(station, "S02")]
+    assert kind["efficiency_mean"] > slow["efficiency_mean"] and slow["attitude_mean"] > 4
     ranked = [k for k in want if want[k]["rank"]]
     assert ranked and any(k[1] and not want[k]["rank"] for k in want)  # one below the minimum
     assert sum(want[k]["suspect"] for k in want if k[1]) == 3  # kept apart, never in rated
@@ -179,6 +201,8 @@ def test_a_rerun_overwrites_and_the_dashboard_reads_the_month(known_month):
         r = by_clerk[(f["site"], f["staff"])]
         assert (f["有效评价"], f["排名"], f["可疑"]) == (r.rated, r.rank, r.counts["suspect"])
         assert f["满意率"] == pytest.approx((r.satisfaction or 0) * 100)
+        for aspect, name in appraisal.ASPECT_NAMES.items():
+            assert f[name] == r.aspect_mean(aspect), (r.staff, name)
     heat = next(p for p in board.panels if p.title.startswith("时段热力"))
     cells = km.influx.query(expand(heat.queries[0].influxql, when))
     assert sum(v or 0 for c in cells for k, v in c.items() if k.startswith("周")) == sum(

@@ -59,7 +59,15 @@ def figures(ratings: list[dict[str, Any]]) -> dict[str, Any]:
             else None
         ),
         "未评": sum(r["score"] is None for r in ratings),
+        **{name: aspect_mean(ratings, aspect) for aspect, name in appraisal.ASPECT_NAMES.items()},
     }
+
+
+def aspect_mean(ratings: list[dict[str, Any]], aspect: str) -> float | None:
+    """The mean of an aspect's answers, None where the aspect mode gave none."""
+    answers = [r["aspects"][aspect] for r in ratings if r.get("aspects")]
+    answered = [a for a in answers if a is not None]
+    return sum(answered) / len(answered) if answered else None
 
 
 def test_every_query_of_every_dashboard_runs_and_finds_data(known_month):
@@ -69,8 +77,13 @@ def test_every_query_of_every_dashboard_runs_and_finds_data(known_month):
     outcomes = check.run(km.influx, when)
     assert [o for o in outcomes if o.error] == []
     empty = [o.where for o in outcomes if not o.rows]
-    # the run is over: every terminal's last will said offline, so none is online
-    assert empty == ["在线 Online / A"], "queries that found nothing: " + ", ".join(empty)
+    # the run is over: every terminal's last will said offline, so none is online; and the
+    # hall the live board starts on does not rate attitude and efficiency apart
+    aspects = ["按窗口 By counter / D", "按营业员 By clerk / D"]
+    assert empty == [*aspects, "在线 Online / A"], "found nothing: " + ", ".join(empty)
+    with_station = TimeRange(when.from_ms, when.to_ms, every_hall(km))
+    empty = [o.where for o in check.run(km.influx, with_station) if not o.rows]
+    assert empty == ["在线 Online / A"], "found nothing: " + ", ".join(empty)
     assert len(outcomes) == sum(len(b.variables) + len(list(check.panel_queries(b))) for b in ALL)
     assert "0 failed" in check.report(outcomes)
 

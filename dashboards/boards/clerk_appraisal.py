@@ -5,7 +5,7 @@ the `appraisal` and `appraisal_hours` measurements, so every panel reads a few h
 points instead of a month of ratings, and shows exactly what the export holds.
 """
 
-from dashboards.appraisal import REASON_NAMES
+from dashboards.appraisal import ASPECT_NAMES, REASON_NAMES
 from dashboards.model import Dashboard, Panel, Query, Variable
 
 MONTH = "\"month\" = '$month'"
@@ -19,17 +19,19 @@ MONTH_FIGURES = (
     'last("rank") AS "排名", last("poor") AS "差评", '
     + ", ".join(f'last("{field}") AS "{name}"' for field, name in REASONS)
     + ', last("participation") * 100 AS "参评率", last("skipped") AS "未评", '
-    'last("suspect") AS "可疑"'
+    'last("suspect") AS "可疑", '
+    + ", ".join(f'last("{aspect}_mean") AS "{name}"' for aspect, name in ASPECT_NAMES.items())
 )
 
 DASHBOARD = Dashboard(
     uid="svc-clerk-appraisal",
     title="员工考核 Clerk appraisal",
     description=(
-        "月度员工考核：有效评价、满意率及其威尔逊下限、排名、差评原因、参评率、未评与可疑数；"
-        "数据由 svc-appraisal 每月生成。 The month per clerk: ratings, satisfaction with its"
-        " Wilson lower bound, rank, poor-rating reasons, participation, skipped and suspect"
-        " counts; written by svc-appraisal."
+        "月度员工考核：有效评价、满意率及其威尔逊下限、排名、差评原因、参评率、未评与可疑数，"
+        "分项评价的服务态度与工作效率平均分；数据由 svc-appraisal 每月生成。 The month per"
+        " clerk: ratings, satisfaction with its Wilson lower bound, rank, poor-rating reasons,"
+        " participation, skipped and suspect counts, mean attitude and efficiency where rated"
+        " apart; written by svc-appraisal."
     ),
     time_from="now-1y",
     variables=(

@@ -4,6 +4,7 @@ Every figure leaves suspect ratings out (suspect = 0) but the suspect count itse
 are one mean() over the rating's 0/1 fields (docs/contract.md).
 """
 
+from dashboards.appraisal import ASPECT_NAMES
 from dashboards.model import Dashboard, Panel, Query, Variable
 
 PICKED = '"site" =~ /^$site$/ AND "counter" =~ /^$counter$/ AND "staff" =~ /^$staff$/'
@@ -14,6 +15,8 @@ FIGURES = (
     'mean("good") * 100 AS "好评率", mean("poor") * 100 AS "差评率", mean("score") AS "平均分", '
     'count("rated") - count("score") AS "未评"'  # honest windows less the rated: skipped
 )
+# the aspect mode's mean scores (docs/contract.md); no row where no terminal used the mode
+ASPECT_FIGURES = ", ".join(f'mean("{aspect}") AS "{name}"' for aspect, name in ASPECT_NAMES.items())
 
 
 def _stat(
@@ -39,7 +42,8 @@ def _stat(
 
 
 def _breakdown(title: str, description: str, tag: str) -> Panel:
-    """The day's figures, participation, skipped and suspect counts per value of one tag."""
+    """The day's figures, participation, skipped and suspect counts, and the aspect mode's
+    attitude and efficiency where it was used, per value of one tag."""
     group = f'GROUP BY "site", "{tag}"'
     return Panel(
         "table",
@@ -55,6 +59,7 @@ def _breakdown(title: str, description: str, tag: str) -> Panel:
                 'SELECT count("score") AS "可疑" FROM rating '
                 f'WHERE $timeFilter AND {PICKED} AND "suspect" = 1 {group}'
             ),
+            Query(f"SELECT {ASPECT_FIGURES} FROM rating WHERE {HONEST} {group}"),
         ),
         width=12,
         height=9,
@@ -172,13 +177,16 @@ DASHBOARD = Dashboard(
         (
             _breakdown(
                 "按窗口 By counter",
-                "各窗口今日指标。 Today's figures per counter.",
+                "各窗口今日指标（使用分项评价时含服务态度、工作效率平均分）。"
+                " Today's figures per counter, with mean attitude and efficiency where"
+                " terminals rate them apart.",
                 "counter",
             ),
             _breakdown(
                 "按营业员 By clerk",
-                "各营业员今日指标；空工号为无人登录时的评价。"
-                " Today's figures per clerk; an empty staff number is nobody logged in.",
+                "各营业员今日指标（使用分项评价时含服务态度、工作效率平均分）；空工号为无人登录时的评价。"
+                " Today's figures per clerk, with mean attitude and efficiency where terminals"
+                " rate them apart; an empty staff number is nobody logged in.",
                 "staff",
             ),
         ),
