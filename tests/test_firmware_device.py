@@ -3,6 +3,7 @@ and the real collector, whose acks are what let a terminal forget a rating."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
+from dashboards.cli import appraisal_main
 from devstack import CollectorProcess, MosquittoServer
 from simulator.unix_port import FirmwareError
 from tests.terminals import Listener, device_topic, make_terminal
@@ -157,12 +159,15 @@ def test_a_poor_score_asks_the_reason_and_sends_one_message(terminal, listener):
     assert "reason" in [e["name"] for e in terminal.of_kind("sound")]
 
 
-def test_the_aspect_mode_set_by_config_rates_attitude_then_efficiency_into_storage(
-    terminal, listener, topic_root, influxdb, database
+def test_the_aspect_mode_set_by_config_rates_attitude_then_efficiency_into_the_appraisal(
+    terminal, listener, topic_root, influxdb, database, tmp_path
 ):
     listener.publish(device_topic(topic_root, "config"), {"v": 1, "aspects": True}, retain=True)
     terminal.wait_for(lambda e: e["ev"] == "config" and "aspects" in e["changed"])
-    rate(terminal, 0, 1)  # attitude: 5
+    terminal.clerk_key()
+    terminal.wait_count("opened", 1)
+    time.sleep(0.6)  # a customer's pace: a press within 0.5 s is flagged fast, out of figures
+    terminal.press(0)  # attitude: 5
     terminal.wait_for(lambda e: e["ev"] == "show" and e["state"] == "efficiency")
     terminal.press(3)  # efficiency: 2
     terminal.wait_acked(1)
@@ -177,6 +182,14 @@ def test_the_aspect_mode_set_by_config_rates_attitude_then_efficiency_into_stora
     [stored] = influxdb.query("SELECT attitude, efficiency, score, reason FROM rating", database)
     assert (stored["attitude"], stored["efficiency"], stored["score"]) == (5, 2, 2)
     assert stored["reason"] == "efficiency"
+    month = time.strftime("%Y-%m", time.gmtime(message["ts"] / 1000 + 8 * 3600))
+    out = tmp_path / "appraisal.csv"
+    common = [month, "--influx", influxdb.url, "--db", database, "--out", str(out)]
+    assert appraisal_main(common) == 0
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        clerk = next(row for row in csv.DictReader(f) if row["staff"] == "E1001")
+    assert clerk["attitude_rated"] == clerk["efficiency_rated"] == "1"
+    assert (clerk["attitude_mean"], clerk["efficiency_mean"]) == ("5.000", "2.000")
 
 
 @pytest.mark.terminal_settings(mode="free", lockout_s=2)
