@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
 from fwtools import image  # noqa: E402
-from simulator.unix_port import run_script  # noqa: E402
+from fwtools.unix_port import run_script  # noqa: E402
 
 SCRIPT = ROOT / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "64K"  # the terminal's heap

@@ -7,7 +7,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from simulator.unix_port import firmware_module, tool_binary
+from fwtools.unix_port import firmware_module, tool_binary
 
 
 class DeployError(RuntimeError):

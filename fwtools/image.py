@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mpremote.romfs import VfsRomWriter
 
-from simulator.unix_port import FIRMWARE_DIR, tool_binary
+from fwtools.unix_port import FIRMWARE_DIR, tool_binary
 
 SIMULATION_ONLY = frozenset({"board_unix.py", "simflash.py"})
 

@@ -20,13 +20,14 @@ from urllib.parse import urlsplit
 import structlog
 
 from firmware import contract
+from fwtools.unix_port import FirmwareError
 from simulator import plan
 from simulator.desk import FrontDesk, front_desk
 from simulator.roster import Roster
 from simulator.scale import CONFIG_WAIT_S, Progress
 from simulator.scenario import SCORES, Counter, Scenario
+from simulator.terminal_process import FirmwareTerminal
 from simulator.truth import GroundTruth
-from simulator.unix_port import FirmwareError, FirmwareTerminal
 from simulator.virtual import Tally
 
 log = structlog.get_logger("simulator")

@@ -18,9 +18,9 @@ from itertools import islice
 from typing import Any
 
 from firmware import contract
+from fwtools.unix_port import firmware_module
 from simulator.plan import Action
 from simulator.scenario import SCORES, Counter, Hall
-from simulator.unix_port import firmware_module
 
 config_fw = firmware_module("config")
 flow_fw = firmware_module("flow")

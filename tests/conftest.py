@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, ServerFailedError
 from devstack.process import ChildServer
-from simulator.unix_port import FirmwareError, micropython_binary
+from fwtools.unix_port import FirmwareError, micropython_binary
 
 S = TypeVar("S", bound=ChildServer)
 

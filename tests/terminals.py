@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import MosquittoServer
-from simulator.unix_port import FirmwareTerminal
+from simulator.terminal_process import FirmwareTerminal
 
 SITE = "sjz-yuhua"
 

@@ -23,7 +23,7 @@ from collector import topics
 from collector.checks import Rejected
 from collector.topics import DeviceTopic
 from firmware import contract
-from simulator.unix_port import FIRMWARE_DIR, firmware_module, run_script
+from fwtools.unix_port import FIRMWARE_DIR, firmware_module, run_script
 
 config_fw = firmware_module("config")
 flow_fw = firmware_module("flow")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
-from simulator.unix_port import FirmwareTerminal
+from simulator.terminal_process import FirmwareTerminal
 
 SITE = "sjz-yuhua"
 DEVICE = "ev-a1b2c3d4e5f6"

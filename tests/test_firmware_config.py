@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simulator.unix_port import firmware_module
+from fwtools.unix_port import firmware_module
 
 config = firmware_module("config")
 

@@ -14,7 +14,7 @@ from collector import rating as collector_rating
 from collector.topics import DeviceTopic
 from dashboards.cli import appraisal_main
 from devstack import CollectorProcess, MosquittoServer
-from simulator.unix_port import FirmwareError
+from fwtools.unix_port import FirmwareError
 from tests.terminals import Listener, device_topic, make_terminal
 
 

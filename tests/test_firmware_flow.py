@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from simulator.unix_port import firmware_module
+from fwtools.unix_port import firmware_module
 
 flow = firmware_module("flow")
 keys = firmware_module("keys")

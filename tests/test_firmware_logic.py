@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
-from simulator.unix_port import firmware_module
+from fwtools.unix_port import firmware_module
 from tests.samples import RATING_EXAMPLE
 
 store = firmware_module("store")

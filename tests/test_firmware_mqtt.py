@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from simulator.unix_port import FIRMWARE_DIR, run_script
+from fwtools.unix_port import FIRMWARE_DIR, run_script
 
 SCRIPT = FIRMWARE_DIR.parent / "tests" / "mpy" / "mqtt_backpressure.py"
 CONNACK = bytes([0x20, 2, 0, 0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.unix_port import FIRMWARE_DIR, firmware_module, run_script
+from fwtools.unix_port import FIRMWARE_DIR, firmware_module, run_script
 from tests.samples import RATING_EXAMPLE
 
 outbox = firmware_module("outbox")

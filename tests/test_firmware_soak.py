@@ -2,7 +2,7 @@
 drained outage, each rating stored by the real collector and acknowledged back.
 
 The image runs in place from a ROMFS image mapped outside the heap, as from a board's ROM
-partition (simulator/unix_rom.py); the bench script runs from that image too."""
+partition (fwtools/unix_rom.py); the bench script runs from that image too."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fwtools import image
-from simulator.unix_port import FIRMWARE_DIR, run_script
+from fwtools.unix_port import FIRMWARE_DIR, run_script
 
 BENCH = FIRMWARE_DIR.parent / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "64K"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fwtools import image
-from simulator.unix_port import FIRMWARE_DIR, run_script
+from fwtools.unix_port import FIRMWARE_DIR, run_script
 from tests.terminals import make_terminal
 
 SVC_FIRMWARE = Path(sys.executable).parent / "svc-firmware"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack.process import ServerFailedError, find_binary
-from simulator.unix_port import FIRMWARE_DIR, FirmwareError, micropython_binary
+from fwtools.unix_port import FIRMWARE_DIR, FirmwareError, micropython_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

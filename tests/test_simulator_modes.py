@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from fwtools.unix_port import firmware_module
 from simulator.plan import Action
 from simulator.scenario import Counter, Hall
-from simulator.unix_port import FirmwareTerminal, firmware_module
+from simulator.terminal_process import FirmwareTerminal
 from simulator.virtual import MemoryQueue, VirtualTerminal
 from tests.test_firmware_outbox import record
 

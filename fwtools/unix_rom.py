@@ -8,7 +8,7 @@ line mounts it with `vfs.VfsRom` over `uctypes.bytearray_at`, before the script 
 (compiled from its source, as a board runs main.py) or a module of the image is imported.
 A heap size given here is then the heap a board's firmware would have to itself.
 
-    python -m simulator.unix_rom IMAGE.romfs [-X heapsize=64K] (SCRIPT | -m MODULE) [ARGS...]
+    python -m fwtools.unix_rom IMAGE.romfs [-X heapsize=64K] (SCRIPT | -m MODULE) [ARGS...]
 """
 
 from __future__ import annotations
