@@ -150,7 +150,7 @@ class Stack:
 def collector_rate(stack: Stack, count: int, members: int) -> tuple[float, int]:
     """Ratings per second svc-collector stores, and how many points InfluxDB then holds.
 
-    With several members they share one subscription, as collectors scale out (README);
+    With several members they share one subscription, as collectors scale out (docs/collector.md);
     the clock starts at the first member's connection.
     """
     root, db, collectors = stack.collectors(members)

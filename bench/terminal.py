@@ -34,7 +34,7 @@ SCRIPT = ROOT / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "64K"  # the terminal's heap
 TIMING_HEAP = "96K"  # the latency and baseline runs keep an array of their timings too
 TOPIC_ROOT = "bench/v1"
-DRAIN_BEFORE = 231  # ratings/s drained when one was in flight until its PUBACK (README)
+DRAIN_BEFORE = 231  # ratings/s drained when one was in flight until its PUBACK (docs/figures.md)
 
 
 def run(port: int, mode: str, count: int, folder: Path, rom: Path) -> dict[str, Any]:

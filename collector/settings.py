@@ -1,6 +1,6 @@
 """The collector's settings: an optional TOML file, then environment variables over it.
 
-The file's keys are the variables' names in lower case without SVC_ (README's table).
+The file's keys are the variables' names in lower case without SVC_ (docs/collector.md's table).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def parse_mqtt_url(url: str) -> MqttAddress:
 
 
 # Every setting with its default, as the text a variable would hold (None: unset): the one
-# list of them, which README's table and collector/sample.toml follow (a test holds them to it).
+# list of them, which docs/collector.md's table and collector/sample.toml follow (a test
+# holds them to it).
 DEFAULTS: dict[str, str | None] = {
     "mqtt_url": "mqtt://127.0.0.1:1883",
     "influx_url": "http://127.0.0.1:8086",

@@ -36,7 +36,7 @@ class MosquittoServer(ChildServer):
             f"persistence_location {self.data_dir}/",
             f"autosave_interval {self.autosave_s}",
             "max_queued_messages 0",
-            "max_inflight_messages 10000",  # two batches of the collector's (README)
+            "max_inflight_messages 10000",  # two batches of the collector's (docs/collector.md)
             "set_tcp_nodelay true",  # an ack follows a PUBACK at once, not after a delayed ACK
             "log_dest stderr",
             "log_type error",

@@ -1,6 +1,6 @@
 # The ESP32 board: keys, status LED, buzzer and voice module, Wi-Fi, clock,
 # watchdog. Everything else in the firmware is the same on every board.
-# Wiring (README, "Wiring"): keys pull the pin to ground when pressed.
+# Wiring (docs/firmware.md, "Wiring"): keys pull the pin to ground when pressed.
 import asyncio
 import gc
 import json

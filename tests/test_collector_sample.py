@@ -1,5 +1,6 @@
-"""One list of the collector's settings: the code's, README's table and collector/sample.toml
-name the same ones, with the same defaults, and the sample is a file the collector takes."""
+"""One list of the collector's settings: the code's, docs/collector.md's table and
+collector/sample.toml name the same ones, with the same defaults, and the sample is a file the
+collector takes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "collector" / "sample.toml"
 
 
-def readme_table() -> dict[str, str | None]:
-    """README's settings table: variable -> default (None where it says none)."""
-    rows = re.findall(r"^\| `(SVC_[A-Z_]+)` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.M)
+def documented_table() -> dict[str, str | None]:
+    """docs/collector.md's settings table: variable -> default (None where it says none)."""
+    text = (ROOT / "docs" / "collector.md").read_text()
+    rows = re.findall(r"^\| `(SVC_[A-Z_]+)` \| ([^|]+) \|", text, re.M)
     return {
         name: None if cell.strip() == "none" else cell.strip().strip("`") for name, cell in rows
     }
@@ -27,7 +29,7 @@ def sample_lines() -> dict[str, str]:
 
 
 def test_readme_names_every_setting_with_its_default():
-    table = readme_table()
+    table = documented_table()
     assert set(table) - {"SVC_CONFIG"} == {settings.variable(k) for k in settings.DEFAULTS}
     for key, default in settings.DEFAULTS.items():
         assert table[settings.variable(key)] == default, key
