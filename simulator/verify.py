@@ -25,7 +25,10 @@ COMPARED = ("score", "reason", "counter", "staff", "mode", "wait_ms")
 
 
 @dataclass
-class DeviceReport:
+class DeviceVerdict:
+    """One terminal's ratings held against the truth (the collector's DeviceReport is what a
+    terminal reports of itself)."""
+
     site: str
     device: str
     expected: int = 0
@@ -39,7 +42,7 @@ class DeviceReport:
         return len(self.lost) + len(self.doubled) + len(self.wrong) + len(self.unexpected)
 
 
-def verify(truth_path: Path, influx: InfluxHttp) -> list[DeviceReport]:
+def verify(truth_path: Path, influx: InfluxHttp) -> list[DeviceVerdict]:
     truth: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for rating in read(truth_path):
         truth[(rating["site"], rating["device"])][rating["seq"]] = rating
@@ -52,7 +55,7 @@ def verify(truth_path: Path, influx: InfluxHttp) -> list[DeviceReport]:
     return reports
 
 
-def settled(truth_path: Path, influx: InfluxHttp, timeout_s: float) -> list[DeviceReport]:
+def settled(truth_path: Path, influx: InfluxHttp, timeout_s: float) -> list[DeviceVerdict]:
     """The reports once there are no differences, or when timeout_s has passed: the
     collector may still be storing the last ratings when a run ends."""
     deadline = time.monotonic() + timeout_s
@@ -80,8 +83,8 @@ def _held(influx: InfluxHttp, site: str) -> dict[str, dict[int, list[dict[str, A
 
 def _compare(
     site: str, device: str, sent: dict[int, dict[str, Any]], held: dict[int, list[dict[str, Any]]]
-) -> DeviceReport:
-    report = DeviceReport(site, device, expected=len(sent))
+) -> DeviceVerdict:
+    report = DeviceVerdict(site, device, expected=len(sent))
     for seq, rating in sorted(sent.items()):
         points = held.get(seq, [])
         if not points:
@@ -111,7 +114,7 @@ def _mismatch(rating: dict[str, Any], point: dict[str, Any]) -> str | None:
     return None
 
 
-def table(reports: list[DeviceReport]) -> str:
+def table(reports: list[DeviceVerdict]) -> str:
     """The per-device report as text: devices with differences, then the totals."""
     lines = [
         f"{'site':<20} {'device':<12} {'ratings':>8} {'lost':>6} {'doubled':>8} "
