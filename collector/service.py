@@ -14,23 +14,22 @@ import json
 import socket
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from collector import device, topics
 from collector import rating as rating_msg
 from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
-from collector.checks import Rejected
+from collector.batch import Ack, Checker, Delivery
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxHttp
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.spool import Spool
-from collector.storage import Ack, Batch, Delivery, Point, Storage, Undated
+from collector.storage import Storage
 from collector.suspect import SuspectJudge
 from firmware import contract
 
@@ -40,18 +39,6 @@ LOOP_S = 0.01  # longest wait for the broker before batches and acknowledgements
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 KEEPALIVE_S = 30
-
-
-class Checked(NamedTuple):
-    """What checking one message gave: its point, if it is stored; what alerts may follow
-    from it once stored; the ack owed to its terminal."""
-
-    point: Point | None
-    report: rating_msg.Rating | device.DeviceReport | None
-    ack: Ack | None
-
-
-NOTHING = Checked(None, None, None)
 
 
 class Collector:
@@ -70,7 +57,7 @@ class Collector:
             metrics,
             self._stop,
         )
-        self.judge = SuspectJudge()
+        self.checker = Checker(settings.topic_root, SuspectJudge(), dead, metrics)
         self.alerts = AlertRules(
             TrendRule(settings.trend_window_s, settings.trend_min, settings.trend_share)
         )
@@ -228,18 +215,7 @@ class Collector:
         """Check the messages taken and hand the batch to storage."""
         deliveries, self._taken = self._taken, []
         self.metrics.taken([d.topic for d in deliveries], sum(d.dup for d in deliveries))
-        points: list[Point] = []
-        reports: list[rating_msg.Rating | device.DeviceReport] = []
-        acks: list[Ack] = []
-        for delivery in deliveries:
-            point, report, ack = self._check(delivery)
-            if point is not None:
-                points.append(point)
-            if report is not None:
-                reports.append(report)
-            if ack is not None:
-                acks.append(ack)
-        self.storage.submit(Batch(deliveries, points, reports, acks))
+        self.storage.submit(self.checker.batch(deliveries))
 
     def _acknowledge_stored(self) -> None:
         """Acknowledge the batches storage is done with, in order; then raise their alerts."""
@@ -254,46 +230,6 @@ class Collector:
                     self._publish_alerts(item.site, self.alerts.on_rating(item))
                 else:
                     self._publish_alerts(item.where.site, self.device_alerts.on_report(item))
-
-    def _check(self, delivery: Delivery) -> Checked:
-        """The message checked: its point (None after it went to the dead-letter file), what
-        alerts may follow from it once stored, and the ack of a rating with a seq, stored or
-        dead-lettered alike (its terminal may forget it)."""
-        where = None
-        try:
-            where = topics.parse(delivery.topic, self.settings.topic_root)
-            if where.kind == "rating":
-                parsed = rating_msg.parse(where, delivery.payload)
-                why = self.judge.judge(parsed)
-                if why:
-                    self.metrics.suspect.labels(why).inc()
-                ack = Ack(where.site, where.device, parsed.seq)
-                if parsed.ts is None:
-                    line: str | Undated = Undated(parsed, delivery.received_ms, why)
-                else:
-                    line = parsed.point(delivery.received_ms, None, why)
-                return Checked(Point(delivery, line, parsed), parsed, ack)
-            if where.kind in ("telemetry", "state"):
-                read = device.telemetry if where.kind == "telemetry" else device.state
-                report = read(where, delivery.payload, delivery.received_ns)
-                if report is None:
-                    return NOTHING
-                return Checked(Point(delivery, report.point()), report, None)
-            raise topics.TopicError(f"no {where.kind!r} messages are taken")
-        except topics.TopicError as e:
-            self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")
-        except Rejected as e:
-            self.dead.record(delivery.topic, delivery.payload, str(e), e.kind)
-            if where is not None and where.kind == "rating":
-                seq = rating_msg.seq_of(delivery.payload)
-                if seq is not None:
-                    return Checked(None, None, Ack(where.site, where.device, seq))
-        except Exception as e:  # a bug of ours must not stop the service or lose the message
-            log.exception("check_failed", topic=delivery.topic[:200])
-            self.dead.record(
-                delivery.topic, delivery.payload, f"{type(e).__name__}: {e}", "internal_error"
-            )
-        return NOTHING
 
     def _publish_alerts(self, site: str, alerts: list[dict[str, Any]]) -> None:
         """Publish alerts, only ever of what is stored: a manager hears of nothing else."""

@@ -11,77 +11,20 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import structlog
 
 from collector import conflicts
+from collector.batch import Batch, Point, Undated
 from collector.deadletter import DeadLetters
-from collector.device import DeviceReport
 from collector.influx import InfluxError, InfluxHttp
 from collector.metrics import Metrics
-from collector.rating import Rating
 from collector.spool import Spool
 
 log = structlog.get_logger("collector")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
-
-
-@dataclass(frozen=True)
-class Undated:
-    """A rating without ts: its point waits for the time its first copy was stored at."""
-
-    rating: Rating
-    received_ms: int
-    suspect_why: str | None
-
-
-class Delivery(NamedTuple):
-    """One message as paho handed it over (a tuple: one is built per message)."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    dup: bool
-    connection: int
-    received_ns: int
-
-    @property
-    def received_ms(self) -> int:
-        return self.received_ns // 1_000_000
-
-
-class Point(NamedTuple):
-    """One message's point: its line, or an undated rating whose line is made when stored;
-    and the rating it stores, if it is one."""
-
-    delivery: Delivery
-    line: str | Undated
-    rating: Rating | None = None
-
-
-class Ack(NamedTuple):
-    """A rating its terminal may forget once its batch is stored (or dead-lettered)."""
-
-    site: str
-    device: str
-    seq: int
-
-
-@dataclass
-class Batch:
-    """Messages taken together: their points, what alerts may follow, the ratings to
-    acknowledge to their terminals, and the outcome."""
-
-    deliveries: list[Delivery]
-    points: list[Point]
-    reports: list[Rating | DeviceReport]
-    acks: list[Ack]
-    stored: bool = False
 
 
 class Storage(threading.Thread):
