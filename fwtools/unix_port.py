@@ -6,11 +6,13 @@ the benchmarks and the tests alike.
 
 from __future__ import annotations
 
-import importlib
+import builtins
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -21,11 +23,47 @@ class FirmwareError(RuntimeError):
     """The firmware could not be run, or did not do what was awaited."""
 
 
+FIRMWARE_MODULES = frozenset(p.stem for p in FIRMWARE_DIR.glob("*.py"))
+
+
 def firmware_module(name: str) -> ModuleType:
-    """Import one of the firmware's plain-MicroPython modules under CPython."""
-    if str(FIRMWARE_DIR) not in sys.path:
-        sys.path.insert(0, str(FIRMWARE_DIR))
-    return importlib.import_module(name)
+    """One of the firmware's plain-MicroPython modules under CPython, as `firmware.NAME`.
+
+    On the board the modules import each other by their bare names (`import contract`);
+    here those names would shadow any other module of the same name (`config`, `store`...)
+    if the firmware's folder went onto sys.path. Instead each module runs with an import
+    of its own that turns a firmware module's bare name into `firmware.NAME`, so
+    `from firmware import contract` and this give the same module object.
+    """
+    full = f"firmware.{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    if name not in FIRMWARE_MODULES:
+        raise ModuleNotFoundError(f"no firmware module {name!r} in {FIRMWARE_DIR}")
+    spec = importlib.util.spec_from_file_location(full, FIRMWARE_DIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__["__builtins__"] = {**builtins.__dict__, "__import__": _firmware_import}
+    sys.modules[full] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[full]
+        raise
+    return module
+
+
+def _firmware_import(
+    name: str,
+    globals: Mapping[str, object] | None = None,
+    locals: Mapping[str, object] | None = None,
+    fromlist: Sequence[str] = (),
+    level: int = 0,
+) -> ModuleType:
+    """__import__ inside a firmware module: a sibling by its bare name, anything else as ever."""
+    if level == 0 and name in FIRMWARE_MODULES:
+        return firmware_module(name)
+    return builtins.__import__(name, globals, locals, fromlist, level)
 
 
 def run_script(

@@ -28,7 +28,7 @@ def sample_lines() -> dict[str, str]:
     return {key: value.strip('"') for key, value in found}
 
 
-def test_readme_names_every_setting_with_its_default():
+def test_the_docs_name_every_setting_with_its_default():
     table = documented_table()
     assert set(table) - {"SVC_CONFIG"} == {settings.variable(k) for k in settings.DEFAULTS}
     for key, default in settings.DEFAULTS.items():
