@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, beside this)
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
+from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env  # noqa: E402
 
 PRESS = random.Random(7)
 
@@ -131,13 +131,8 @@ class Stack:
         root, db = f"b{self._made}/v1", f"b{self._made}"
         made = []
         for member in range(members):
-            env = {
-                "SVC_TOPIC_ROOT": root,
-                "SVC_INFLUX_DB": db,
-                "SVC_CLIENT_ID": f"c-{db}-{member}",
-                "SVC_HTTP": "",
-                "SVC_SHARE_GROUP": "bench" if members > 1 else "",
-            }
+            group = "bench" if members > 1 else ""
+            env = collector_env(root, db, f"c-{db}-{member}", share_group=group)
             folder = self.folder / db / str(member)
             made.append(CollectorProcess(self.broker, self.influx, folder, env))
         return root, db, made

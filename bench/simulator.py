@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, beside this)
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
+from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env  # noqa: E402
 from simulator import scenario  # noqa: E402
 from simulator.scale import ScaleRun  # noqa: E402
 from simulator.truth import GroundTruth  # noqa: E402
@@ -121,12 +121,8 @@ def main() -> None:
             for run in range(args.runs):
                 folder = Path(tmp) / f"run{run}"
                 folder.mkdir()
-                collector = CollectorProcess(
-                    broker,
-                    influx,
-                    folder / "collector",
-                    {"SVC_TOPIC_ROOT": "bench/v1", "SVC_INFLUX_DB": f"run{run}", "SVC_HTTP": ""},
-                )
+                env = collector_env("bench/v1", f"run{run}", f"svc-collector-{run}")
+                collector = CollectorProcess(broker, influx, folder / "collector", env)
                 collector.start()
                 try:
                     c, r, ratings = simulated(broker.port, args.terminals, args.per_hour, folder)

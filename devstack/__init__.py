@@ -4,9 +4,15 @@ Each server gets a generated config file, a free loopback port and its own data 
 and is stopped with its process when the context ends.
 """
 
-from devstack.collector import CollectorProcess
+from devstack.collector import CollectorProcess, collector_env
 from devstack.influxdb import InfluxServer
 from devstack.mosquitto import MosquittoServer
 from devstack.process import ServerFailedError
 
-__all__ = ["CollectorProcess", "InfluxServer", "MosquittoServer", "ServerFailedError"]
+__all__ = [
+    "CollectorProcess",
+    "InfluxServer",
+    "MosquittoServer",
+    "ServerFailedError",
+    "collector_env",
+]

@@ -14,6 +14,19 @@ from devstack.mosquitto import MosquittoServer
 from devstack.process import ServerFailedError, end_process
 
 
+def collector_env(root: str, database: str, client_id: str, **settings: str) -> dict[str, str]:
+    """The collector's environment for one topic root and database: its settings by their
+    lower-case names (batch_linger_ms="50"), the /metrics address none unless given."""
+    env = {
+        "SVC_TOPIC_ROOT": root,
+        "SVC_INFLUX_DB": database,
+        "SVC_CLIENT_ID": client_id,
+        "SVC_HTTP": "",
+    }
+    env.update({f"SVC_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
 class CollectorProcess:
     def __init__(
         self,

@@ -6,7 +6,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env
 from firmware import contract
 
 DATABASE = "service_quality"
@@ -20,11 +20,7 @@ class LocalStack:
         self.broker = MosquittoServer(data_dir / "mosquitto")
         self.influx = InfluxServer(data_dir / "influxdb")
         self._collector_dir = data_dir / "collector"
-        self._collector_env = {
-            "SVC_INFLUX_DB": database,
-            "SVC_HTTP": "127.0.0.1:0",
-            "SVC_TOPIC_ROOT": root,
-        }
+        self._collector_env = collector_env(root, database, "svc-collector", http="127.0.0.1:0")
         self.collector: CollectorProcess | None = None
         self._stack = ExitStack()
 

@@ -9,33 +9,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer, ServerFailedError
-from devstack.process import ChildServer
+from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from fwtools.unix_port import FirmwareError, micropython_binary
-
-S = TypeVar("S", bound=ChildServer)
+from tests.servers import serve, start_collector
 
 pytest_plugins = ["tests.known_month"]  # the known_month fixture
-
-
-def serve(server: S) -> Iterator[S]:
-    try:
-        server.start()
-    except ServerFailedError as e:
-        pytest.fail(str(e), pytrace=False)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
     yield from serve(MosquittoServer(tmp_path_factory.mktemp("mosquitto")))
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A broker of the test's own, which it may stop, restart or freeze."""
+    yield from serve(MosquittoServer(tmp_path / "broker"))
 
 
 @pytest.fixture(scope="session")
@@ -69,19 +63,9 @@ def collector(
     topic_root: str,
     database: str,
 ) -> Iterator[CollectorProcess]:
-    proc = CollectorProcess(
-        mosquitto,
-        influxdb,
-        tmp_path / "collector",
-        {
-            "SVC_TOPIC_ROOT": topic_root,
-            "SVC_INFLUX_DB": database,
-            "SVC_CLIENT_ID": f"collector-{topic_root.split('/', maxsplit=1)[0]}",
-            "SVC_BATCH_LINGER_MS": "50",
-            "SVC_HTTP": "127.0.0.1:0",
-        },
+    proc = start_collector(
+        mosquitto, influxdb, tmp_path / "collector", topic_root, database, http="127.0.0.1:0"
     )
-    proc.start()
     yield proc
     assert proc.stop() == 0, proc.log()[-2000:]
 

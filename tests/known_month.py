@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from collector.influx import InfluxHttp
-from devstack import CollectorProcess
 from simulator import scenario, truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
+from tests.servers import start_collector, wait_for
 
 SCENARIO = """
 name = "known-month"
@@ -134,19 +134,7 @@ def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
     path.write_text(SCENARIO.format(hall="hall-km", station="station-km"))  # a roster as planned
     chosen = scenario.load(path)
     root, database = f"km{tag}/v1", f"km_{tag}"
-    collector = CollectorProcess(
-        mosquitto,
-        influxdb,
-        folder / "collector",
-        {
-            "SVC_TOPIC_ROOT": root,
-            "SVC_INFLUX_DB": database,
-            "SVC_CLIENT_ID": f"collector-km{tag}",
-            "SVC_BATCH_LINGER_MS": "50",
-            "SVC_HTTP": "127.0.0.1:0",
-        },
-    )
-    collector.start()
+    collector = start_collector(mosquitto, influxdb, folder / "collector", root, database)
     real_from_ms = int(time.time() * 1000)
     truth_path = folder / "truth.jsonl"
     try:
@@ -156,12 +144,12 @@ def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
         reports = verify.settled(truth_path, writer, 60)
         assert sum(r.differences for r in reports) == 0, verify.table(reports)
         stray = sum(t.stray for t in run.progress.tallies.values())
-        _wait_for(
+        figure(  # the last device points are stored
             writer,
             'SELECT sum("s") FROM (SELECT max("stray") AS "s" FROM device GROUP BY "device")',
             stray,
         )
-        _wait_for(  # the terminals' last wills, once the run dropped their connections
+        figure(  # the terminals' last wills, once the run dropped their connections
             writer,
             'SELECT count("o") FROM (SELECT last("online") AS "o" FROM device GROUP BY "device") '
             'WHERE "o" = 0',
@@ -180,11 +168,11 @@ def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
     )
 
 
-def _wait_for(writer: InfluxHttp, query: str, expected: int, timeout_s: float = 10) -> None:
-    """Until the query's one figure is as expected: the last device points are stored."""
-    give_up = time.monotonic() + timeout_s
-    while time.monotonic() < give_up:
+def figure(writer: InfluxHttp, query: str, expected: int) -> None:
+    """Wait until the query's one figure is as expected."""
+
+    def found() -> list[object]:
         rows = writer.query(query)
-        if rows and [v for k, v in rows[0].items() if k != "time"] == [expected]:
-            return
-        time.sleep(0.2)
+        return [v for k, v in rows[0].items() if k != "time"] if rows else []
+
+    assert wait_for(found, lambda figures: figures == [expected], 10) == [expected], query

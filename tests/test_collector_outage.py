@@ -10,21 +10,14 @@ import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from devstack import InfluxServer
 from tests.samples import RATING_EXAMPLE
+from tests.servers import make_collector, wait_for
 
 
 @pytest.fixture
 def own_influx(tmp_path):
     server = InfluxServer(tmp_path / "influx")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own_broker(tmp_path):
-    server = MosquittoServer(tmp_path / "broker")
     server.start()
     yield server
     server.stop()
@@ -45,32 +38,15 @@ def stored(influx: InfluxServer, db: str) -> list[int]:
 
 
 def wait_stored(influx: InfluxServer, db: str, count: int, timeout_s: float = 60) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while len(found := stored(influx, db)) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return found
-
-
-def collector_for(mosquitto, influx, tmp_path, root, db, **env) -> CollectorProcess:
-    return CollectorProcess(
-        mosquitto,
-        influx,
-        tmp_path / "collector",
-        {
-            "SVC_TOPIC_ROOT": root,
-            "SVC_INFLUX_DB": db,
-            "SVC_HTTP": "",
-            "SVC_CLIENT_ID": f"outage-{root[:9]}",
-            "SVC_BATCH_LINGER_MS": "50",
-            **env,
-        },
-    )
+    return wait_for(lambda: stored(influx, db), lambda found: len(found) >= count, timeout_s)
 
 
 def test_influxdb_down_for_30_s_loses_nothing(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector = make_collector(
+        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
+    )
     collector.start()
     try:
         send(publisher, topic_root, range(1, 101))
@@ -94,7 +70,9 @@ def test_a_collector_started_while_influxdb_is_down_takes_messages_into_its_spoo
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     own_influx.stop()
-    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector = make_collector(
+        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
+    )
     collector.start()  # subscribed at once, without waiting for InfluxDB
     try:
         send(publisher, topic_root, range(1, 51))
@@ -116,8 +94,14 @@ def test_a_collector_started_while_influxdb_is_down_takes_messages_into_its_spoo
 def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    collector = collector_for(
-        mosquitto, own_influx, tmp_path, topic_root, database, SVC_SPOOL_BYTES="3000"
+    collector = make_collector(
+        mosquitto,
+        own_influx,
+        tmp_path / "collector",
+        topic_root,
+        database,
+        "outage",
+        spool_bytes="3000",
     )
     collector.start()
     try:
@@ -138,7 +122,9 @@ def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
 def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector = make_collector(
+        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
+    )
     collector.start()
     send(publisher, topic_root, range(1, 2))
     assert len(wait_stored(own_influx, database, 1)) == 1
@@ -160,14 +146,15 @@ def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     """Killed while it holds a batch it has not acknowledged; restarted with its client id."""
-    collector = collector_for(
+    collector = make_collector(
         mosquitto,
         own_influx,
-        tmp_path,
+        tmp_path / "collector",
         topic_root,
         database,
-        SVC_BATCH_LINGER_MS="3000",
-        SVC_BATCH_MAX="100000",
+        "outage",
+        batch_linger_ms="3000",
+        batch_max="100000",
     )
     collector.start()
     send(publisher, topic_root, range(1, 201))
@@ -189,7 +176,9 @@ def test_a_batch_of_only_bad_input_is_not_spooled(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     """With a batch already spooled, a batch that is all dead letters adds no empty file."""
-    collector = collector_for(mosquitto, own_influx, tmp_path, topic_root, database)
+    collector = make_collector(
+        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
+    )
     collector.start()
     spool = tmp_path / "collector" / "spool"
     try:
@@ -214,8 +203,14 @@ def test_health_answers_503_while_influxdb_or_the_broker_is_down(
     own_broker, own_influx, tmp_path, topic_root, database
 ):
     broker = own_broker
-    collector = collector_for(
-        broker, own_influx, tmp_path, topic_root, database, SVC_HTTP="127.0.0.1:0"
+    collector = make_collector(
+        broker,
+        own_influx,
+        tmp_path / "collector",
+        topic_root,
+        database,
+        "outage",
+        http="127.0.0.1:0",
     )
     collector.start()
 
@@ -250,7 +245,9 @@ def test_a_broker_restart_is_ridden_out_and_the_session_brings_back_the_rest(
     own_broker, own_influx, tmp_path, topic_root, database
 ):
     broker = own_broker
-    collector = collector_for(broker, own_influx, tmp_path, topic_root, database)
+    collector = make_collector(
+        broker, own_influx, tmp_path / "collector", topic_root, database, "outage"
+    )
     collector.start()
     sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sender-{topic_root[:9]}")
     try:

@@ -10,8 +10,8 @@ import paho.mqtt.client as mqtt
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devstack import CollectorProcess
 from tests.samples import RATING_EXAMPLE as EXAMPLE
+from tests.servers import start_collector, wait_for
 
 DEVICE_TOPIC = "{root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
 
@@ -35,15 +35,6 @@ def subscribe(client: mqtt.Client, topic: str, qos: int = 1) -> None:
     _, mid = client.subscribe(topic, qos=qos)
     with done:
         assert done.wait_for(lambda: mid in acked, timeout=10), f"no SUBACK for {topic}"
-
-
-def wait_for(check, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def dead_letters(collector) -> list[dict]:
@@ -136,23 +127,17 @@ def test_a_rating_without_ts_is_stored_once_however_often_it_comes(
     mosquitto, influxdb, tmp_path, topic_root, database, publisher
 ):
     """Its time is its first receipt, found again on every replay, after a restart too."""
-    env = {
-        "SVC_TOPIC_ROOT": topic_root,
-        "SVC_INFLUX_DB": database,
-        "SVC_CLIENT_ID": f"undated-{topic_root[:9]}",
-        "SVC_BATCH_LINGER_MS": "50",
-    }
     topic = DEVICE_TOPIC.format(root=topic_root)
     undated = json.dumps({**EXAMPLE, "ts": None, "seq": 77}).encode()
     first_sent_ms = time.time() * 1000
     for _round in range(2):
-        proc = CollectorProcess(mosquitto, influxdb, tmp_path / "collector", env)
-        proc.start()
+        proc = start_collector(
+            mosquitto, influxdb, tmp_path / "collector", topic_root, database, "undated"
+        )
         for _ in range(3):
             publish(publisher, topic, undated)
-            time.sleep(0.3)
+            time.sleep(0.3)  # each copy after the last one's batch: found again, not batched
         assert wait_for(lambda: influxdb.query("SELECT * FROM rating", database))
-        time.sleep(0.5)
         assert proc.stop() == 0
     rows = influxdb.query("SELECT * FROM rating", database)
     assert len(rows) == 1
@@ -238,23 +223,17 @@ def test_three_collectors_share_the_load_and_survive_a_kill(
     """One of three is killed mid-stream and restarted with its client id: all stored once."""
     group = f"g{topic_root[1:9]}"
     collectors = [
-        CollectorProcess(
+        start_collector(
             mosquitto,
             influxdb,
             tmp_path / f"c{n}",
-            {
-                "SVC_TOPIC_ROOT": topic_root,
-                "SVC_INFLUX_DB": database,
-                "SVC_HTTP": "",
-                "SVC_CLIENT_ID": f"{group}-{n}",
-                "SVC_SHARE_GROUP": group,
-                "SVC_BATCH_LINGER_MS": "50",
-            },
+            topic_root,
+            database,
+            f"c{n}",
+            share_group=group,
         )
         for n in range(3)
     ]
-    for proc in collectors:
-        proc.start()
     sent = 1500
     try:
         for seq in range(1, sent + 1):

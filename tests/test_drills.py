@@ -13,28 +13,12 @@ from pathlib import Path
 import pytest
 
 from collector.influx import InfluxHttp
-from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from devstack import InfluxServer, MosquittoServer
 from simulator import truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
+from tests.servers import start_collector
 from tests.test_simulator_scale import load
-
-
-def collector(broker, influx, tmp_path: Path, root: str, db: str, name: str, **env: str):
-    proc = CollectorProcess(
-        broker,
-        influx,
-        tmp_path / name,
-        {
-            "SVC_TOPIC_ROOT": root,
-            "SVC_INFLUX_DB": db,
-            "SVC_CLIENT_ID": f"{name}-{root.split('/', maxsplit=1)[0]}",
-            "SVC_HTTP": "",
-            **env,
-        },
-    )
-    proc.start()
-    return proc
 
 
 def play(s, broker: MosquittoServer, root: str, truth_path: Path, restart=None) -> ScaleRun:
@@ -68,9 +52,9 @@ def test_broker_restart_under_load_with_two_collectors_sharing(
 ):
     """Mosquitto 2.0 drops what comes for a shared subscription whose members have not yet
     come back after a restart; the terminals send again what no collector acknowledged."""
-    shared = {"SVC_SHARE_GROUP": "drill"}
+    shared = {"share_group": "drill"}
     pair = [
-        collector(broker, influxdb, tmp_path, topic_root, database, name, **shared)
+        start_collector(broker, influxdb, tmp_path / name, topic_root, database, name, **shared)
         for name in ("c1", "c2")
     ]
 
@@ -102,7 +86,7 @@ def test_broker_killed_while_the_collector_is_down(
 ):
     """The broker acknowledged ratings it kept only in memory for the absent collector, then
     died: the terminals still hold them and send them again."""
-    one = collector(broker, influxdb, tmp_path, topic_root, database, "solo")
+    one = start_collector(broker, influxdb, tmp_path / "solo", topic_root, database, "solo")
     s = load(tmp_path, speed=180, counters=20, per_hour=90)
     truth_path = tmp_path / "truth.jsonl"
     crashed = threading.Event()
@@ -134,7 +118,7 @@ def test_influxdb_down_when_the_collector_starts(broker, tmp_path, topic_root, d
     influx = InfluxServer(tmp_path / "influx")
     influx.start()
     influx.stop()
-    one = collector(broker, influx, tmp_path, topic_root, database, "early")
+    one = start_collector(broker, influx, tmp_path / "early", topic_root, database, "early")
     s = load(tmp_path, speed=360, counters=10, per_hour=90)
     truth_path = tmp_path / "truth.jsonl"
     try:

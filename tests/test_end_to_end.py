@@ -7,18 +7,14 @@ from pathlib import Path
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from simulator.terminal_process import FirmwareTerminal
+from tests.servers import wait_for
 
 SITE = "sjz-yuhua"
 DEVICE = "ev-a1b2c3d4e5f6"
 
 
 def wait_rows(influxdb: InfluxServer, query: str, database: str, count: int) -> list[dict]:
-    deadline = time.monotonic() + 15
-    while True:
-        rows = influxdb.query(query, database)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
+    return wait_for(lambda: influxdb.query(query, database), lambda rows: len(rows) >= count)
 
 
 def test_three_presses_become_three_ratings(

@@ -13,30 +13,15 @@ import pytest
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
 from dashboards.cli import appraisal_main
-from devstack import CollectorProcess, MosquittoServer
 from fwtools.unix_port import FirmwareError
+from tests.servers import start_collector
 from tests.terminals import Listener, device_topic, make_terminal
-
-
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker of this test's own, which the test may stop and restart."""
-    server = MosquittoServer(tmp_path / "broker")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
 def own_collector(own_broker, influxdb, tmp_path, topic_root, database):
     """The collector on the test's own broker."""
-    proc = CollectorProcess(
-        own_broker,
-        influxdb,
-        tmp_path / "own-collector",
-        {"SVC_TOPIC_ROOT": topic_root, "SVC_INFLUX_DB": database, "SVC_BATCH_LINGER_MS": "50"},
-    )
-    proc.start()
+    proc = start_collector(own_broker, influxdb, tmp_path / "own-collector", topic_root, database)
     yield proc
     proc.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 
 import paho.mqtt.client as paho
 import pytest
@@ -15,6 +14,7 @@ from collector import rating as collector_rating
 from collector.topics import DeviceTopic
 from fwtools.unix_port import firmware_module
 from tests.samples import RATING_EXAMPLE
+from tests.servers import wait_for
 
 store = firmware_module("store")
 settings = firmware_module("settings")
@@ -140,10 +140,7 @@ def test_mqtt_last_will_is_published_when_the_link_dies(mosquitto):
 
     try:
         run(scenario())
-        for _ in range(100):
-            if wills:
-                break
-            time.sleep(0.05)
+        wait_for(lambda: wills, timeout_s=5, every_s=0.05)
     finally:
         watcher.disconnect()
         watcher.loop_stop()

@@ -10,18 +10,15 @@ from simulator.plan import Action
 from simulator.scenario import Counter, Hall
 from simulator.terminal_process import FirmwareTerminal
 from simulator.virtual import MemoryQueue, VirtualTerminal
+from tests.servers import wait_for
 from tests.test_firmware_outbox import record
 
 SCORE_2, ATTITUDE = 3, 0  # buttons: scores 5 4 3 2 1; reasons attitude efficiency ...
 
 
 def stored(influxdb, database, device, count):
-    deadline = time.monotonic() + 20
-    while True:
-        rows = influxdb.query(f"SELECT * FROM rating WHERE device = '{device}'", database)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
+    query = f"SELECT * FROM rating WHERE device = '{device}'"
+    return wait_for(lambda: influxdb.query(query, database), lambda rows: len(rows) >= count, 20)
 
 
 def firmware_presses(mosquitto, topic_root, site, tmp_path):

@@ -6,10 +6,11 @@ import asyncio
 import textwrap
 
 from collector.influx import InfluxHttp
-from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from devstack import InfluxServer
 from simulator import cli, scenario, truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
+from tests.servers import start_collector
 
 HALL = """
 name = "scale-test"
@@ -148,22 +149,11 @@ def test_scale_ratings_are_what_the_plan_pressed_and_the_collector_takes_them_al
     assert not (collector.state_dir / "deadletter.jsonl").exists()
 
 
-def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, database):
-    broker = MosquittoServer(tmp_path / "broker")
-    broker.start()
-    collector = CollectorProcess(
-        broker,
-        influxdb,
-        tmp_path / "collector",
-        {
-            "SVC_TOPIC_ROOT": topic_root,
-            "SVC_INFLUX_DB": database,
-            "SVC_CLIENT_ID": f"faults-{topic_root[:9]}",
-            "SVC_BATCH_LINGER_MS": "50",
-            "SVC_HTTP": "",
-        },
+def test_faults_in_scale_mode_lose_nothing(own_broker, influxdb, tmp_path, topic_root, database):
+    broker = own_broker  # restarted by the plan's broker_restart
+    collector = start_collector(
+        broker, influxdb, tmp_path / "collector", topic_root, database, "faults"
     )
-    collector.start()
 
     extra = """
     [[fault]]
@@ -190,7 +180,6 @@ def test_faults_in_scale_mode_lose_nothing(influxdb, tmp_path, topic_root, datab
         reports = settled(truth_path, influxdb, database, timeout_s=60)
     finally:
         assert collector.stop() == 0
-        broker.stop()
     assert [r.differences for r in reports] == [0, 0]
     assert run.progress.faults[-1] == "broker_restart" and len(run.progress.faults) == 3
     sent = truth.read(truth_path)

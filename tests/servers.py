@@ -1,0 +1,80 @@
+"""The real parts as the tests start them, each made one way: servers that stop with the
+fixture, a collector for a test's own topic root and database, and waiting for what they do."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from devstack import (
+    CollectorProcess,
+    InfluxServer,
+    MosquittoServer,
+    ServerFailedError,
+    collector_env,
+)
+from devstack.process import ChildServer
+
+S = TypeVar("S", bound=ChildServer)
+T = TypeVar("T")
+LINGER_MS = "50"  # a batch waits this long for more: tests send a few messages at a time
+
+
+def serve(server: S) -> Iterator[S]:
+    """A fixture's server: started (or the test fails with why), stopped after."""
+    try:
+        server.start()
+    except ServerFailedError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield server
+    server.stop()
+
+
+def make_collector(
+    broker: MosquittoServer,
+    influx: InfluxServer,
+    folder: Path,
+    root: str,
+    database: str,
+    name: str = "collector",
+    **settings: str,
+) -> CollectorProcess:
+    """A collector (not started) on this topic root and database; its client id is `name`
+    and the root's first level, so that tests sharing a broker never share a session."""
+    client_id = f"{name}-{root.split('/', maxsplit=1)[0]}"
+    env = collector_env(root, database, client_id, **{"batch_linger_ms": LINGER_MS, **settings})
+    return CollectorProcess(broker, influx, folder, env)
+
+
+def start_collector(
+    broker: MosquittoServer,
+    influx: InfluxServer,
+    folder: Path,
+    root: str,
+    database: str,
+    name: str = "collector",
+    **settings: str,
+) -> CollectorProcess:
+    proc = make_collector(broker, influx, folder, root, database, name, **settings)
+    proc.start()
+    return proc
+
+
+def wait_for(
+    check: Callable[[], T],
+    until: Callable[[T], object] = bool,
+    timeout_s: float = 15.0,
+    every_s: float = 0.1,
+) -> T:
+    """check() again and again until `until` holds for its answer or timeout_s has passed;
+    returns the last answer either way, for the test's assertion to show."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if until(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(every_s)
