@@ -16,6 +16,7 @@ from fwtools.unix_port import FIRMWARE_DIR, run_script
 
 BENCH = FIRMWARE_DIR.parent / "bench" / "mpy" / "terminal_bench.py"
 HEAP = "64K"
+pytestmark = pytest.mark.xdist_group("soak")  # one after the other, on one worker
 
 
 @pytest.fixture(scope="module")
