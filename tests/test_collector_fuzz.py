@@ -48,7 +48,7 @@ def outcome(kind: str, payload: bytes) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["rating", "telemetry", "state"]), st.binary(max_size=600))
-def test_arbitrary_bytes(kind, payload):
+def test_arbitrary_bytes_give_a_point_or_a_named_rejection(kind, payload):
     outcome(kind, payload)
 
 
@@ -71,7 +71,7 @@ def test_arbitrary_fields_over_a_good_message(kind, changes):
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80))
-def test_arbitrary_topics(topic):
+def test_arbitrary_topics_parse_only_into_valid_names(topic):
     try:
         parsed = topics.parse(topic, "svc/v1")
     except topics.TopicError:

@@ -105,7 +105,7 @@ def test_influxdb_takes_the_last_storable_press_time(influxdb, database):
     assert writer.query("SELECT count(seq) FROM rating")[0]["count"] == 1
 
 
-def test_topic_parts():
+def test_a_topic_names_its_site_device_and_kind():
     assert topics.parse("svc/v1/sjz-yuhua/ev-1/rating", "svc/v1") == DeviceTopic(
         "sjz-yuhua", "ev-1", "rating"
     )
@@ -175,7 +175,7 @@ def test_bad_telemetry_is_rejected(changes, kind):
     assert rejected.value.kind == kind
 
 
-def test_state_and_last_will():
+def test_state_and_last_will_become_online_points():
     online = device.state(DEVICE, b'{"v":1,"online":true,"fw":"1.0.0","boot":17}', 5000000)
     assert online is not None and online.point() == (
         'device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=1i,boot=17i,fw="1.0.0" 5000000'

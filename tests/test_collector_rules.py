@@ -43,7 +43,7 @@ def test_an_ordinary_rating_is_not_suspect():
     ("changes", "why"),
     [({"wait_ms": 120}, "fast_press"), ({"wait_ms": None}, "no_window")],
 )
-def test_window_rules(changes, why):
+def test_presses_too_fast_or_too_late_in_a_window_are_flagged(changes, why):
     assert SuspectJudge().judge(rating(**changes)) == why
 
 
@@ -64,7 +64,7 @@ def test_a_burst_from_one_terminal():
     assert judge.judge(other) is None  # another terminal has its own history
 
 
-def test_machine_regular_presses():
+def test_presses_at_machine_regular_intervals_are_flagged():
     judge = SuspectJudge()
     verdicts = [judge.judge(rating(seq=n, ts=BASE.ts + n * 61_000)) for n in range(1, 9)]
     assert verdicts[:6] == [None] * 6 and verdicts[6:] == ["regular", "regular"]

@@ -148,7 +148,9 @@ def test_a_rating_without_ts_is_stored_once_however_often_it_comes(
     assert row["time"] % 10**6 == 77
 
 
-def test_metrics_and_health(collector, publisher, influxdb, database, topic_root):
+def test_metrics_count_stored_and_rejected_and_health_answers(
+    collector, publisher, influxdb, database, topic_root
+):
     topic = DEVICE_TOPIC.format(root=topic_root)
     publish(publisher, topic, json.dumps(EXAMPLE).encode())
     publish(publisher, topic, b"{broken")

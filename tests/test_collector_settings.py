@@ -9,7 +9,7 @@ import pytest
 from collector import settings
 
 
-def test_defaults():
+def test_no_settings_give_the_documented_defaults():
     s = settings.from_env({})
     assert s.mqtt == settings.MqttAddress("127.0.0.1", 1883, None, None)
     assert s.influx_url == "http://127.0.0.1:8086"
@@ -19,7 +19,7 @@ def test_defaults():
     assert s.state_dir == Path("collector-state")
 
 
-def test_everything_set():
+def test_every_setting_is_taken_from_the_environment():
     s = settings.from_env(
         {
             "SVC_MQTT_URL": "mqtt://user:p%40ss@broker.local:8883",

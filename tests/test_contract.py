@@ -208,7 +208,7 @@ def test_names_alike_on_both_sides(kind, value, valid):
 
 
 @pytest.mark.parametrize(("key", "value", "valid"), CONFIG)
-def test_config_fields(key, value, valid):
+def test_config_fields_are_taken_or_refused_as_the_table_says(key, value, valid):
     assert config_takes(key, value) is valid
 
 

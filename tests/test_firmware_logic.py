@@ -43,7 +43,7 @@ def test_a_torn_write_leaves_the_last_complete_counters(tmp_path):
     assert not os.path.exists(path + ".tmp")
 
 
-def test_settings_file(tmp_path):
+def test_a_settings_file_gives_the_broker_address_and_defaults(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"site": "sjz-yuhua", "device": "ev-1", "broker": "mqtt://u:p@h:1"}))
     loaded = settings.load(str(path))
@@ -67,12 +67,12 @@ def test_settings_file(tmp_path):
         ("mqtt://dev:s:e:cret@broker:1", ("broker", 1, "dev", "s:e:cret")),
     ],
 )
-def test_broker_urls(url, addr):
+def test_broker_urls_give_host_port_and_credentials(url, addr):
     assert settings.parse_broker_url(url) == addr
 
 
 @pytest.mark.parametrize("url", ["tcp://broker", "mqtt://", "mqtt://:1883"])
-def test_bad_broker_urls(url):
+def test_bad_broker_urls_are_refused(url):
     with pytest.raises(settings.SettingsError):
         settings.parse_broker_url(url)
 
@@ -86,7 +86,7 @@ def test_rating_message_has_the_contract_fields_and_the_collector_takes_it():
     assert (parsed.seq, parsed.score, parsed.wait_ms) == (1042, 4, 1830)
 
 
-def test_state_messages():
+def test_state_messages_carry_online_fw_and_boot():
     assert protocol.state(False) == {"v": 1, "online": False}
     assert protocol.state(True, 3) == {"v": 1, "online": True, "fw": protocol.FW_VERSION, "boot": 3}
 

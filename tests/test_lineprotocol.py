@@ -9,7 +9,7 @@ from collector.lineprotocol import line
 from devstack.process import free_port
 
 
-def test_types_and_order():
+def test_fields_are_typed_and_tags_sorted():
     text = line("rating", {"b": "2", "a": "1"}, {"i": 3, "f": 1.5, "s": "x", "t": True}, 42)
     assert text == 'rating,a=1,b=2 i=3i,f=1.5,s="x",t=true 42'
 
@@ -24,7 +24,7 @@ def test_a_point_without_fields_is_an_error():
         line("m", {"a": "x"}, {"f": None}, 1)
 
 
-def test_escaping():
+def test_names_and_strings_are_escaped():
     text = line("m e,x", {"k ,=": "v ,="}, {"f ,=": 'q"b\\s'}, 1)
     assert text == r'm\ e\,x,k\ \,\==v\ \,\= f\ \,\=="q\"b\\s" 1'
 
