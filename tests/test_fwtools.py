@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -152,3 +153,12 @@ def test_deploy_refuses_settings_a_terminal_could_not_start_with(tmp_path):
         assert result.returncode == 2
         assert why in result.stderr
         assert not result.stdout
+
+
+def test_the_install_guides_settings_file_is_one_a_terminal_starts_with(tmp_path):
+    """docs/install.md's example, as a hall's IT person would copy it."""
+    guide = (FIRMWARE_DIR.parent / "docs" / "install.md").read_text()
+    [example] = re.findall(r"```json\n(.*?)```", guide, re.S)
+    values = json.loads(example.replace('"…"', '"secret"'))
+    result = deploy(tmp_path, values, "--dry-run")
+    assert result.returncode == 0, result.stderr
