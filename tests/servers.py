@@ -34,22 +34,6 @@ def serve(server: S) -> Iterator[S]:
     server.stop()
 
 
-def make_collector(
-    broker: MosquittoServer,
-    influx: InfluxServer,
-    folder: Path,
-    root: str,
-    database: str,
-    name: str = "collector",
-    **settings: str,
-) -> CollectorProcess:
-    """A collector (not started) on this topic root and database; its client id is `name`
-    and the root's first level, so that tests sharing a broker never share a session."""
-    client_id = f"{name}-{root.split('/', maxsplit=1)[0]}"
-    env = collector_env(root, database, client_id, **{"batch_linger_ms": LINGER_MS, **settings})
-    return CollectorProcess(broker, influx, folder, env)
-
-
 def start_collector(
     broker: MosquittoServer,
     influx: InfluxServer,
@@ -57,10 +41,18 @@ def start_collector(
     root: str,
     database: str,
     name: str = "collector",
+    *,
+    start: bool = True,
     **settings: str,
 ) -> CollectorProcess:
-    proc = make_collector(broker, influx, folder, root, database, name, **settings)
-    proc.start()
+    """A collector on this topic root and database, started unless start is False; its
+    client id is `name` and the root's first level, so that tests sharing a broker never
+    share a session."""
+    client_id = f"{name}-{root.split('/', maxsplit=1)[0]}"
+    env = collector_env(root, database, client_id, **{"batch_linger_ms": LINGER_MS, **settings})
+    proc = CollectorProcess(broker, influx, folder, env)
+    if start:
+        proc.start()
     return proc
 
 

@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import InfluxServer
 from tests.samples import RATING_EXAMPLE
-from tests.servers import make_collector, wait_for
+from tests.servers import start_collector, wait_for
 
 
 @pytest.fixture
@@ -41,12 +41,18 @@ def wait_stored(influx: InfluxServer, db: str, count: int, timeout_s: float = 60
     return wait_for(lambda: stored(influx, db), lambda found: len(found) >= count, timeout_s)
 
 
+def outage_collector(broker, influx, tmp_path, root: str, database: str, **settings: str):
+    """A collector of this file's, not started: each test starts it when its outage is set."""
+    folder = tmp_path / "collector"
+    return start_collector(
+        broker, influx, folder, root, database, "outage", start=False, **settings
+    )
+
+
 def test_influxdb_down_for_30_s_loses_nothing(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    collector = make_collector(
-        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
-    )
+    collector = outage_collector(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()
     try:
         send(publisher, topic_root, range(1, 101))
@@ -70,9 +76,7 @@ def test_a_collector_started_while_influxdb_is_down_takes_messages_into_its_spoo
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     own_influx.stop()
-    collector = make_collector(
-        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
-    )
+    collector = outage_collector(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()  # subscribed at once, without waiting for InfluxDB
     try:
         send(publisher, topic_root, range(1, 51))
@@ -94,13 +98,12 @@ def test_a_collector_started_while_influxdb_is_down_takes_messages_into_its_spoo
 def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    collector = make_collector(
+    collector = outage_collector(
         mosquitto,
         own_influx,
-        tmp_path / "collector",
+        tmp_path,
         topic_root,
         database,
-        "outage",
         spool_bytes="3000",
     )
     collector.start()
@@ -122,9 +125,7 @@ def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
 def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    collector = make_collector(
-        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
-    )
+    collector = outage_collector(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()
     send(publisher, topic_root, range(1, 2))
     assert len(wait_stored(own_influx, database, 1)) == 1
@@ -146,13 +147,12 @@ def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     """Killed while it holds a batch it has not acknowledged; restarted with its client id."""
-    collector = make_collector(
+    collector = outage_collector(
         mosquitto,
         own_influx,
-        tmp_path / "collector",
+        tmp_path,
         topic_root,
         database,
-        "outage",
         batch_linger_ms="3000",
         batch_max="100000",
     )
@@ -176,9 +176,7 @@ def test_a_batch_of_only_bad_input_is_not_spooled(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
     """With a batch already spooled, a batch that is all dead letters adds no empty file."""
-    collector = make_collector(
-        mosquitto, own_influx, tmp_path / "collector", topic_root, database, "outage"
-    )
+    collector = outage_collector(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()
     spool = tmp_path / "collector" / "spool"
     try:
@@ -203,13 +201,12 @@ def test_health_answers_503_while_influxdb_or_the_broker_is_down(
     own_broker, own_influx, tmp_path, topic_root, database
 ):
     broker = own_broker
-    collector = make_collector(
+    collector = outage_collector(
         broker,
         own_influx,
-        tmp_path / "collector",
+        tmp_path,
         topic_root,
         database,
-        "outage",
         http="127.0.0.1:0",
     )
     collector.start()
@@ -245,9 +242,7 @@ def test_a_broker_restart_is_ridden_out_and_the_session_brings_back_the_rest(
     own_broker, own_influx, tmp_path, topic_root, database
 ):
     broker = own_broker
-    collector = make_collector(
-        broker, own_influx, tmp_path / "collector", topic_root, database, "outage"
-    )
+    collector = outage_collector(broker, own_influx, tmp_path, topic_root, database)
     collector.start()
     sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sender-{topic_root[:9]}")
     try:
