@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer  # noqa: E402
+from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env  # noqa: E402
 from fwtools import image  # noqa: E402
 from fwtools.unix_port import run_script  # noqa: E402
 
@@ -78,12 +78,8 @@ def main() -> None:
         for server in (broker, influx):
             server.start()
             stack.callback(server.stop)
-        collector = CollectorProcess(
-            broker,
-            influx,
-            Path(tmp) / "collector",
-            {"SVC_TOPIC_ROOT": TOPIC_ROOT, "SVC_INFLUX_DB": "bench", "SVC_HTTP": ""},
-        )
+        env = collector_env(TOPIC_ROOT, "bench", "svc-collector-bench")
+        collector = CollectorProcess(broker, influx, Path(tmp) / "collector", env)
         collector.start()
         stack.callback(collector.stop)
         report(broker.port, Path(tmp), rom, args)
