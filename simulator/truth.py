@@ -14,11 +14,9 @@ class GroundTruth:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = path.open("w", encoding="utf-8")
-        self.count = 0
 
     def record(self, rating: dict[str, Any]) -> None:
         self._file.write(json.dumps(rating, separators=(",", ":")) + "\n")
-        self.count += 1
 
     def flush(self) -> None:
         if not self._file.closed:
