@@ -87,9 +87,6 @@ class Checked(NamedTuple):
 NOTHING = Checked(None, None, None)
 
 
-NOTHING = Checked(None, None, None)
-
-
 class Checker:
     """Checks messages against the contract; a message that breaks it goes to the dead-letter
     file, with its reason, and its rating (if it has a seq) is still acknowledged."""
