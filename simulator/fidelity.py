@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from firmware import contract
-from fwtools.unix_port import FirmwareError
+from fwtools.unix_port import FirmwareError, firmware_module
 from simulator import plan
 from simulator.desk import FrontDesk, front_desk
 from simulator.roster import Roster
@@ -36,8 +36,9 @@ IDLE_SKIP_S = 2.0  # a wait longer than this, with no window open, is skipped
 PRESS_SETTLE_S = 0.3  # after a press, the firmware's time to show what it asks next
 CLOSE_MARGIN_MS = 500  # a window a prompt closed has its ts within this of that prompt
 SETTLE_S = 60.0
-# what a terminal shows while a customer may press
-OPEN_STATES = ("window", "reason", *contract.ASPECTS)
+flow_fw = firmware_module("flow")
+# what a terminal shows while a customer may press: the flow's states that take a press
+OPEN_STATES = (flow_fw.WINDOW, flow_fw.REASON, flow_fw.ATTITUDE, flow_fw.EFFICIENCY)
 
 
 class FirmwareCounter:

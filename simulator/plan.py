@@ -10,10 +10,13 @@ from __future__ import annotations
 import random
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from firmware import contract
 from simulator.roster import Roster
 from simulator.scenario import REASONS, SCORES, Counter, Event, Hall, Profile, Scenario
+
+K = TypeVar("K")
 
 PRESS_DELAY_S = (1.0, 6.0)  # a customer presses this long after the prompt
 REASON_DELAY_S = (1.0, 3.0)  # and gives the reason (or efficiency) this long after the score
@@ -140,34 +143,26 @@ def _press(
     """A customer's presses: the score and maybe a reason, or in the aspect mode attitude and
     (most of the time) efficiency."""
     if hall.aspects:
-        return _rate_aspects(rng, profile, counter, prompted_at, hall)
-    score = _draw(rng, profile.scores)
-    delay = rng.uniform(*PRESS_DELAY_S) if hall.mode == "prompt" else 0.0
-    at = prompted_at + int(delay * 1000)
-    found = [Action(at, counter.site, counter.counter, "press", SCORES.index(score))]
-    if score <= contract.POOR_MAX and rng.random() < profile.reason_share:
-        reasons = profile.reasons
-        reason = rng.choices(list(reasons), weights=list(reasons.values()))[0]
-        later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)
-        found.append(Action(later, counter.site, counter.counter, "reason", REASONS.index(reason)))
-    return found
-
-
-def _rate_aspects(
-    rng: random.Random, profile: Profile, counter: Counter, prompted_at: int, hall: Hall
-) -> list[Action]:
-    attitude, efficiency = (_draw(rng, profile.aspects[a]) for a in contract.ASPECTS)
+        scores = [_draw(rng, profile.aspects[a]) for a in contract.ASPECTS]
+    else:
+        scores = [_draw(rng, profile.scores)]
     delay = rng.uniform(*PRESS_DELAY_S) if hall.mode == "prompt" else 0.0
     at = prompted_at + int(delay * 1000)
     where = (counter.site, counter.counter)
-    found = [Action(at, *where, "press", SCORES.index(attitude))]
-    if rng.random() < EFFICIENCY_SHARE:
+    found = [Action(at, *where, "press", SCORES.index(scores[0]))]
+    if hall.aspects:
+        if rng.random() < EFFICIENCY_SHARE:
+            later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)
+            found.append(Action(later, *where, "aspect", SCORES.index(scores[1])))
+    elif scores[0] <= contract.POOR_MAX and rng.random() < profile.reason_share:
+        reason = _draw(rng, profile.reasons)
         later = at + int(rng.uniform(*REASON_DELAY_S) * 1000)
-        found.append(Action(later, *where, "aspect", SCORES.index(efficiency)))
+        found.append(Action(later, *where, "reason", REASONS.index(reason)))
     return found
 
 
-def _draw(rng: random.Random, weights: dict[int, float]) -> int:
+def _draw(rng: random.Random, weights: dict[K, float]) -> K:
+    """One key, with the chance its weight gives it."""
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 

@@ -285,7 +285,7 @@ class VirtualTerminal:
         """Ratings are put down to what caused them: a skipped window to whoever opened it,
         a score to whoever pressed it (also when its reason comes later)."""
         for event in events:
-            if event[0] == "show" and event[1] in ("reason", flow_fw.EFFICIENCY):
+            if event[0] == "show" and event[1] in (flow_fw.REASON, flow_fw.EFFICIENCY):
                 self._awaiting = cause
             elif event[0] == "rating":
                 rating = event[1]
