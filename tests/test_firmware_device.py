@@ -253,8 +253,10 @@ def test_broker_down_for_30_s_with_presses_all_delivered_once(
         rate(terminal, 0, 1)
         terminal.wait_acked(1)
         own_broker.stop()
-        terminal.wait_for(lambda e: e["ev"] == "disconnected", timeout_s=15)
-        assert shows(terminal)[-1] == "offline"
+        gone = terminal.wait_for(lambda e: e["ev"] == "disconnected", timeout_s=15)
+        # the LED line follows the disconnected line: awaited, not read in between
+        after = terminal.events.index(gone)
+        terminal.wait_for(lambda e: e["ev"] == "show" and e["state"] == "offline", 5, after)
         for n, button in enumerate((1, 2, 3, 4, 0, 1), start=2):
             rate(terminal, button, n)
             terminal.wait_count("rated", n)
