@@ -14,6 +14,7 @@ from collector import rating as rating_msg
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.device import DeviceReport
+from collector.known import KnownDevices
 from collector.metrics import Metrics
 from collector.rating import Rating
 from collector.suspect import SuspectJudge
@@ -40,6 +41,7 @@ class Delivery(NamedTuple):
     dup: bool
     connection: int
     received_ns: int
+    retained: bool = False  # the publisher set the retain flag (the broker keeps a copy)
 
     @property
     def received_ms(self) -> int:
@@ -91,11 +93,19 @@ class Checker:
     """Checks messages against the contract; a message that breaks it goes to the dead-letter
     file, with its reason, and its rating (if it has a seq) is still acknowledged."""
 
-    def __init__(self, root: str, judge: SuspectJudge, dead: DeadLetters, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        root: str,
+        judge: SuspectJudge,
+        dead: DeadLetters,
+        metrics: Metrics,
+        known: KnownDevices | None = None,
+    ) -> None:
         self.root = root
         self.judge = judge
         self.dead = dead
         self.metrics = metrics
+        self.known = known  # None: every device the broker lets through is taken
 
     def batch(self, deliveries: list[Delivery]) -> Batch:
         """The messages checked, as one batch for storage."""
@@ -119,17 +129,9 @@ class Checker:
         where = None
         try:
             where = topics.parse(delivery.topic, self.root)
+            self._admit(where, delivery)
             if where.kind == "rating":
-                parsed = rating_msg.parse(where, delivery.payload)
-                why = self.judge.judge(parsed)
-                if why:
-                    self.metrics.suspect.labels(why).inc()
-                ack = Ack(where.site, where.device, parsed.seq)
-                if parsed.ts is None:
-                    line: str | Undated = Undated(parsed, delivery.received_ms, why)
-                else:
-                    line = parsed.point(delivery.received_ms, None, why)
-                return Checked(Point(delivery, line, parsed), parsed, ack)
+                return self._rating(where, delivery)
             if where.kind in ("telemetry", "state"):
                 read = device.telemetry if where.kind == "telemetry" else device.state
                 report = read(where, delivery.payload, delivery.received_ns)
@@ -151,3 +153,23 @@ class Checker:
                 delivery.topic, delivery.payload, f"{type(e).__name__}: {e}", "internal_error"
             )
         return NOTHING
+
+    def _admit(self, where: topics.DeviceTopic, delivery: Delivery) -> None:
+        """Whether the sender may be heard at all: a device on the roster (when there is one),
+        and no rating left retained on the broker, to be handed to every new subscriber."""
+        if self.known is not None and not self.known.knows(where.site, where.device):
+            raise Rejected("unknown_device", f"{where.site}/{where.device} is not on the roster")
+        if where.kind == "rating" and delivery.retained:
+            raise Rejected("retained", "a rating must not be published retained")
+
+    def _rating(self, where: topics.DeviceTopic, delivery: Delivery) -> Checked:
+        parsed = rating_msg.parse(where, delivery.payload)
+        why = self.judge.judge(parsed)
+        if why:
+            self.metrics.suspect.labels(why).inc()
+        ack = Ack(where.site, where.device, parsed.seq)
+        if parsed.ts is None:
+            line: str | Undated = Undated(parsed, delivery.received_ms, why)
+        else:
+            line = parsed.point(delivery.received_ms, None, why)
+        return Checked(Point(delivery, line, parsed), parsed, ack)

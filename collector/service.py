@@ -20,12 +20,16 @@ import orjson
 import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import rating as rating_msg
 from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
 from collector.batch import Ack, Checker, Delivery
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxHttp
+from collector.known import KnownDevices
 from collector.metrics import Metrics
 from collector.settings import Settings
 from collector.spool import Spool
@@ -39,6 +43,7 @@ LOOP_S = 0.01  # longest wait for the broker before batches and acknowledgements
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 KEEPALIVE_S = 30
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5: the broker keeps the session while we are away
 
 
 class Collector:
@@ -57,7 +62,8 @@ class Collector:
             metrics,
             self._stop,
         )
-        self.checker = Checker(settings.topic_root, SuspectJudge(), dead, metrics)
+        known = KnownDevices(settings.known_devices) if settings.known_devices else None
+        self.checker = Checker(settings.topic_root, SuspectJudge(), dead, metrics, known)
         self.alerts = AlertRules(
             TrendRule(settings.trend_window_s, settings.trend_min, settings.trend_share)
         )
@@ -71,27 +77,34 @@ class Collector:
         self._reconnect_delay = RECONNECT_MIN_S
         self._next_due_check = 0.0
         metrics.pending.set_function(lambda: len(self._taken) + self.storage.waiting)
+        # MQTT 5 for one thing 3.1.1 cannot do: "retain as published" shows which ratings a
+        # device published retained, live ones too (3.1.1 clears the flag on the way out)
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            clean_session=False,
-            protocol=MQTTProtocolVersion.MQTTv311,
+            protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
         if settings.mqtt.username:
             self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
+        if settings.mqtt.tls:  # the broker's certificate checked against the CA, and its name
+            ca = str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
+            self.client.tls_set(ca_certs=ca)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
 
     @property
-    def filters(self) -> list[tuple[str, int]]:
+    def filters(self) -> list[tuple[str, SubscribeOptions]]:
         root = self.settings.topic_root
         if self.settings.share_group:  # several collectors share the load, each message to one
             root = f"$share/{self.settings.share_group}/{root}"
         return [
-            (f"{root}/+/+/{kind}", contract.DEVICE_TOPICS[kind][0])
+            (
+                f"{root}/+/+/{kind}",
+                SubscribeOptions(qos=contract.DEVICE_TOPICS[kind][0], retainAsPublished=True),
+            )
             for kind in ("rating", "state", "telemetry")
         ]
 
@@ -108,7 +121,15 @@ class Collector:
         InfluxDB is down, at start as later, batches go to the spool."""
         self.storage.make_database(once=True)  # at once, if InfluxDB answers, for its readers
         self.storage.start()
-        self.client.connect_async(self.settings.mqtt.host, self.settings.mqtt.port, KEEPALIVE_S)
+        session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        session.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        self.client.connect_async(
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
+            KEEPALIVE_S,
+            clean_start=False,  # a persistent session, from the first connection on
+            properties=session,
+        )
         try:
             while not self._stop.is_set():
                 self._network()
@@ -208,6 +229,7 @@ class Collector:
                 msg.dup,
                 self._connection,
                 time.time_ns(),
+                msg.retain,
             )
         )
 

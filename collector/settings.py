@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -24,12 +24,15 @@ class MqttAddress:
     host: str
     port: int
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # never in a log line, even by accident
+    tls: bool = False
 
 
 @dataclass(frozen=True)
 class Settings:
     mqtt: MqttAddress
+    mqtt_ca_file: Path | None
+    known_devices: Path | None
     influx_url: str
     influx_db: str
     influx_token: str | None
@@ -49,16 +52,23 @@ class Settings:
     spool_bytes: int
 
 
+PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
 def parse_mqtt_url(url: str) -> MqttAddress:
-    """mqtt://[user[:password]@]host[:port]"""
+    """mqtt[s]://[user[:password]@]host[:port]; mqtts is MQTT over TLS, the server checked."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise SettingsError(f"SVC_MQTT_URL must look like mqtt://user:pass@host:port, not {url!r}")
+    if parts.scheme not in PORTS or not parts.hostname:
+        shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url
+        raise SettingsError(
+            f"SVC_MQTT_URL must look like mqtts://user:pass@host:port, not {shown!r}"
+        )
     return MqttAddress(
         host=parts.hostname,
-        port=parts.port or 1883,
+        port=parts.port or PORTS[parts.scheme],
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        tls=parts.scheme == "mqtts",
     )
 
 
@@ -67,6 +77,8 @@ def parse_mqtt_url(url: str) -> MqttAddress:
 # holds them to it).
 DEFAULTS: dict[str, str | None] = {
     "mqtt_url": "mqtt://127.0.0.1:1883",
+    "mqtt_ca_file": None,
+    "known_devices": None,
     "influx_url": "http://127.0.0.1:8086",
     "influx_db": "service_quality",
     "influx_token": None,
@@ -109,6 +121,8 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         raise SettingsError(f"SVC_INFLUX_URL must be http(s)://host:port, not {influx_url!r}")
     return Settings(
         mqtt=parse_mqtt_url(text("mqtt_url")),
+        mqtt_ca_file=_path(text("mqtt_ca_file")),
+        known_devices=_path(text("known_devices")),
         influx_url=influx_url,
         influx_db=text("influx_db"),
         influx_token=text("influx_token") or None,
@@ -127,6 +141,10 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         share_group=_share_group(text("share_group")),
         spool_bytes=whole("spool_bytes"),
     )
+
+
+def _path(raw: str) -> Path | None:
+    return Path(raw) if raw else None
 
 
 def _share_group(raw: str) -> str:

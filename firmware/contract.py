@@ -13,13 +13,15 @@ ROOT = "svc/v1"
 
 # --- topics: {root}/{site}/{device}/{kind} and {root}/{site}/{kind} ---
 
-# kind: (QoS, retained, who publishes)
+# kind: (QoS, retained, who publishes). The publisher is an account role of the broker's ACL
+# (broker/acl.py): a device publishes on its own topics only, the rest read them; a queue
+# system's prompts come from a tools account.
 DEVICE_TOPICS = {
     "rating": (1, False, "device"),
     "state": (1, True, "device"),
     "telemetry": (0, False, "device"),
     "config": (1, True, "tools"),
-    "prompt": (1, False, "queue system"),
+    "prompt": (1, False, "tools"),
     "ack": (1, False, "collector"),  # extension: the seqs a collector has stored
 }
 SITE_TOPICS = {"alert": (1, False, "collector")}

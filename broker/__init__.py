@@ -1,0 +1,1 @@
+"""svc-broker: the hall's Mosquitto set-up, its accounts, ACL and certificates."""

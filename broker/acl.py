@@ -1,0 +1,51 @@
+"""The broker's ACL, written from the contract's topic table (who publishes each kind).
+
+A device's username is `{site}/{device}`, so Mosquitto's `%u` fills two topic levels: a
+`pattern` line lets each device publish on its own topics and read its own, and no other's.
+Collectors read what devices publish and write the rest of the collectors' kinds; tools
+write what tools publish. Mosquitto checks reads when it delivers, not when a client
+subscribes: a device may subscribe to `#` and receive nothing it may not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from firmware import contract
+
+ROLES = ("collector", "tools")  # service roles; "device" is every account named site/device
+
+
+def _device_lines(root: str) -> list[str]:
+    lines = []
+    for kind, (_qos, _retain, publisher) in contract.DEVICE_TOPICS.items():
+        access = "write" if publisher == "device" else "read"
+        lines.append(f"pattern {access} {root}/%u/{kind}")
+    return lines
+
+
+def _service_lines(root: str, role: str) -> list[str]:
+    lines = []
+    for kind, (_qos, _retain, publisher) in contract.DEVICE_TOPICS.items():
+        if publisher == role:
+            lines.append(f"topic write {root}/+/+/{kind}")
+        elif publisher == "device" and role == "collector":
+            lines.append(f"topic read {root}/+/+/{kind}")
+    for kind, (_qos, _retain, publisher) in contract.SITE_TOPICS.items():
+        if publisher == role:
+            lines.append(f"topic write {root}/+/{kind}")
+    return lines
+
+
+def render(root: str, services: Mapping[str, str]) -> str:
+    """The acl_file: the devices' patterns, then one block per service account (name: role)."""
+    lines = [
+        "# Written by svc-broker from its accounts (svc-broker.json); changed by svc-broker,",
+        "# not by hand. Anything not granted here is denied.",
+        "",
+        "# every device, by its username {site}/{device}",
+        *_device_lines(root),
+    ]
+    for name, role in sorted(services.items()):
+        lines += ["", f"# {role}", f"user {name}", *_service_lines(root, role)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+"""svc-broker: set up a hall's Mosquitto and give each terminal and service its account.
+
+    svc-broker init DIR [--listen HOST:PORT] [--hostname NAME]
+    svc-broker add-device DIR SITE DEVICE --out FILE
+    svc-broker add-service DIR NAME --role collector|tools --out FILE
+
+No password is printed: each goes only into its --out file (0600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from broker import acl, credentials
+from broker.folder import DEFAULT_PORT, BrokerSetupError, init, load
+from firmware import contract
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="svc-broker", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_init = sub.add_parser("init", help="write a new broker folder")
+    p_init.add_argument("dir", type=Path)
+    p_init.add_argument("--listen", default=f"0.0.0.0:{DEFAULT_PORT}", help="HOST:PORT (TLS)")
+    p_init.add_argument("--hostname", help="the name clients connect to (default: this host's)")
+    p_init.add_argument("--topic-root", default=contract.ROOT)
+    p_init.add_argument("--user", default="mosquitto", help="whom Mosquitto runs as, as root")
+    p_dev = sub.add_parser("add-device", help="a terminal's account and settings file")
+    p_dev.add_argument("dir", type=Path)
+    p_dev.add_argument("site")
+    p_dev.add_argument("device")
+    p_dev.add_argument("--out", type=Path, required=True, help="its settings.json (kept keys)")
+    p_dev.add_argument("--replace", action="store_true", help="a new password for an account")
+    p_svc = sub.add_parser("add-service", help="a collector's or a tool's account")
+    p_svc.add_argument("dir", type=Path)
+    p_svc.add_argument("name")
+    p_svc.add_argument("--role", choices=acl.ROLES, required=True)
+    p_svc.add_argument("--out", type=Path, required=True, help="its settings file (TOML)")
+    p_svc.add_argument("--replace", action="store_true", help="a new password for an account")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "init":
+            folder = init(args.dir, args.listen, args.hostname, args.topic_root, args.user)
+            print(f"broker set up in {folder.path}: {folder.url}; mosquitto -c {folder.conf}")
+            return 0
+        folder = load(args.dir)
+        if args.command == "add-device":
+            name = f"{args.site}/{args.device}"
+            password = folder.add_account(name, "device", args.replace)
+            credentials.write_device(folder, args.site, args.device, password, args.out)
+        else:
+            name = args.name
+            password = folder.add_account(name, args.role, args.replace)
+            credentials.write_service(folder, name, password, args.out)
+        told = folder.reload()
+        print(
+            f"account {name} ({folder.accounts[name]}): settings in {args.out}; "
+            f"{told} running broker(s) reloaded"
+        )
+    except BrokerSetupError as e:
+        print(f"svc-broker: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

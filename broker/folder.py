@@ -1,0 +1,270 @@
+"""One hall broker's folder: Mosquitto's configuration, accounts, ACL and certificates.
+
+    mosquitto.conf   the broker's whole configuration (mosquitto -c DIR/mosquitto.conf)
+    svc-broker.json  what svc-broker keeps: the listener, the host name, the accounts and roles
+    passwd, acl      Mosquitto's password file (hashes only) and ACL, both written from it
+    devices.txt      the roster of known devices, one site/device a line, for the collector
+    ca.crt, ca.key   the development CA (ca.key never leaves this folder and is root's alone)
+    server.crt/.key  the broker's certificate, signed by the CA
+    data/            Mosquitto's persistence
+
+Run as root, Mosquitto drops to its `user` (mosquitto by default) after opening its listener,
+and reads the password file and ACL as that user, on start and on every reload (SIGHUP): the
+files it reads belong to that user's group, and the folder lets the group in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from broker import acl, pki
+from devstack.process import find_binary
+from firmware import contract
+
+STATE = "svc-broker.json"
+PASSWORD_BYTES = 18  # 24 characters of URL-safe base64
+DEFAULT_PORT = 8883
+
+
+class BrokerSetupError(RuntimeError):
+    """The folder, an account name or an option is not one svc-broker can use."""
+
+
+@dataclass
+class Folder:
+    path: Path
+    listen: str  # host:port of the one TLS listener
+    hostname: str  # the name devices connect to, in the server certificate
+    root: str = contract.ROOT
+    user: str = "mosquitto"  # whom Mosquitto runs as once started as root
+    accounts: dict[str, str] = field(default_factory=dict)  # name -> role
+
+    # --- where things are ---
+
+    @property
+    def conf(self) -> Path:
+        return self.path / "mosquitto.conf"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.path / "ca.crt"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def url(self) -> str:
+        """The broker as its clients name it."""
+        return f"mqtts://{self.hostname}:{self.port}"
+
+    def ca_der(self) -> bytes:
+        cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    # --- the files ---
+
+    def save(self) -> None:
+        """svc-broker.json, and every file written from it."""
+        state = {
+            "listen": self.listen,
+            "hostname": self.hostname,
+            "root": self.root,
+            "user": self.user,
+            "accounts": self.accounts,
+        }
+        _write(self.path / STATE, json.dumps(state, indent=2) + "\n", 0o600)
+        _write(self.conf, self._mosquitto_conf(), 0o640, self._group())
+        services = {n: r for n, r in self.accounts.items() if r != "device"}
+        _write(self.path / "acl", acl.render(self.root, services), 0o640, self._group())
+        devices = sorted(n for n, r in self.accounts.items() if r == "device")
+        roster = "# known devices, written by svc-broker: site/device\n" + "".join(
+            f"{name}\n" for name in devices
+        )
+        _write(self.path / "devices.txt", roster, 0o644)
+
+    def _mosquitto_conf(self) -> str:
+        host, _, port = self.listen.rpartition(":")
+        d = self.path
+        lines = [
+            "# Written by svc-broker; svc-broker rewrites it. docs/install.md says why each line.",
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"password_file {d}/passwd",
+            f"acl_file {d}/acl",
+            "persistence true",
+            f"persistence_location {d}/data/",
+            "autosave_interval 60",
+            "max_queued_messages 100000",  # a collector's session while it is away
+            "max_inflight_messages 10000",  # two of the collector's batches (docs/collector.md)
+            "set_tcp_nodelay true",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+        ]
+        if _running_as_root() and self.user != "mosquitto":
+            lines.append(f"user {self.user}")
+        # Every listener option after its listener line: Mosquitto 2.0.11 otherwise opens a
+        # second, default listener on 0.0.0.0:1883 for it, without a word.
+        lines += [
+            f"listener {port} {host}",
+            f"certfile {d}/server.crt",
+            f"keyfile {d}/server.key",
+            "use_username_as_clientid true",  # no client can take another's id (and session)
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _group(self) -> int | None:
+        """The group Mosquitto's user reads its files as; None when not run as root."""
+        ids = self._ids()
+        return None if ids is None else ids[1]
+
+    def _ids(self) -> tuple[int, int] | None:
+        """(uid, gid) Mosquitto runs as; None when not run as root (nothing to hand over)."""
+        if not _running_as_root():
+            return None
+        try:
+            entry = pwd.getpwnam(self.user)
+        except KeyError:
+            raise BrokerSetupError(f"no user {self.user!r} for Mosquitto to run as") from None
+        return entry.pw_uid, entry.pw_gid
+
+    # --- accounts ---
+
+    def add_account(self, name: str, role: str, replace: bool = False) -> str:
+        """A new account with a new password, returned (and kept nowhere but its hash)."""
+        _check_name(name, role)
+        if name in self.accounts and not replace:
+            raise BrokerSetupError(f"{name!r} has an account already (--replace for a new one)")
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        passwd = self.path / "passwd"
+        others = [
+            line
+            for line in passwd.read_text().splitlines()
+            if line and line.split(":", 1)[0] != name
+        ]
+        lines = [*others, self._hashed(name, password)]
+        _write(passwd, "\n".join(lines) + "\n", 0o640, self._group())
+        self.accounts[name] = role
+        self.save()
+        return password
+
+    def _hashed(self, name: str, password: str) -> str:
+        """The password file's line for one account, hashed by mosquitto_passwd (given the
+        password in a file of root's, never on a command line other users can read)."""
+        tool = find_binary("mosquitto_passwd", "/usr/bin")
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".passwd-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{name}:{password}\n")
+            subprocess.run([tool, "-U", tmp], check=True, capture_output=True)
+            return Path(tmp).read_text().strip()
+        finally:
+            os.unlink(tmp)
+
+    def reload(self) -> int:
+        """SIGHUP every Mosquitto running on this folder's conf: it reads the password file
+        and ACL again, keeping its clients. Returns how many were told."""
+        told = 0
+        conf = str(self.conf.resolve())
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # gone, or not ours to read
+            if args and args[0].endswith(b"mosquitto") and conf.encode() in args:
+                os.kill(int(proc.name), signal.SIGHUP)
+                told += 1
+        return told
+
+
+def init(
+    path: Path,
+    listen: str = f"0.0.0.0:{DEFAULT_PORT}",
+    hostname: str | None = None,
+    root: str = contract.ROOT,
+    user: str = "mosquitto",
+) -> Folder:
+    """A new folder: CA, server certificate, configuration, no accounts yet."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise BrokerSetupError(f"--listen must be HOST:PORT, not {listen!r}")
+    if (path / STATE).exists():
+        raise BrokerSetupError(f"{path} holds a broker set-up already")
+    name = hostname or (host if host not in ("0.0.0.0", "::") else os.uname().nodename)
+    folder = Folder(path.resolve(), listen, name, root, user)
+    path.mkdir(parents=True, exist_ok=True)
+    group = folder._group()
+    _own(path, 0o750, group)
+    data = path / "data"  # Mosquitto's own: it writes there
+    data.mkdir(exist_ok=True)
+    os.chmod(data, 0o750)
+    ids = folder._ids()
+    if ids is not None:
+        os.chown(data, *ids)
+    ca = pki.make_ca(f"svc-rating broker CA ({name})")
+    server = pki.make_server(ca, sorted({name, "localhost"} | ({host} - {"0.0.0.0", "::"})))
+    _write(path / "ca.crt", ca.cert_pem.decode(), 0o644)
+    _write(path / "ca.key", ca.key_pem.decode(), 0o600)
+    _write(path / "server.crt", server.cert_pem.decode(), 0o644)
+    _write(path / "server.key", server.key_pem.decode(), 0o640, group)
+    _write(path / "passwd", "", 0o640, group)
+    folder.save()
+    return folder
+
+
+def load(path: Path) -> Folder:
+    try:
+        state = json.loads((path / STATE).read_text())
+    except (OSError, ValueError) as e:
+        raise BrokerSetupError(f"{path} is not a broker set-up (svc-broker init): {e}") from None
+    return Folder(path.resolve(), **state)
+
+
+def _check_name(name: str, role: str) -> None:
+    if role == "device":
+        site, _, device = name.partition("/")
+        if not (contract.valid_name("site", site) and contract.valid_name("device", device)):
+            raise BrokerSetupError(f"a device is site/device, each {contract.name_pattern('site')}")
+    elif role in acl.ROLES:
+        if not contract.valid_name("device", name):  # the same rule: no / + # or spaces
+            raise BrokerSetupError(f"a service's name must match {contract.name_pattern('device')}")
+    else:
+        raise BrokerSetupError(f"role must be one of {acl.ROLES}, not {role!r}")
+
+
+def _running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _own(path: Path, mode: int, group: int | None) -> None:
+    """Mode, and when run as root root's, in the group Mosquitto runs as."""
+    os.chmod(path, mode)
+    if group is not None:
+        os.chown(path, 0, group)
+
+
+def _write(path: Path, text: str, mode: int, group: int | None = None) -> None:
+    """Written whole or not at all (a reloading broker never reads half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    _own(tmp, mode, group)
+    os.replace(tmp, path)
