@@ -19,6 +19,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -29,7 +30,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from broker import acl, pki
-from devstack.process import find_binary
 from firmware import contract
 
 STATE = "svc-broker.json"
@@ -166,7 +166,9 @@ class Folder:
     def _hashed(self, name: str, password: str) -> str:
         """The password file's line for one account, hashed by mosquitto_passwd (given the
         password in a file of root's, never on a command line other users can read)."""
-        tool = find_binary("mosquitto_passwd", "/usr/bin")
+        tool = shutil.which("mosquitto_passwd")
+        if tool is None:
+            raise BrokerSetupError("mosquitto_passwd not found: apt-get install mosquitto")
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".passwd-")
         try:
             with os.fdopen(fd, "w") as f:

@@ -6,11 +6,12 @@ and is stopped with its process when the context ends.
 
 from devstack.collector import CollectorProcess, collector_env
 from devstack.influxdb import InfluxServer
-from devstack.mosquitto import MosquittoServer
+from devstack.mosquitto import HallBroker, MosquittoServer
 from devstack.process import ServerFailedError
 
 __all__ = [
     "CollectorProcess",
+    "HallBroker",
     "InfluxServer",
     "MosquittoServer",
     "ServerFailedError",

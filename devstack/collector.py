@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from devstack.influxdb import InfluxServer
-from devstack.mosquitto import MosquittoServer
+from devstack.mosquitto import HallBroker, MosquittoServer
 from devstack.process import ServerFailedError, end_process
 
 
@@ -30,7 +30,7 @@ def collector_env(root: str, database: str, client_id: str, **settings: str) -> 
 class CollectorProcess:
     def __init__(
         self,
-        broker: MosquittoServer,
+        broker: MosquittoServer | HallBroker,
         influx: InfluxServer,
         state_dir: Path,
         extra_env: dict[str, str] | None = None,

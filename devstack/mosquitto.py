@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from broker.folder import Folder
 from devstack.process import ChildServer, find_binary, port_open
 
 
@@ -48,6 +49,30 @@ class MosquittoServer(ChildServer):
             # could not write the temporary persistence folder.
             lines.append("user root")
         return "\n".join(lines) + "\n" + self.extra_config
+
+    def is_ready(self) -> bool:
+        return port_open(self.port)
+
+
+class HallBroker(ChildServer):
+    """Mosquitto as a hall runs it, from a `svc-broker init` folder (TLS only, accounts, ACL),
+    its one listener moved to a free loopback port."""
+
+    name = "mosquitto"
+
+    def __init__(self, folder: Folder) -> None:
+        super().__init__(folder.path)
+        self.folder = folder
+        self.binary = find_binary("mosquitto", "/usr/sbin")
+
+    @property
+    def url(self) -> str:
+        return self.folder.url
+
+    def command(self, port: int) -> list[str]:
+        self.folder.listen = f"127.0.0.1:{port}"
+        self.folder.save()
+        return [self.binary, "-c", str(self.folder.conf)]
 
     def is_ready(self) -> bool:
         return port_open(self.port)

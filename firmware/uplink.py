@@ -20,7 +20,7 @@ import contract
 import outbox
 import protocol
 from config import ConfigError
-from mqtt import MQTTClient
+from mqtt import MQTTClient, tls_context
 from ticks import ticks_add, ticks_diff, ticks_ms
 
 BACKOFF_MIN_S = 1
@@ -68,12 +68,16 @@ class Uplink:
         self._why = None
         self._state_task = None
         self._wifi_up = None
+        self._clock_awaited = False
         self._backoff = BACKOFF_MIN_S
         root, site, device = settings["topic_root"], settings["site"], settings["device"]
         self.topic_prefix = contract.topic(root, site, device, "")  # a topic is this + kind
         # One client for the terminal's life: its packet ids keep counting across reconnects.
         host, port, user, password = settings["broker_addr"]
-        self.client = MQTTClient(device, host, port, user, password, settings["keepalive_s"])
+        ca = settings.get("tls_ca")
+        tls = tls_context(ca) if ca else None  # one context for the terminal's life
+        keepalive = settings["keepalive_s"]
+        self.client = MQTTClient(device, host, port, user, password, keepalive, tls)
         qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
         self.client.set_last_will(self.topic_prefix + "state", will, retain, qos)
@@ -95,7 +99,7 @@ class Uplink:
         """Wi-Fi, then MQTT; a broker failure is retried with backoff and jitter, a Wi-Fi
         loss is waited out and the broker tried again as soon as Wi-Fi is back."""
         while True:
-            if not await self._network():
+            if not await self._network() or not self._clock_for_tls():
                 await asyncio.sleep(WIFI_POLL_S)
                 continue
             try:
@@ -121,6 +125,16 @@ class Uplink:
             self._wifi_up = up
             board.emit("wifi", up=up)
         return up
+
+    def _clock_for_tls(self):
+        """Whether a broker's certificate can be checked: its dates need the calendar, which
+        an ESP32 learns only from NTP after boot (ratings queue meanwhile)."""
+        if self.client.ssl is None or self.board.wall_ms() is not None:
+            return True
+        if not self._clock_awaited:
+            self._clock_awaited = True
+            self.board.emit("tls_waits_for_clock")
+        return False
 
     async def _serve(self):
         client = self.client

@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from fwtools.unix_port import FirmwareError, micropython_binary
+from tests.hall import Hall, hall_broker
 from tests.servers import serve, start_collector
 
 pytest_plugins = ["tests.known_month"]  # the known_month fixture
@@ -30,6 +31,12 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoSer
 def own_broker(tmp_path: Path) -> Iterator[MosquittoServer]:
     """A broker of the test's own, which it may stop, restart or freeze."""
     yield from serve(MosquittoServer(tmp_path / "broker"))
+
+
+@pytest.fixture
+def hall() -> Iterator[Hall]:
+    """A broker as svc-broker sets one up for a hall: TLS only, an account each, the ACL."""
+    yield from hall_broker()
 
 
 @pytest.fixture(scope="session")

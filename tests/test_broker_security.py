@@ -1,0 +1,264 @@
+"""The hall's broker as svc-broker sets it up, against the real Mosquitto: nobody gets in
+without an account, nothing but TLS is heard, and each terminal speaks only for itself."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from broker import acl
+from broker.folder import BrokerSetupError, init, load
+from collector.influx import InfluxHttp
+from collector.settings import from_toml
+from devstack import CollectorProcess, InfluxServer, collector_env
+from firmware import contract
+from tests.hall import COLLECTOR, SITE, TOOLS, Hall, Peer
+from tests.samples import RATING_EXAMPLE
+from tests.servers import wait_for
+
+ROOT = contract.ROOT
+
+
+def topic(device: str, kind: str, site: str = SITE) -> str:
+    return contract.topic(ROOT, site, device, kind)
+
+
+def rating(seq: int) -> bytes:
+    return json.dumps({**RATING_EXAMPLE, "seq": seq, "ts": int(time.time() * 1000)}).encode()
+
+
+def logged_in(hall: Hall, user: str, **kwargs: object) -> Peer:
+    peer = Peer(hall, user, **kwargs)  # type: ignore[arg-type]
+    assert peer.connect(), f"{user} refused: {peer.refusal}"
+    return peer
+
+
+def quiet(seconds: float = 1.0) -> None:
+    """Time for a message the broker would deliver to arrive: showing that none does."""
+    time.sleep(seconds)
+
+
+def test_nobody_gets_in_without_an_account_or_with_a_wrong_password(hall: Hall):
+    hall.add_device(SITE, "t01")
+    anonymous = Peer(hall, None)
+    assert not anonymous.connect()
+    assert anonymous.refusal is not None and "authori" in anonymous.refusal.lower()
+    wrong = Peer(hall, f"{SITE}/t01", "not-the-password")
+    assert not wrong.connect()
+    assert wrong.refusal is not None
+    unknown = Peer(hall, f"{SITE}/t99", "made-up")
+    assert not unknown.connect()
+    for peer in (anonymous, wrong, unknown):
+        peer.close()
+
+
+def test_plain_mqtt_to_the_tls_listener_gets_no_answer(hall: Hall):
+    """A CONNECT in the clear is not TLS: the broker closes the connection, no CONNACK."""
+    hall.add_device(SITE, "t01")
+    name, password = f"{SITE}/t01", hall.passwords[f"{SITE}/t01"]
+    plain = Peer(hall, name, password, tls=False)
+    assert not plain.connect(timeout_s=3)
+    assert plain.refusal is None  # no CONNACK of any kind came back
+    plain.close()
+    with socket.create_connection(("127.0.0.1", hall.broker.port), timeout=5) as sock:
+        connect = bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 30, 0, 0])
+        sock.sendall(connect)
+        try:
+            answer = sock.recv(16)
+        except ConnectionResetError:  # as likely as a close: either way, nothing but TLS
+            answer = b""
+    assert not answer.startswith(b"\x20\x02")
+
+
+def test_the_broker_is_checked_by_its_ca_and_name(hall: Hall, tmp_path: Path):
+    """A client holding another CA, or reaching the broker by a name its certificate does not
+    give, refuses it: the set-up's certificate is what makes the server the hall's."""
+    other = init(tmp_path / "other", "127.0.0.1:1", "localhost")
+    context = ssl.create_default_context(cafile=str(other.ca_cert))
+    with (
+        socket.create_connection(("127.0.0.1", hall.broker.port), timeout=5) as sock,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(sock, server_hostname="localhost")
+    context = ssl.create_default_context(cafile=str(hall.folder.ca_cert))
+    with (
+        socket.create_connection(("127.0.0.1", hall.broker.port), timeout=5) as sock,
+        pytest.raises(ssl.SSLCertVerificationError, match=r"[Hh]ostname"),
+    ):
+        context.wrap_socket(sock, server_hostname="broker.elsewhere.example")
+
+
+def test_a_device_reads_only_its_own_config_prompt_and_acks_and_writes_no_config(hall: Hall):
+    for device in ("t01", "t02"):
+        hall.add_device(SITE, device)
+    hall.add_device("ha02", "t01")
+    hall.add_service(TOOLS, "tools")
+    hall.add_service(COLLECTOR, "collector")
+    t01 = logged_in(hall, f"{SITE}/t01")
+    t02 = logged_in(hall, f"{SITE}/t02")
+    t01.subscribe(f"{ROOT}/#")  # subscribing is not checked; every delivery is
+    t02.subscribe(topic("t02", "config"))
+    tools = logged_in(hall, TOOLS)
+    collector = logged_in(hall, COLLECTOR)
+    # tools and the collector write what is theirs: t02 gets it, t01 none of it
+    tools.publish(topic("t02", "config"), b'{"v":1,"staff":"E1"}', retain=True)
+    tools.publish(topic("t02", "prompt"), b'{"v":1,"ticket":"A1"}')
+    collector.publish(topic("t02", "ack"), b'{"v":1,"seqs":[1]}')
+    t02.subscribe(topic("t02", "prompt"))
+    t02.subscribe(topic("t02", "ack"))
+    tools.publish(topic("t02", "prompt"), b'{"v":1,"ticket":"A2"}')
+    collector.publish(topic("t02", "ack"), b'{"v":1,"seqs":[2]}')
+    wait_for(lambda: len(t02.messages), lambda n: n >= 3)
+    assert {t for t, _, _ in t02.messages} == {topic("t02", k) for k in ("config", "prompt", "ack")}
+    quiet()
+    assert t01.messages == []
+    # a device writes no config, its own nor another's, here or at another site
+    for target in (topic("t01", "config"), topic("t02", "config"), topic("t01", "config", "ha02")):
+        t01.publish(target, b'{"v":1,"staff":"FORGED"}', retain=True)
+    fresh = logged_in(hall, "ha02/t01")
+    fresh.subscribe(topic("t01", "config", "ha02"))
+    second = logged_in(hall, f"{SITE}/t02", client_id="any")  # the retained config as it is now
+    quiet()
+    assert fresh.messages == []
+    assert [p for t, p, _ in t02.messages if t.endswith("config")] == [b'{"v":1,"staff":"E1"}']
+    for peer in (t01, t02, tools, collector, fresh, second):
+        peer.close()
+
+
+def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
+    for device in ("t01", "t02"):
+        hall.add_device(SITE, device)
+    hall.add_service(TOOLS, "tools")
+    victim = logged_in(hall, f"{SITE}/t02", client_id=f"{SITE}/t02")
+    victim.subscribe(topic("t02", "prompt"))
+    thief = logged_in(hall, f"{SITE}/t01", client_id=f"{SITE}/t02")
+    thief2 = logged_in(hall, f"{SITE}/t01", client_id="t02")
+    quiet()
+    assert not victim.dropped.is_set()
+    logged_in(hall, TOOLS).publish(topic("t02", "prompt"), b'{"v":1,"ticket":"A9"}')
+    wait_for(lambda: victim.messages)
+    assert [t for t, _, _ in victim.messages] == [topic("t02", "prompt")]
+    assert thief.messages == [] and thief2.messages == []
+    # two connections under one account: the second takes the first's place (the broker's
+    # client id is the username), so each collector instance needs an account of its own
+    assert thief.dropped.wait(5)
+    for peer in (victim, thief, thief2):
+        peer.close()
+
+
+def test_an_account_added_to_a_running_broker_works_at_once(hall: Hall):
+    before = hall.folder.reload()
+    assert before == 1  # the test's broker, found by its configuration file
+    hall.add_device(SITE, "t07")
+    peer = Peer(hall, f"{SITE}/t07")
+    assert wait_for(lambda: Peer(hall, f"{SITE}/t07").connect(3), timeout_s=10)
+    peer.close()
+
+
+def test_only_the_listener_the_set_up_asked_for_is_open(hall: Hall):
+    """Every TCP socket the broker listens on, from /proc: one, on the set-up's address (a
+    listener option placed before its listener line would open 0.0.0.0:1883 as well)."""
+    pid = next(
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and str(hall.folder.conf).encode() in (p / "cmdline").read_bytes().split(b"\0")
+    )
+    sockets = {
+        os_link.split("[")[1].rstrip("]")
+        for os_link in (str(fd.readlink()) for fd in Path(f"/proc/{pid}/fd").iterdir())
+        if os_link.startswith("socket:")
+    }
+    listening = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in sockets:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                listening.append((table, address, int(port, 16)))
+    assert listening == [("tcp", "0100007F", hall.broker.port)]  # 127.0.0.1, little-endian
+
+
+def test_the_acl_follows_the_contracts_publishers():
+    text = acl.render("r/v1", {"c1": "collector", "tl": "tools"})
+    for kind, (_q, _r, publisher) in contract.DEVICE_TOPICS.items():
+        mine = "write" if publisher == "device" else "read"
+        assert f"pattern {mine} r/v1/%u/{kind}\n" in text
+    collector_block = text.split("user c1\n")[1].split("\n\n")[0].splitlines()
+    assert collector_block == [
+        "topic read r/v1/+/+/rating",
+        "topic read r/v1/+/+/state",
+        "topic read r/v1/+/+/telemetry",
+        "topic write r/v1/+/+/ack",
+        "topic write r/v1/+/alert",
+    ]
+    tools_block = text.split("user tl\n")[1].strip().splitlines()
+    assert tools_block == ["topic write r/v1/+/+/config", "topic write r/v1/+/+/prompt"]
+
+
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("ha01", "device"),
+        ("ha01/t+", "device"),
+        ("a/b/c", "device"),
+        ("c/1", "collector"),
+        ("c1", "admin"),
+        ("#", "tools"),
+    ],
+)
+def test_names_that_would_widen_the_acl_are_refused(hall: Hall, name: str, role: str):
+    with pytest.raises(BrokerSetupError):
+        hall.folder.add_account(name, role)
+    assert name not in load(hall.folder.path).accounts
+
+
+def test_a_device_cannot_publish_as_another_and_a_retained_rating_is_not_stored(
+    hall: Hall, influxdb: InfluxServer, database: str, tmp_path: Path
+):
+    """With the collector on its own account over TLS: forged ratings never reach it, a
+    retained one is dead-lettered, and no password shows in any log or dead letter."""
+    for device in ("t01", "t02"):
+        hall.add_device(SITE, device)
+    hall.add_device("ha02", "t01")
+    service = hall.add_service(COLLECTOR, "collector")
+    env = {
+        **collector_env(ROOT, database, COLLECTOR, batch_linger_ms="50"),
+        **from_toml(service),
+        "SVC_KNOWN_DEVICES": str(hall.folder.path / "devices.txt"),
+    }
+    collector = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
+    collector.start()
+    try:
+        t01 = logged_in(hall, f"{SITE}/t01")
+        t01.publish(topic("t02", "rating"), rating(1))  # another device of its site
+        t01.publish(topic("t01", "rating", "ha02"), rating(2))  # a device of another site
+        t01.publish(f"{ROOT}/{SITE}/rating", rating(3))  # no device at all
+        t01.publish(topic("t01", "rating"), rating(4), retain=True)  # its own, retained
+        t01.publish(topic("t01", "rating"), rating(5))  # its own: the one to store
+        influx = InfluxHttp(influxdb.url, database)
+        query = 'SELECT "seq", "device", "site" FROM "rating"'
+        stored = wait_for(lambda: influx.query(query), lambda rows: len(rows) >= 1)
+        quiet()
+        stored = influx.query(query)
+        assert [(r["site"], r["device"], r["seq"]) for r in stored] == [(SITE, "t01", 5)]
+        dead = [
+            json.loads(line)
+            for line in (tmp_path / "collector" / "deadletter.jsonl").read_text().splitlines()
+        ]
+        assert [(d["kind"], json.loads(d["payload"])["seq"]) for d in dead] == [("retained", 4)]
+        t01.close()
+    finally:
+        collector.stop()
+    logs = [
+        collector.log(),
+        hall.broker.log_path.read_text(),
+        *(p.read_text() for p in (tmp_path / "collector").glob("*.jsonl")),
+    ]
+    for secret in hall.passwords.values():
+        assert not any(secret in text for text in logs)
