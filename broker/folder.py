@@ -221,7 +221,7 @@ def init(
     if ids is not None:
         os.chown(data, *ids)
     ca = pki.make_ca(f"svc-rating broker CA ({name})")
-    server = pki.make_server(ca, sorted({name, "localhost"} | ({host} - {"0.0.0.0", "::"})))
+    server = pki.make_server(ca, [name, *({host} - {name, "0.0.0.0", "::"})])
     _write(path / "ca.crt", ca.cert_pem.decode(), 0o644)
     _write(path / "ca.key", ca.key_pem.decode(), 0o600)
     _write(path / "server.crt", server.cert_pem.decode(), 0o644)
