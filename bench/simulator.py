@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, beside this)
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env  # noqa: E402
-from simulator import scenario  # noqa: E402
+from simulator import access, scenario  # noqa: E402
 from simulator.scale import ScaleRun  # noqa: E402
 from simulator.truth import GroundTruth  # noqa: E402
 
@@ -64,7 +64,10 @@ def simulated(port: int, terminals: int, per_hour: int, folder: Path) -> tuple[f
     path = folder / "bench.toml"
     path.write_text(textwrap.dedent(HALLS.format(halls=terminals // 10, per_hour=per_hour)))
     run = ScaleRun(
-        scenario.load(path), ("127.0.0.1", port), "bench/v1", GroundTruth(folder / "truth.jsonl")
+        scenario.load(path),
+        access.plain(f"mqtt://127.0.0.1:{port}"),
+        "bench/v1",
+        GroundTruth(folder / "truth.jsonl"),
     )
     started = time.perf_counter()
     connected: list[float] = []

@@ -11,23 +11,28 @@ from pathlib import Path
 from broker.folder import BrokerSetupError, Folder
 
 
+def device_settings(folder: Folder, site: str, device: str, password: str) -> dict[str, str]:
+    """A terminal's settings for reaching the broker: its URL, the account and the CA."""
+    return {
+        "site": site,
+        "device": device,
+        "broker": folder.url,
+        "broker_user": f"{site}/{device}",
+        "broker_password": password,
+        "broker_ca": folder.ca_cert.read_text(),
+    }
+
+
 def write_device(folder: Folder, site: str, device: str, password: str, out: Path) -> None:
-    """The terminal's settings: its name, the broker, its credentials and the CA. Settings
-    already in `out` (Wi-Fi, counter...) are kept."""
+    """The terminal's settings file: device_settings(), over any settings already in `out`
+    (Wi-Fi, counter...), which are kept."""
     values: dict[str, object] = {}
     if out.exists():
         try:
             values = json.loads(out.read_text())
         except ValueError as e:
             raise BrokerSetupError(f"{out}: not a settings file: {e}") from None
-    values.update(
-        site=site,
-        device=device,
-        broker=folder.url,
-        broker_user=f"{site}/{device}",
-        broker_password=password,
-        broker_ca=folder.ca_cert.read_text(),
-    )
+    values.update(device_settings(folder, site, device, password))
     _secret(out, json.dumps(values, indent=2, ensure_ascii=False) + "\n")
 
 

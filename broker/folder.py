@@ -147,34 +147,39 @@ class Folder:
 
     def add_account(self, name: str, role: str, replace: bool = False) -> str:
         """A new account with a new password, returned (and kept nowhere but its hash)."""
-        _check_name(name, role)
-        if name in self.accounts and not replace:
-            raise BrokerSetupError(f"{name!r} has an account already (--replace for a new one)")
-        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        return self.add_accounts([name], role, replace)[name]
+
+    def add_accounts(self, names: list[str], role: str, replace: bool = False) -> dict[str, str]:
+        """New accounts of one role, with their new passwords; the files written once."""
+        for name in names:
+            _check_name(name, role)
+            if name in self.accounts and not replace:
+                raise BrokerSetupError(f"{name!r} has an account already (--replace for a new one)")
+        passwords = {name: secrets.token_urlsafe(PASSWORD_BYTES) for name in names}
         passwd = self.path / "passwd"
         others = [
             line
             for line in passwd.read_text().splitlines()
-            if line and line.split(":", 1)[0] != name
+            if line and line.split(":", 1)[0] not in passwords
         ]
-        lines = [*others, self._hashed(name, password)]
+        lines = [*others, *self._hashed(passwords)]
         _write(passwd, "\n".join(lines) + "\n", 0o640, self._group())
-        self.accounts[name] = role
+        self.accounts.update(dict.fromkeys(names, role))
         self.save()
-        return password
+        return passwords
 
-    def _hashed(self, name: str, password: str) -> str:
-        """The password file's line for one account, hashed by mosquitto_passwd (given the
-        password in a file of root's, never on a command line other users can read)."""
+    def _hashed(self, passwords: dict[str, str]) -> list[str]:
+        """The password file's lines for these accounts, hashed by mosquitto_passwd (given the
+        passwords in a file of root's, never on a command line other users can read)."""
         tool = shutil.which("mosquitto_passwd")
         if tool is None:
             raise BrokerSetupError("mosquitto_passwd not found: apt-get install mosquitto")
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".passwd-")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(f"{name}:{password}\n")
+                f.writelines(f"{name}:{password}\n" for name, password in passwords.items())
             subprocess.run([tool, "-U", tmp], check=True, capture_output=True)
-            return Path(tmp).read_text().strip()
+            return Path(tmp).read_text().splitlines()
         finally:
             os.unlink(tmp)
 

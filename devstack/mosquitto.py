@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from broker.folder import Folder
-from devstack.process import ChildServer, find_binary, port_open
+from devstack.process import ChildServer, ServerFailedError, find_binary, port_open, wait_until
 
 
 class MosquittoServer(ChildServer):
@@ -76,3 +76,15 @@ class HallBroker(ChildServer):
 
     def is_ready(self) -> bool:
         return port_open(self.port)
+
+    def reload(self, timeout_s: float = 10.0) -> None:
+        """Have the broker read its accounts and ACL again, and wait until it has: a client
+        that connects after this is judged by the new ones."""
+        before = self._reloads()
+        if not self.folder.reload():
+            raise ServerFailedError("no running Mosquitto on this folder to reload")
+        if not wait_until(lambda: self._reloads() > before, timeout_s, lambda: None):
+            raise ServerFailedError(f"Mosquitto did not reload: {self.log_tail()}")
+
+    def _reloads(self) -> int:
+        return self.log_path.read_text(errors="replace").count("Reloading config.")

@@ -68,6 +68,22 @@ def pem_to_der(pem):
     return binascii.a2b_base64("".join(body))
 
 
+def resolve_broker(values):
+    """From the broker's settings, broker_addr (host, port, user, password) and tls_ca (the
+    CA as DER when the broker is reached over TLS, else None); broker_ca's PEM goes."""
+    url = values["broker"]
+    if not isinstance(url, str):
+        raise SettingsError("broker must be a URL, mqtts://host:port")
+    user, password = values.get("broker_user"), values.get("broker_password")
+    values["broker_addr"] = parse_broker_url(url, user, password)
+    ca = values.pop("broker_ca", None)
+    values["tls_ca"] = None
+    if url.startswith("mqtts:"):
+        if not ca:
+            raise SettingsError("an mqtts:// broker needs broker_ca, the CA to check it by")
+        values["tls_ca"] = pem_to_der(ca)
+
+
 def load(path, default_device=None):
     """The settings, defaults filled in; the device id defaults to the board's."""
     values = dict(DEFAULTS)
@@ -77,15 +93,5 @@ def load(path, default_device=None):
     for key in ("site", "device"):
         if not contract.valid_name(key, values[key]):
             raise SettingsError("%s %r breaks %s" % (key, values[key], contract.name_pattern(key)))
-    url = values["broker"]
-    if not isinstance(url, str):
-        raise SettingsError("broker must be a URL, mqtts://host:port")
-    values["broker_addr"] = parse_broker_url(url, values["broker_user"], values["broker_password"])
-    # tls_ca: the CA as DER when the broker is reached over TLS, else None
-    ca = values.pop("broker_ca")
-    values["tls_ca"] = None
-    if url.startswith("mqtts:"):
-        if not ca:
-            raise SettingsError("an mqtts:// broker needs broker_ca, the CA to check it by")
-        values["tls_ca"] = pem_to_der(ca)
+    resolve_broker(values)
     return values

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from collector.influx import InfluxError, InfluxHttp
 from firmware import contract
-from simulator import scenario, session, verify
+from simulator import access, scenario, session, verify
 from simulator.demo import Demo
 from simulator.local import DATABASE, LocalStack
 from simulator.truth import GroundTruth
@@ -31,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         "run", help="a scenario's halls as virtual terminals (scale mode), with ground truth"
     )
     run.add_argument("scenario", help=f"a TOML file, or one of: {', '.join(scenario.names())}")
-    run.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="the broker to send to")
+    run.add_argument(
+        "--broker",
+        default="mqtt://127.0.0.1:1883",
+        help="the broker to send to, anonymously in the clear (--local sets up a hall's own)",
+    )
     run.add_argument("--root", default=contract.ROOT, help="topic root")
     run.add_argument("--truth", type=Path, help="ground truth JSONL (default .run/<name>.jsonl)")
     run.add_argument("--speed", type=float, help="override the scenario's time acceleration")
@@ -94,12 +97,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     truth_path = args.truth or Path(".run") / f"{chosen.name}.jsonl"
     workdir = (args.local or Path(".run")) / "terminals"
     if args.local is None:
-        url = urlsplit(args.broker)
-        broker = (url.hostname or "127.0.0.1", url.port or 1883)
         run = session.runner(
             args.mode,
             chosen,
-            broker,
+            access.plain(args.broker),
             args.root,
             GroundTruth(truth_path),
             workdir=workdir,
@@ -113,7 +114,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         run = session.runner(
             args.mode,
             chosen,
-            ("127.0.0.1", local.broker.port),
+            local.access((c.site, c.device) for c in chosen.counters),
             args.root,
             GroundTruth(truth_path),
             workdir=workdir,

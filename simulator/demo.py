@@ -66,7 +66,7 @@ class Demo:
             self.runner = session.runner(
                 self.mode,
                 self.scenario,
-                ("127.0.0.1", local.broker.port),
+                local.access((c.site, c.device) for c in self.scenario.counters),
                 ROOT,
                 GroundTruth(self.truth_path),
                 workdir=self.data_dir / "terminals",

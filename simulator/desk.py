@@ -14,21 +14,21 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware import contract
+from simulator.access import Access
 from simulator.roster import Roster
 
 PUBLISH_TIMEOUT_S = 10.0
 
 
 class FrontDesk:
-    def __init__(
-        self, broker: tuple[str, int], root: str, names: dict[tuple[str, str], str]
-    ) -> None:
+    def __init__(self, access: Access, root: str, names: dict[tuple[str, str], str]) -> None:
         self.root = root
         self.names = names  # clerk's name by (site, staff)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"svc-sim-desk-{uuid.uuid4().hex[:8]}"
         )
-        self._client.connect(*broker)
+        access.log_in(self._client)
+        self._client.connect(*access.address)
         self._client.loop_start()
 
     def log_in(self, site: str, device: str, staff: str | None) -> None:
@@ -51,8 +51,8 @@ class FrontDesk:
         self._client.loop_stop()
 
 
-def front_desk(roster: Roster, broker: tuple[str, int], root: str) -> FrontDesk | None:
+def front_desk(roster: Roster, access: Access, root: str) -> FrontDesk | None:
     """The desk for a run, where a hall of its scenario keeps a roster; None where none does."""
     if not any(hall.clerks for hall in roster.scenario.halls):
         return None
-    return FrontDesk(broker, root, roster.names())
+    return FrontDesk(access, root, roster.names())

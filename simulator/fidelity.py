@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 
 from firmware import contract
 from fwtools.unix_port import FirmwareError, firmware_module
 from simulator import plan
+from simulator.access import Access
 from simulator.desk import FrontDesk, front_desk
 from simulator.roster import Roster
 from simulator.scale import CONFIG_WAIT_S, Progress
@@ -132,7 +132,7 @@ class FidelityRun:
     def __init__(
         self,
         scenario: Scenario,
-        broker_url: str,
+        access: Access,
         root: str,
         truth: GroundTruth,
         *,
@@ -144,7 +144,7 @@ class FidelityRun:
         self.restart_broker = restart_broker
         self.stop_event = threading.Event()
         self.roster = Roster(scenario)
-        self.broker_url = broker_url
+        self.access = access
         self.root = root
         self.desk: FrontDesk | None = None  # made when the run starts, if a hall keeps a roster
         hall_of = {c: h for h in scenario.halls for c in h.counters}
@@ -154,9 +154,7 @@ class FidelityRun:
                 FirmwareTerminal(
                     workdir / c.site / c.device,
                     {
-                        "site": c.site,
-                        "device": c.device,
-                        "broker": broker_url,
+                        **access.device_settings(c.site, c.device),
                         "topic_root": root,
                         "counter": c.counter,
                         "staff": c.staff,
@@ -183,9 +181,7 @@ class FidelityRun:
                 fc.terminal.start()
             for fc in self.counters.values():
                 fc.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
-            url = urlsplit(self.broker_url)
-            broker = (url.hostname or "127.0.0.1", url.port or 1883)
-            self.desk = front_desk(self.roster, broker, self.root)
+            self.desk = front_desk(self.roster, self.access, self.root)
             for day in range(1, self.scenario.days + 1):
                 if self.stop_event.is_set():
                     break

@@ -1,15 +1,27 @@
-"""A broker, a database and a collector of the simulator's own, in one data folder."""
+"""A broker, a database and a collector of the simulator's own, in one data folder.
+
+The broker is set up as a hall's is (svc-broker, docs/install.md): TLS only, the collector,
+the front desk and every terminal with an account of its own, the ACL in force.
+"""
 
 from __future__ import annotations
 
+import os
+import pwd
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env
+from broker import credentials
+from broker.folder import STATE, Folder, init, load
+from collector.settings import from_toml
+from devstack import CollectorProcess, HallBroker, InfluxServer, collector_env
 from firmware import contract
+from simulator import access
 
 DATABASE = "service_quality"
+COLLECTOR_ACCOUNT = "svc-collector"
 
 
 class LocalStack:
@@ -17,10 +29,10 @@ class LocalStack:
 
     def __init__(self, data_dir: Path, root: str = contract.ROOT, database: str = DATABASE) -> None:
         self.database = database
-        self.broker = MosquittoServer(data_dir / "mosquitto")
+        self.broker = HallBroker(_broker_folder(data_dir / "broker", root))
         self.influx = InfluxServer(data_dir / "influxdb")
         self._collector_dir = data_dir / "collector"
-        self._collector_env = collector_env(root, database, "svc-collector", http="127.0.0.1:0")
+        self._collector_env = collector_env(root, database, COLLECTOR_ACCOUNT, http="127.0.0.1:0")
         self.collector: CollectorProcess | None = None
         self._stack = ExitStack()
 
@@ -29,10 +41,18 @@ class LocalStack:
             for server in (self.broker, self.influx):
                 server.start()
                 stack.callback(server.stop)
-            # made now: it takes the servers' ports, chosen when they start
-            self.collector = CollectorProcess(
-                self.broker, self.influx, self._collector_dir, self._collector_env
-            )
+            # made now: its URL has the broker's port, chosen when it started
+            folder = self.broker.folder
+            password = folder.add_account(COLLECTOR_ACCOUNT, "collector", replace=True)
+            account = self._collector_dir / "account.toml"
+            credentials.write_service(folder, COLLECTOR_ACCOUNT, password, account)
+            self.broker.reload()
+            env = {
+                **self._collector_env,
+                **from_toml(account),
+                "SVC_KNOWN_DEVICES": str(folder.path / "devices.txt"),
+            }
+            self.collector = CollectorProcess(self.broker, self.influx, self._collector_dir, env)
             self.collector.start()
             stack.callback(self.collector.stop)
             self._stack = stack.pop_all()
@@ -43,6 +63,21 @@ class LocalStack:
     ) -> None:
         self._stack.close()
 
+    def access(self, devices: Iterable[tuple[str, str]]) -> access.Access:
+        """Accounts for these terminals and the front desk, in force once this returns."""
+        given = access.hall(self.broker.folder, devices)
+        self.broker.reload()
+        return given
+
     def restart_broker(self, down_s: float) -> None:
         """The fault drill's broker restart: down for down_s, then back on its port."""
         self.broker.outage(down_s)
+
+
+def _broker_folder(path: Path, root: str) -> Folder:
+    """The broker's set-up, made on the first run. Mosquitto runs as whoever runs this: as
+    root it would drop to its own user, who may not reach a folder under root's home."""
+    if (path / STATE).exists():
+        return load(path)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    return init(path, "127.0.0.1:8883", "localhost", root, user)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from simulator import plan
+from simulator.access import Access
 from simulator.desk import FrontDesk, front_desk
 from simulator.roster import Roster
 from simulator.scenario import Scenario
@@ -76,7 +77,7 @@ class ScaleRun:
     def __init__(
         self,
         scenario: Scenario,
-        broker: tuple[str, int],
+        access: Access,
         root: str,
         truth: GroundTruth,
         restart_broker: Callable[[float], None] | None = None,
@@ -86,7 +87,7 @@ class ScaleRun:
         self.restart_broker = restart_broker
         self.stop_event = threading.Event()  # set from another thread: stop after this action
         self.roster = Roster(scenario)
-        self.broker = broker
+        self.access = access
         self.root = root
         self.desk: FrontDesk | None = None  # made when the run starts, if a hall keeps a roster
         hall_of = {c: h for h in scenario.halls for c in h.counters}
@@ -95,7 +96,7 @@ class ScaleRun:
                 c,
                 hall_of[c],
                 root=root,
-                broker=broker,
+                broker=access.device_settings(c.site, c.device),
                 window_s=scenario.window_s,
                 record=lambda rating: truth.record(self.roster.attributed(rating)),
             )
@@ -113,7 +114,7 @@ class ScaleRun:
             asyncio.ensure_future(t.serve(self.scenario.telemetry_s))
             for t in self.terminals.values()
         ]
-        self.desk = front_desk(self.roster, self.broker, self.root)
+        self.desk = front_desk(self.roster, self.access, self.root)
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(t.connected.wait() for t in self.terminals.values())),

@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.text import Text
 
 from simulator import live
+from simulator.access import Access
 from simulator.fidelity import FidelityRun
 from simulator.scale import ScaleRun
 from simulator.scenario import Scenario
@@ -25,7 +26,7 @@ Runner = ScaleRun | FidelityRun
 def runner(
     mode: str,
     chosen: Scenario,
-    broker: tuple[str, int],
+    access: Access,
     root: str,
     truth: GroundTruth,
     *,
@@ -34,10 +35,10 @@ def runner(
 ) -> Runner:
     """Scale mode's virtual terminals, or real firmware processes kept under workdir."""
     if mode == "scale":
-        return ScaleRun(chosen, broker, root, truth, restart_broker)
+        return ScaleRun(chosen, access, root, truth, restart_broker)
     return FidelityRun(
         chosen,
-        f"mqtt://{broker[0]}:{broker[1]}",
+        access,
         root,
         truth,
         workdir=workdir.resolve(),

@@ -26,6 +26,7 @@ config_fw = firmware_module("config")
 flow_fw = firmware_module("flow")
 outbox_fw = firmware_module("outbox")
 uplink_fw = firmware_module("uplink")
+settings_fw = firmware_module("settings")
 
 KEEPALIVE_S = 30
 RECONNECT_MAX_S = 10
@@ -138,7 +139,7 @@ class VirtualTerminal:
         hall: Hall,
         *,
         root: str,
-        broker: tuple[str, int],
+        broker: dict[str, Any],
         window_s: int,
         record: Callable[[dict[str, Any]], None],
     ) -> None:
@@ -148,12 +149,13 @@ class VirtualTerminal:
             "topic_root": root,
             "site": counter.site,
             "device": counter.device,
-            "broker_addr": (broker[0], broker[1], None, None),
+            **broker,  # its broker settings, as Access.device_settings() gives them
             "keepalive_s": KEEPALIVE_S,
             "reconnect_max_s": RECONNECT_MAX_S,
             "wifi_ssid": None,
             "wifi_password": None,
         }
+        settings_fw.resolve_broker(self.settings)
         self.initial_config = {  # as a hall would set its terminals
             "counter": counter.counter,
             "staff": counter.staff,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from collector.influx import InfluxHttp
-from simulator import scenario, truth, verify
+from simulator import access, scenario, truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 from tests.servers import start_collector, wait_for
@@ -138,7 +138,7 @@ def known_month(mosquitto, influxdb, tmp_path_factory) -> KnownMonth:
     real_from_ms = int(time.time() * 1000)
     truth_path = folder / "truth.jsonl"
     try:
-        run = ScaleRun(chosen, ("127.0.0.1", mosquitto.port), root, GroundTruth(truth_path))
+        run = ScaleRun(chosen, access.plain(mosquitto.url), root, GroundTruth(truth_path))
         asyncio.run(run.run())
         writer = InfluxHttp(influxdb.url, database)
         reports = verify.settled(truth_path, writer, 60)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devstack.process import port_open
 from simulator import truth
@@ -35,7 +38,8 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
     customers, recorded, acked, stored = map(int, finals[-1])
     assert customers >= 3
     assert customers == recorded == acked == stored  # every customer's window, rated or skipped
-    ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", output)}  # broker, database
+    assert "broker mqtts://localhost:" in output  # the hall's set-up: TLS, accounts, ACL
+    ports = {int(p) for p in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", output)}
     assert len(ports) == 2
     assert not any(port_open(port) for port in ports)
     assert "every process started by the demo has ended" in output
@@ -50,9 +54,19 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython):
     assert {r["staff"] for r in sent} >= {"E1001", "E1002", "E1003"}
     # the demo's data stays in its one folder
     assert {p.name for p in (tmp_path / "demo").iterdir()} == {
-        "mosquitto",
+        "broker",
         "influxdb",
         "collector",
         "terminals",
         "truth.jsonl",
     }
+    # every terminal logged in with its own account, and no password is in any log
+    demo = tmp_path / "demo"
+    settings = [json.loads(p.read_text()) for p in demo.glob("terminals/*/*/settings.json")]
+    assert len(settings) == len({s["broker_user"] for s in settings}) >= 3
+    secrets = [s["broker_password"] for s in settings]
+    account = tomllib.loads((demo / "collector" / "account.toml").read_text())
+    secrets.append(urlsplit(account["mqtt_url"]).password)
+    logs = [output, *(p.read_text() for p in demo.rglob("*.log"))]
+    logs += [p.read_text() for p in demo.rglob("*.jsonl") if p.name != "truth.jsonl"]
+    assert not [s for s in secrets for text in logs if s in text]

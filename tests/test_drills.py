@@ -14,7 +14,7 @@ import pytest
 
 from collector.influx import InfluxHttp
 from devstack import InfluxServer, MosquittoServer
-from simulator import truth, verify
+from simulator import access, truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 from tests.servers import start_collector
@@ -22,7 +22,7 @@ from tests.test_simulator_scale import load
 
 
 def play(s, broker: MosquittoServer, root: str, truth_path: Path, restart=None) -> ScaleRun:
-    run = ScaleRun(s, ("127.0.0.1", broker.port), root, GroundTruth(truth_path), restart)
+    run = ScaleRun(s, access.plain(broker.url), root, GroundTruth(truth_path), restart)
     asyncio.run(run.run())
     return run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from collector.influx import InfluxHttp
-from simulator import scenario, truth, verify
+from simulator import access, scenario, truth, verify
 from simulator.fidelity import FidelityRun
 from simulator.truth import GroundTruth
 
@@ -65,7 +65,11 @@ def test_a_scenario_on_real_firmware_is_stored_exactly_as_the_firmware_recorded_
     s = scenario.load(path)
     truth_path = tmp_path / "truth.jsonl"
     run = FidelityRun(
-        s, mosquitto.url, topic_root, GroundTruth(truth_path), workdir=tmp_path / "terminals"
+        s,
+        access.plain(mosquitto.url),
+        topic_root,
+        GroundTruth(truth_path),
+        workdir=tmp_path / "terminals",
     )
     progress = run.run()
     sent = truth.read(truth_path)

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from fwtools.unix_port import firmware_module
+from simulator import access
 from simulator.plan import Action
 from simulator.scenario import Counter, Hall
 from simulator.terminal_process import FirmwareTerminal
@@ -57,7 +58,7 @@ async def virtual_presses(mosquitto, topic_root, site, truth):
         counter,
         hall,
         root=topic_root,
-        broker=("127.0.0.1", mosquitto.port),
+        broker=access.plain(mosquitto.url).device_settings(site, counter.device),
         window_s=3,
         record=truth.append,
     )

@@ -7,7 +7,7 @@ import textwrap
 
 from collector.influx import InfluxHttp
 from devstack import InfluxServer
-from simulator import cli, scenario, truth, verify
+from simulator import access, cli, scenario, truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 from tests.servers import start_collector
@@ -60,7 +60,9 @@ def load(
 
 
 def play(s: scenario.Scenario, port: int, root: str, truth_path, restart=None) -> ScaleRun:
-    run = ScaleRun(s, ("127.0.0.1", port), root, GroundTruth(truth_path), restart)
+    run = ScaleRun(
+        s, access.plain(f"mqtt://127.0.0.1:{port}"), root, GroundTruth(truth_path), restart
+    )
     asyncio.run(run.run())
     return run
 

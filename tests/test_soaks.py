@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from collector.influx import InfluxHttp
-from simulator import scenario, truth, verify
+from simulator import access, scenario, truth, verify
 from simulator.scale import ScaleRun
 from simulator.truth import GroundTruth
 from tests.servers import start_collector
@@ -25,7 +25,7 @@ def test_a_month_of_a_city_is_stored_exactly_once(
     collector = start_collector(mosquitto, influxdb, tmp_path / "collector", topic_root, database)
     truth_path = tmp_path / "truth.jsonl"
     try:
-        run = ScaleRun(month, ("127.0.0.1", mosquitto.port), topic_root, GroundTruth(truth_path))
+        run = ScaleRun(month, access.plain(mosquitto.url), topic_root, GroundTruth(truth_path))
         asyncio.run(run.run())
         reports = verify.settled(truth_path, InfluxHttp(influxdb.url, database), 120)
     finally:
