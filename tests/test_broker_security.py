@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from broker import acl
 from broker.folder import BrokerSetupError, init, load
@@ -231,6 +232,7 @@ def test_a_device_cannot_publish_as_another_and_a_retained_rating_is_not_stored(
         **collector_env(ROOT, database, COLLECTOR, batch_linger_ms="50"),
         **from_toml(service),
         "SVC_KNOWN_DEVICES": str(hall.folder.path / "devices.txt"),
+        "SVC_HTTP": "127.0.0.1:0",
     }
     collector = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
     collector.start()
@@ -253,9 +255,12 @@ def test_a_device_cannot_publish_as_another_and_a_retained_rating_is_not_stored(
         ]
         assert [(d["kind"], json.loads(d["payload"])["seq"]) for d in dead] == [("retained", 4)]
         t01.close()
+        metrics = requests.get(f"http://{collector.http_address()}/metrics", timeout=5).text
+        assert 'svc_messages_rejected_total{reason="retained"} 1.0' in metrics
     finally:
         collector.stop()
     logs = [
+        metrics,
         collector.log(),
         hall.broker.log_path.read_text(),
         *(p.read_text() for p in (tmp_path / "collector").glob("*.jsonl")),
