@@ -59,7 +59,11 @@ SAMPLE = Path(__file__).resolve().parent.parent / "collector" / "sample.toml"
 
 def test_the_sample_file_loads():
     s = settings.load({}, SAMPLE)
-    assert s.mqtt == settings.MqttAddress("127.0.0.1", 1883, "collector", "change-me")
+    assert s.mqtt == settings.MqttAddress(
+        "broker.hall.example", 8883, "collector", "change-me", tls=True
+    )
+    assert s.mqtt_ca_file == Path("/etc/mosquitto/svc/ca.crt")
+    assert s.known_devices == Path("/etc/mosquitto/svc/devices.txt")
     assert (s.client_id, s.batch_max, s.state_dir) == (
         "svc-collector-1",
         5000,
@@ -93,3 +97,19 @@ def test_bad_files_are_named(tmp_path, text, why):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(settings.SettingsError, match=r"nope\.toml"):
         settings.load({"SVC_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_mqtts_is_tls_on_8883_and_the_password_is_shown_nowhere():
+    s = settings.from_env(
+        {
+            "SVC_MQTT_URL": "mqtts://collector-1:s3cret-pw@broker.h1",
+            "SVC_MQTT_CA_FILE": "/etc/mosquitto/svc/ca.crt",
+            "SVC_KNOWN_DEVICES": "/etc/mosquitto/svc/devices.txt",
+        }
+    )
+    assert s.mqtt == settings.MqttAddress("broker.h1", 8883, "collector-1", "s3cret-pw", tls=True)
+    assert s.mqtt_ca_file == Path("/etc/mosquitto/svc/ca.crt")
+    assert "s3cret-pw" not in repr(s)
+    with pytest.raises(settings.SettingsError) as bad:
+        settings.from_env({"SVC_MQTT_URL": "amqp://c:s3cret-pw@broker"})
+    assert "s3cret-pw" not in str(bad.value)

@@ -156,9 +156,23 @@ def test_deploy_refuses_settings_a_terminal_could_not_start_with(tmp_path):
 
 
 def test_the_install_guides_settings_file_is_one_a_terminal_starts_with(tmp_path):
-    """docs/install.md's example, as a hall's IT person would copy it."""
+    """docs/install.md's example, as a hall's IT person would copy it, given its account by
+    the guide's own svc-broker commands."""
     guide = (FIRMWARE_DIR.parent / "docs" / "install.md").read_text()
     [example] = re.findall(r"```json\n(.*?)```", guide, re.S)
-    values = json.loads(example.replace('"…"', '"secret"'))
+    [init] = re.findall(r"^svc-broker init (\S+) (.*)$", guide, re.M)
+    [add] = re.findall(r"^ *svc-broker add-device (\S+) (\S+) (\S+) --out (\S+)$", guide, re.M)
+    assert add[0] == init[0]  # the same broker folder
+    folder, out = tmp_path / "broker", tmp_path / add[3]
+    out.write_text(example.replace('"…"', '"secret"'))
+    svc_broker = str(SVC_FIRMWARE.parent / "svc-broker")
+    for args in (["init", folder, *shlex.split(init[1])], ["add-device", folder, *add[1:3]]):
+        extra = ["--out", out] if args[0] == "add-device" else []
+        done = subprocess.run(
+            [svc_broker, *map(str, args + extra)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    values = json.loads(out.read_text())
+    assert values["broker"].startswith("mqtts://") and values["counter"] == "03"
     result = deploy(tmp_path, values, "--dry-run")
     assert result.returncode == 0, result.stderr
