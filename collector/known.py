@@ -1,6 +1,7 @@
 """The roster of known devices: a text file, one `site/device` a line (`#` starts a comment),
-as `svc-broker` writes it (devices.txt in the broker's folder). Read again when it changes,
-at most once a second, so a terminal added to a running hall is known without a restart."""
+as `svc-broker` writes it (devices.txt in the broker's folder). Read again when it changes, so
+a terminal added to a running hall is known without a restart: looked at once a second, and
+at once for a device not on it (its first rating may follow its account by milliseconds)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ class KnownDevices:
         self._look()
 
     def knows(self, site: str, device: str) -> bool:
-        now = time.monotonic()
-        if now - self._looked_at >= LOOK_EVERY_S:
-            self._look()
-        return f"{site}/{device}" in self._names
+        name = f"{site}/{device}"
+        if time.monotonic() - self._looked_at >= LOOK_EVERY_S or name not in self._names:
+            self._look()  # a stat, and a read only when the file changed
+        return name in self._names
 
     def _look(self) -> None:
         """Read the file again if it changed; a file gone or unreadable keeps the last roster
