@@ -3,6 +3,7 @@
     svc-broker init DIR [--listen HOST:PORT] [--hostname NAME]
     svc-broker add-device DIR SITE DEVICE --out FILE
     svc-broker add-service DIR NAME --role collector|tools --out FILE
+    svc-broker remove DIR NAME
 
 No password is printed: each goes only into its --out file (0600).
 """
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p_svc.add_argument("--role", choices=acl.ROLES, required=True)
     p_svc.add_argument("--out", type=Path, required=True, help="its settings file (TOML)")
     p_svc.add_argument("--replace", action="store_true", help="a new password for an account")
+    p_rm = sub.add_parser("remove", help="an account gone (a device's name is site/device)")
+    p_rm.add_argument("dir", type=Path)
+    p_rm.add_argument("name")
     args = parser.parse_args(argv)
     try:
         if args.command == "init":
@@ -46,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"broker set up in {folder.path}: {folder.url}; mosquitto -c {folder.conf}")
             return 0
         folder = load(args.dir)
+        if args.command == "remove":
+            folder.remove_account(args.name)
+            print(f"account {args.name} removed; {folder.reload()} running broker(s) reloaded")
+            return 0
         if args.command == "add-device":
             name = f"{args.site}/{args.device}"
             password = folder.add_account(name, "device", args.replace)

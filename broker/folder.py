@@ -156,17 +156,27 @@ class Folder:
             if name in self.accounts and not replace:
                 raise BrokerSetupError(f"{name!r} has an account already (--replace for a new one)")
         passwords = {name: secrets.token_urlsafe(PASSWORD_BYTES) for name in names}
-        passwd = self.path / "passwd"
-        others = [
-            line
-            for line in passwd.read_text().splitlines()
-            if line and line.split(":", 1)[0] not in passwords
-        ]
-        lines = [*others, *self._hashed(passwords)]
-        _write(passwd, "\n".join(lines) + "\n", 0o640, self._group())
+        self._rewrite_passwd(drop=set(passwords), add=self._hashed(passwords))
         self.accounts.update(dict.fromkeys(names, role))
         self.save()
         return passwords
+
+    def remove_account(self, name: str) -> None:
+        """The account gone: from the password file, the ACL and the roster."""
+        if name not in self.accounts:
+            raise BrokerSetupError(f"no account {name!r}")
+        self._rewrite_passwd(drop={name}, add=[])
+        del self.accounts[name]
+        self.save()
+
+    def _rewrite_passwd(self, drop: set[str], add: list[str]) -> None:
+        passwd = self.path / "passwd"
+        kept = [
+            line
+            for line in passwd.read_text().splitlines()
+            if line and line.split(":", 1)[0] not in drop
+        ]
+        _write(passwd, "".join(f"{line}\n" for line in [*kept, *add]), 0o640, self._group())
 
     def _hashed(self, passwords: dict[str, str]) -> list[str]:
         """The password file's lines for these accounts, hashed by mosquitto_passwd (given the

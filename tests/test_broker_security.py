@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -152,13 +154,30 @@ def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
         peer.close()
 
 
-def test_an_account_added_to_a_running_broker_works_at_once(hall: Hall):
-    before = hall.folder.reload()
-    assert before == 1  # the test's broker, found by its configuration file
+def test_accounts_added_or_removed_on_a_running_broker_count_at_once(hall: Hall):
+    """As svc-broker does it: the files rewritten, the running broker told (SIGHUP)."""
+    name = f"{SITE}/t07"
+
+    def logs_in() -> bool:
+        peer = Peer(hall, name, hall.passwords[name])
+        try:
+            return peer.connect(3)
+        finally:
+            peer.close()
+
+    assert hall.folder.reload() == 1  # the test's broker, found by its configuration file
     hall.add_device(SITE, "t07")
-    peer = Peer(hall, f"{SITE}/t07")
-    assert wait_for(lambda: Peer(hall, f"{SITE}/t07").connect(3), timeout_s=10)
-    peer.close()
+    assert wait_for(logs_in, timeout_s=10)
+    removed = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "remove", str(hall.folder.path), name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert "1 running broker(s) reloaded" in removed.stdout
+    assert wait_for(logs_in, lambda ok: not ok, timeout_s=10) is False
+    assert name not in (hall.folder.path / "devices.txt").read_text()
 
 
 def test_only_the_listener_the_set_up_asked_for_is_open(hall: Hall):
