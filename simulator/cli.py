@@ -79,7 +79,10 @@ def _demo_parser(demo: argparse.ArgumentParser) -> None:
         "--mode", choices=["fidelity", "scale"], default="fidelity", help="real firmware or not"
     )
     demo.add_argument(
-        "--data-dir", type=Path, default=Path(".run/demo"), help="where the servers keep files"
+        "--data-dir",
+        type=Path,
+        default=Path(".run/demo"),
+        help="where the servers keep files (each run starts afresh there)",
     )
     demo.add_argument(
         "--quiet", action="store_true", help="a status line every 10 s instead of the live table"

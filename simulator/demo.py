@@ -8,6 +8,7 @@ under one data folder; every process started here is stopped on exit, whether th
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -25,8 +26,20 @@ from simulator.local import LocalStack
 from simulator.truth import GroundTruth
 
 ROOT = contract.ROOT
+RUN_ENTRIES = ("broker", "influxdb", "collector", "terminals", "truth.jsonl")  # a run's own
 STORE_WAIT_S = 30.0
 APPRAISE_EVERY_S = 30.0
+
+
+def clear_previous_run(data_dir: Path) -> None:
+    """Each run starts afresh: what an earlier run left in the folder goes (its ratings would be
+    found unexpected by this run's check), and nothing else there is touched."""
+    for name in RUN_ENTRIES:
+        path = data_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 class Demo:
@@ -40,6 +53,7 @@ class Demo:
     def run(self, duration_s: float | None, quiet: bool, console: Console) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        clear_previous_run(self.data_dir)
         console.print(f"[bold]Starting[/] broker, database and collector under {self.data_dir}")
         with LocalStack(self.data_dir, ROOT) as local:
             console.print(

@@ -14,6 +14,7 @@ import pytest
 
 from devstack.process import port_open
 from simulator import truth
+from simulator.demo import clear_previous_run
 
 SVC_SIM = Path(sys.executable).parent / "svc-sim"
 
@@ -77,3 +78,15 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython, mode):
     logs = [output, *(p.read_text() for p in demo.rglob("*.log"))]
     logs += [p.read_text() for p in demo.rglob("*.jsonl") if p.name != "truth.jsonl"]
     assert not [s for s in secrets for text in logs if s in text]
+
+
+def test_a_demo_run_starts_afresh_and_leaves_the_rest_of_its_folder_alone(tmp_path):
+    """A second run in the same folder would find the first run's ratings unexpected."""
+    for name in ("broker", "influxdb", "collector", "terminals"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+    (tmp_path / "truth.jsonl").write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "keep").mkdir()
+    clear_previous_run(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"notes.txt", "keep"}
+    clear_previous_run(tmp_path)  # and nothing to clear is no error
