@@ -128,6 +128,7 @@ def test_a_device_reads_only_its_own_config_prompt_and_acks_and_writes_no_config
     second = logged_in(hall, f"{SITE}/t02", client_id="any")  # the retained config as it is now
     quiet()
     assert fresh.messages == []
+    assert t01.messages == []  # nor its own: it reads its own config, and got none
     assert [p for t, p, _ in t02.messages if t.endswith("config")] == [b'{"v":1,"staff":"E1"}']
     for peer in (t01, t02, tools, collector, fresh, second):
         peer.close()
