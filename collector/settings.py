@@ -52,20 +52,17 @@ class Settings:
     spool_bytes: int
 
 
-PORTS = {"mqtt": 1883, "mqtts": 8883}
-
-
 def parse_mqtt_url(url: str) -> MqttAddress:
     """mqtt[s]://[user[:password]@]host[:port]; mqtts is MQTT over TLS, the server checked."""
     parts = urlsplit(url)
-    if parts.scheme not in PORTS or not parts.hostname:
+    if parts.scheme not in contract.BROKER_PORTS or not parts.hostname:
         shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url
         raise SettingsError(
             f"SVC_MQTT_URL must look like mqtts://user:pass@host:port, not {shown!r}"
         )
     return MqttAddress(
         host=parts.hostname,
-        port=parts.port or PORTS[parts.scheme],
+        port=parts.port or contract.BROKER_PORTS[parts.scheme],
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=parts.scheme == "mqtts",

@@ -25,6 +25,8 @@ DEVICE_TOPICS = {
     "ack": (1, False, "collector"),  # extension: the seqs a collector has stored
 }
 SITE_TOPICS = {"alert": (1, False, "collector")}
+# a broker's URL scheme (mqtts: over TLS) and its default port
+BROKER_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
 def topic(root: str, site: str, device: str, kind: str) -> str:

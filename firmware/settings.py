@@ -30,14 +30,11 @@ class SettingsError(Exception):
     pass
 
 
-PORTS = {"mqtt": 1883, "mqtts": 8883}
-
-
 def parse_broker_url(url, user=None, password=None):
     """mqtt[s]://[user[:password]@]host[:port] -> (host, port, user, password); a user given
     here is taken over the URL's, with this password."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in PORTS:
+    if not sep or scheme not in contract.BROKER_PORTS:
         raise SettingsError("broker URL must start with mqtts:// or mqtt://")
     rest = rest.rstrip("/")
     if "@" in rest:
@@ -48,7 +45,7 @@ def parse_broker_url(url, user=None, password=None):
     host, _, port = rest.partition(":")
     if not host:
         raise SettingsError("broker URL has no host")
-    return host, int(port) if port else PORTS[scheme], user, password
+    return host, int(port) if port else contract.BROKER_PORTS[scheme], user, password
 
 
 def pem_to_der(pem):
