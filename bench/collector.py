@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from example_rating import EXAMPLE as RATING_EXAMPLE  # noqa: E402  (bench/, beside this)
+from stats import percentile  # noqa: E402
 
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env  # noqa: E402
 
@@ -328,11 +329,6 @@ TELEMETRY = {
     "skipped": 23,
     "stray": 4,
 }
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def _rates(rates: list[float]) -> str:

@@ -26,6 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from stats import percentile  # noqa: E402  (bench/, beside this)
+
 from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env  # noqa: E402
 from fwtools import image  # noqa: E402
 from fwtools.unix_port import run_script  # noqa: E402
@@ -54,11 +56,6 @@ def run(port: int, mode: str, count: int, folder: Path, rom: Path) -> dict[str, 
         raise RuntimeError(f"{mode}: {result.stdout[-2000:]}{result.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
-
-
-def percentile(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
 
 
 def main() -> None:
