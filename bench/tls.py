@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -31,15 +30,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from stats import percentile  # noqa: E402  (bench/, beside this)
+
 from broker import credentials  # noqa: E402
-from broker.folder import init  # noqa: E402
-from collector.settings import from_toml  # noqa: E402
 from devstack import (  # noqa: E402
     CollectorProcess,
     HallBroker,
     InfluxServer,
     MosquittoServer,
     collector_env,
+    hall_folder,
 )
 from firmware import contract  # noqa: E402
 from simulator.terminal_process import FirmwareTerminal  # noqa: E402
@@ -81,7 +81,6 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=30)
     args = parser.parse_args()
     top = Path(tempfile.mkdtemp(prefix="bench-tls-"))
-    os.chmod(top, 0o711)  # Mosquitto's own user reaches the hall broker's folder
     figures: dict[str, dict[str, list[float]]] = {
         "tls": {"connect": [], "p50": [], "p99": []},
         "plain": {"connect": [], "p50": [], "p99": []},
@@ -89,14 +88,13 @@ def main() -> None:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, top, True)  # last, once every server has stopped
         influx = InfluxServer(top / "influx")
-        hall = HallBroker(init(top / "broker", "127.0.0.1:8883", "localhost"))
+        hall = HallBroker(hall_folder(top))
         plain = MosquittoServer(top / "plain")
         for server in (influx, hall, plain):
             server.start()
             stack.callback(server.stop)
         account = top / "collector.toml"
-        password = hall.folder.add_account("collector-1", "collector")
-        credentials.write_service(hall.folder, "collector-1", password, account)
+        credentials.add_service(hall.folder, "collector-1", "collector", account)
         devices = hall.folder.add_accounts([f"{SITE}/t{i}" for i in range(args.runs)], "device")
         hall.reload()
         collectors = {
@@ -104,7 +102,7 @@ def main() -> None:
                 hall,
                 influx,
                 top / "c-tls",
-                {**collector_env(contract.ROOT, "tls", "collector-1"), **from_toml(account)},
+                collector_env(contract.ROOT, "tls", "collector-1", account),
             ),
             "plain": CollectorProcess(
                 plain, influx, top / "c-plain", collector_env(contract.ROOT, "plain", "c-plain")
@@ -124,12 +122,9 @@ def main() -> None:
             for kind, broker_settings in runs.items():
                 terminal = FirmwareTerminal(top / kind / name, {**broker_settings, **SETTINGS})
                 connect_ms, acked = measure(terminal, args.presses)
-                ordered = sorted(acked)
                 figures[kind]["connect"].append(connect_ms)
-                figures[kind]["p50"].append(ordered[len(ordered) // 2])
-                figures[kind]["p99"].append(
-                    ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
-                )
+                figures[kind]["p50"].append(percentile(acked, 0.5))
+                figures[kind]["p99"].append(percentile(acked, 0.99))
     med = {k: {f: statistics.median(v) for f, v in kinds.items()} for k, kinds in figures.items()}
     print(f"TLS against plain MQTT, median of {args.runs} runs, {args.presses} presses each")
     for figure, what in (

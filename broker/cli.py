@@ -56,12 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "add-device":
             name = f"{args.site}/{args.device}"
-            password = folder.add_account(name, "device", args.replace)
-            credentials.write_device(folder, args.site, args.device, password, args.out)
+            credentials.add_device(folder, args.site, args.device, args.out, args.replace)
         else:
             name = args.name
-            password = folder.add_account(name, args.role, args.replace)
-            credentials.write_service(folder, name, password, args.out)
+            credentials.add_service(folder, name, args.role, args.out, args.replace)
         told = folder.reload()
         print(
             f"account {name} ({folder.accounts[name]}): settings in {args.out}; "

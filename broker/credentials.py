@@ -5,10 +5,25 @@ else but as a hash in the broker's password file."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from broker.folder import BrokerSetupError, Folder
+from broker.folder import BrokerSetupError, Folder, write_file
+
+
+def add_device(folder: Folder, site: str, device: str, out: Path, replace: bool = False) -> str:
+    """The terminal's account, and its settings file (write_device); returns the password.
+    A running broker takes it once reloaded."""
+    password = folder.add_account(f"{site}/{device}", "device", replace)
+    write_device(folder, site, device, password, out)
+    return password
+
+
+def add_service(folder: Folder, name: str, role: str, out: Path, replace: bool = False) -> str:
+    """A collector's or a tool's account, and its settings file (write_service); returns the
+    password. A running broker takes it once reloaded."""
+    password = folder.add_account(name, role, replace)
+    write_service(folder, name, password, out)
+    return password
 
 
 def device_settings(folder: Folder, site: str, device: str, password: str) -> dict[str, str]:
@@ -51,8 +66,4 @@ def write_service(folder: Folder, name: str, password: str, out: Path) -> None:
 
 def _secret(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_file(path, text, 0o600)

@@ -26,9 +26,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from broker import acl, pki
 from firmware import contract
 
@@ -69,10 +66,6 @@ class Folder:
         """The broker as its clients name it."""
         return f"mqtts://{self.hostname}:{self.port}"
 
-    def ca_der(self) -> bytes:
-        cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
-        return cert.public_bytes(serialization.Encoding.DER)
-
     # --- the files ---
 
     def save(self) -> None:
@@ -84,15 +77,15 @@ class Folder:
             "user": self.user,
             "accounts": self.accounts,
         }
-        _write(self.path / STATE, json.dumps(state, indent=2) + "\n", 0o600)
-        _write(self.conf, self._mosquitto_conf(), 0o640, self._group())
+        write_file(self.path / STATE, json.dumps(state, indent=2) + "\n", 0o600)
+        write_file(self.conf, self._mosquitto_conf(), 0o640, self._group())
         services = {n: r for n, r in self.accounts.items() if r != "device"}
-        _write(self.path / "acl", acl.render(self.root, services), 0o640, self._group())
+        write_file(self.path / "acl", acl.render(self.root, services), 0o640, self._group())
         devices = sorted(n for n, r in self.accounts.items() if r == "device")
         roster = "# known devices, written by svc-broker: site/device\n" + "".join(
             f"{name}\n" for name in devices
         )
-        _write(self.path / "devices.txt", roster, 0o644)
+        write_file(self.path / "devices.txt", roster, 0o644)
 
     def _mosquitto_conf(self) -> str:
         host, _, port = self.listen.rpartition(":")
@@ -176,7 +169,7 @@ class Folder:
             for line in passwd.read_text().splitlines()
             if line and line.split(":", 1)[0] not in drop
         ]
-        _write(passwd, "".join(f"{line}\n" for line in [*kept, *add]), 0o640, self._group())
+        write_file(passwd, "".join(f"{line}\n" for line in [*kept, *add]), 0o640, self._group())
 
     def _hashed(self, passwords: dict[str, str]) -> list[str]:
         """The password file's lines for these accounts, hashed by mosquitto_passwd (given the
@@ -196,8 +189,15 @@ class Folder:
     def reload(self) -> int:
         """SIGHUP every Mosquitto running on this folder's conf: it reads the password file
         and ACL again, keeping its clients. Returns how many were told."""
-        told = 0
-        conf = str(self.conf.resolve())
+        pids = self.broker_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGHUP)
+        return len(pids)
+
+    def broker_pids(self) -> list[int]:
+        """The Mosquitto processes running on this folder's conf (systemd's, or anyone's)."""
+        conf = str(self.conf.resolve()).encode()
+        pids = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
@@ -205,10 +205,9 @@ class Folder:
                 args = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue  # gone, or not ours to read
-            if args and args[0].endswith(b"mosquitto") and conf.encode() in args:
-                os.kill(int(proc.name), signal.SIGHUP)
-                told += 1
-        return told
+            if args[0].endswith(b"mosquitto") and conf in args:
+                pids.append(int(proc.name))
+        return pids
 
 
 def init(
@@ -237,11 +236,11 @@ def init(
         os.chown(data, *ids)
     ca = pki.make_ca(f"svc-rating broker CA ({name})")
     server = pki.make_server(ca, [name, *({host} - {name, "0.0.0.0", "::"})])
-    _write(path / "ca.crt", ca.cert_pem.decode(), 0o644)
-    _write(path / "ca.key", ca.key_pem.decode(), 0o600)
-    _write(path / "server.crt", server.cert_pem.decode(), 0o644)
-    _write(path / "server.key", server.key_pem.decode(), 0o640, group)
-    _write(path / "passwd", "", 0o640, group)
+    write_file(path / "ca.crt", ca.cert_pem.decode(), 0o644)
+    write_file(path / "ca.key", ca.key_pem.decode(), 0o600)
+    write_file(path / "server.crt", server.cert_pem.decode(), 0o644)
+    write_file(path / "server.key", server.key_pem.decode(), 0o640, group)
+    write_file(path / "passwd", "", 0o640, group)
     folder.save()
     return folder
 
@@ -277,8 +276,9 @@ def _own(path: Path, mode: int, group: int | None) -> None:
         os.chown(path, 0, group)
 
 
-def _write(path: Path, text: str, mode: int, group: int | None = None) -> None:
-    """Written whole or not at all (a reloading broker never reads half a file)."""
+def write_file(path: Path, text: str, mode: int, group: int | None = None) -> None:
+    """Written whole or not at all (a reloading broker never reads half a file), with this
+    mode from the start (a secret is never readable by others, even for a moment)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -104,7 +103,3 @@ def make_server(ca: Issued, hostnames: list[str]) -> Issued:
         .sign(ca_key, hashes.SHA256())
     )
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
-
-
-def load(cert_path: Path, key_path: Path) -> Issued:
-    return Issued(cert_path.read_bytes(), key_path.read_bytes())

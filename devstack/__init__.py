@@ -6,7 +6,7 @@ and is stopped with its process when the context ends.
 
 from devstack.collector import CollectorProcess, collector_env
 from devstack.influxdb import InfluxServer
-from devstack.mosquitto import HallBroker, MosquittoServer
+from devstack.mosquitto import HallBroker, MosquittoServer, hall_folder
 from devstack.process import ServerFailedError
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "MosquittoServer",
     "ServerFailedError",
     "collector_env",
+    "hall_folder",
 ]

@@ -9,20 +9,26 @@ import sys
 import time
 from pathlib import Path
 
+from collector.settings import from_toml
 from devstack.influxdb import InfluxServer
 from devstack.mosquitto import HallBroker, MosquittoServer
 from devstack.process import ServerFailedError, end_process
 
 
-def collector_env(root: str, database: str, client_id: str, **settings: str) -> dict[str, str]:
-    """The collector's environment for one topic root and database: its settings by their
-    lower-case names (batch_linger_ms="50"), the /metrics address none unless given."""
+def collector_env(
+    root: str, database: str, client_id: str, account: Path | None = None, **settings: str
+) -> dict[str, str]:
+    """The collector's environment for one topic root and database: the broker account's
+    settings file if given (svc-broker add-service: URL, CA, client id), then its settings by
+    their lower-case names (batch_linger_ms="50"), the /metrics address none unless given."""
     env = {
         "SVC_TOPIC_ROOT": root,
         "SVC_INFLUX_DB": database,
         "SVC_CLIENT_ID": client_id,
         "SVC_HTTP": "",
     }
+    if account is not None:
+        env.update(from_toml(account))
     env.update({f"SVC_{name.upper()}": value for name, value in settings.items()})
     return env
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from broker.folder import Folder
+from broker.folder import Folder, init
 from devstack.process import ChildServer, ServerFailedError, find_binary, port_open, wait_until
 
 
@@ -52,6 +52,14 @@ class MosquittoServer(ChildServer):
 
     def is_ready(self) -> bool:
         return port_open(self.port)
+
+
+def hall_folder(top: Path) -> Folder:
+    """A broker folder as `svc-broker init` writes it, for loopback and the name localhost,
+    in `top`, which is opened to Mosquitto's own user: started as root, Mosquitto drops to
+    it, as on a hall's server, and a temporary folder is root's alone."""
+    os.chmod(top, 0o711)
+    return init(top / "broker", "127.0.0.1:8883", "localhost")
 
 
 class HallBroker(ChildServer):

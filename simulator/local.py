@@ -15,7 +15,6 @@ from types import TracebackType
 
 from broker import credentials
 from broker.folder import STATE, Folder, init, load
-from collector.settings import from_toml
 from devstack import CollectorProcess, HallBroker, InfluxServer, collector_env
 from firmware import contract
 from simulator import access
@@ -28,11 +27,11 @@ class LocalStack:
     """Started on entry, every process stopped on exit, however the run ends."""
 
     def __init__(self, data_dir: Path, root: str = contract.ROOT, database: str = DATABASE) -> None:
+        self.root = root
         self.database = database
         self.broker = HallBroker(_broker_folder(data_dir / "broker", root))
         self.influx = InfluxServer(data_dir / "influxdb")
         self._collector_dir = data_dir / "collector"
-        self._collector_env = collector_env(root, database, COLLECTOR_ACCOUNT, http="127.0.0.1:0")
         self.collector: CollectorProcess | None = None
         self._stack = ExitStack()
 
@@ -43,15 +42,17 @@ class LocalStack:
                 stack.callback(server.stop)
             # made now: its URL has the broker's port, chosen when it started
             folder = self.broker.folder
-            password = folder.add_account(COLLECTOR_ACCOUNT, "collector", replace=True)
             account = self._collector_dir / "account.toml"
-            credentials.write_service(folder, COLLECTOR_ACCOUNT, password, account)
+            credentials.add_service(folder, COLLECTOR_ACCOUNT, "collector", account, replace=True)
             self.broker.reload()
-            env = {
-                **self._collector_env,
-                **from_toml(account),
-                "SVC_KNOWN_DEVICES": str(folder.path / "devices.txt"),
-            }
+            env = collector_env(
+                self.root,
+                self.database,
+                COLLECTOR_ACCOUNT,
+                account,
+                http="127.0.0.1:0",
+                known_devices=str(folder.path / "devices.txt"),
+            )
             self.collector = CollectorProcess(self.broker, self.influx, self._collector_dir, env)
             self.collector.start()
             stack.callback(self.collector.stop)

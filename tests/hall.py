@@ -4,7 +4,6 @@ it with one account each and record what the broker lets them do."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -17,8 +16,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import credentials
-from broker.folder import Folder, init
-from devstack import HallBroker
+from broker.folder import Folder
+from devstack import HallBroker, hall_folder
 from tests.servers import serve
 
 SITE = "ha01"
@@ -41,8 +40,7 @@ class Hall:
 
     def add_service(self, name: str, role: str) -> Path:
         out = self.files / f"{name}.toml"
-        self.passwords[name] = self.folder.add_account(name, role)
-        credentials.write_service(self.folder, name, self.passwords[name], out)
+        self.passwords[name] = credentials.add_service(self.folder, name, role, out)
         self.folder.reload()
         return out
 
@@ -52,22 +50,18 @@ class Hall:
         out = self.files / f"{site}-{device}.json"
         if kept:
             out.write_text(json.dumps(kept))
-        name = f"{site}/{device}"
-        self.passwords[name] = self.folder.add_account(name, "device")
-        credentials.write_device(self.folder, site, device, self.passwords[name], out)
+        password = credentials.add_device(self.folder, site, device, out)
+        self.passwords[f"{site}/{device}"] = password
         self.folder.reload()
         return out
 
 
 def hall_broker() -> Iterator[Hall]:
-    """A fixture's hall broker, set up as `svc-broker init` does, in a folder Mosquitto's own
-    user can reach when the tests run as root (it drops to that user, as on a hall's server):
-    pytest's folders are root's alone."""
+    """A fixture's hall broker, set up as `svc-broker init` does, outside pytest's folders
+    (root's alone: Mosquitto's own user could not reach them)."""
     top = Path(tempfile.mkdtemp(prefix="svc-hall-"))
-    os.chmod(top, 0o711)
     try:
-        folder = init(top / "broker", "127.0.0.1:8883", "localhost")
-        for server in serve(HallBroker(folder)):
+        for server in serve(HallBroker(hall_folder(top))):
             hall = Hall(server, top / "accounts")
             hall.files.mkdir(mode=0o700)
             yield hall

@@ -17,7 +17,6 @@ import requests
 from broker import acl
 from broker.folder import BrokerSetupError, init, load
 from collector.influx import InfluxHttp
-from collector.settings import from_toml
 from devstack import CollectorProcess, InfluxServer, collector_env
 from firmware import contract
 from tests.hall import COLLECTOR, SITE, TOOLS, Hall, Peer
@@ -184,12 +183,7 @@ def test_accounts_added_or_removed_on_a_running_broker_count_at_once(hall: Hall)
 def test_only_the_listener_the_set_up_asked_for_is_open(hall: Hall):
     """Every TCP socket the broker listens on, from /proc: one, on the set-up's address (a
     listener option placed before its listener line would open 0.0.0.0:1883 as well)."""
-    pid = next(
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit()
-        and str(hall.folder.conf).encode() in (p / "cmdline").read_bytes().split(b"\0")
-    )
+    [pid] = hall.folder.broker_pids()
     sockets = {
         os_link.split("[")[1].rstrip("]")
         for os_link in (str(fd.readlink()) for fd in Path(f"/proc/{pid}/fd").iterdir())
@@ -248,12 +242,15 @@ def test_a_device_cannot_publish_as_another_and_a_retained_rating_is_not_stored(
         hall.add_device(SITE, device)
     hall.add_device("ha02", "t01")
     service = hall.add_service(COLLECTOR, "collector")
-    env = {
-        **collector_env(ROOT, database, COLLECTOR, batch_linger_ms="50"),
-        **from_toml(service),
-        "SVC_KNOWN_DEVICES": str(hall.folder.path / "devices.txt"),
-        "SVC_HTTP": "127.0.0.1:0",
-    }
+    env = collector_env(
+        ROOT,
+        database,
+        COLLECTOR,
+        service,
+        batch_linger_ms="50",
+        known_devices=str(hall.folder.path / "devices.txt"),
+        http="127.0.0.1:0",
+    )
     collector = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
     collector.start()
     try:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from broker import pki
 from broker.folder import init
-from collector.settings import from_toml
 from devstack import CollectorProcess, InfluxServer, collector_env
 from firmware import contract
 from fwtools.unix_port import firmware_module
@@ -59,7 +60,7 @@ def test_the_firmware_delivers_over_tls_with_its_account(
     hall: Hall, influxdb: InfluxServer, database: str, micropython: str, tmp_path: Path
 ):
     service = hall.add_service(COLLECTOR, "collector")
-    env = {**collector_env(contract.ROOT, database, COLLECTOR), **from_toml(service)}
+    env = collector_env(contract.ROOT, database, COLLECTOR, service)
     collector = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
     collector.start()
     terminal = terminal_of(hall, "t01", tmp_path / "t01")
@@ -98,7 +99,7 @@ def test_the_firmware_refuses_a_broker_named_for_another_host(
 ):
     """The hall's CA signed it, but for another server: a stolen certificate of another
     broker of the same hall's CA would do no better."""
-    ca = pki.load(hall.folder.ca_cert, hall.folder.path / "ca.key")
+    ca = pki.Issued(hall.folder.ca_cert.read_bytes(), (hall.folder.path / "ca.key").read_bytes())
     other = pki.make_server(ca, ["broker.elsewhere.example"])
     (hall.folder.path / "server.crt").write_bytes(other.cert_pem)
     (hall.folder.path / "server.key").write_bytes(other.key_pem)
@@ -137,7 +138,8 @@ def test_a_settings_file_for_tls_holds_the_ca_as_der(tmp_path: Path, broker: str
     path.write_text(json.dumps({**base, "broker_ca": folder.ca_cert.read_text()}))
     loaded = settings_fw.load(str(path))
     assert loaded["broker_addr"] == ("b.example", port, "ha01/t01", "pw")
-    assert loaded["tls_ca"] == folder.ca_der()
+    ca = x509.load_pem_x509_certificate(folder.ca_cert.read_bytes())
+    assert loaded["tls_ca"] == ca.public_bytes(serialization.Encoding.DER)
     path.write_text(json.dumps(base))
     with pytest.raises(settings_fw.SettingsError, match="broker_ca"):
         settings_fw.load(str(path))
