@@ -1,18 +1,23 @@
-"""The month's appraisal: per (hall, clerk) and per hall figures, fair, stored and exported.
+"""The month's appraisal: per (hall, clerk), per clerk over every hall and per hall figures,
+fair, stored and exported.
 
 Run by `svc-appraisal` on demand or by its monthly timer. The calendar month is taken in the
-halls' time zone. Everything is counted by InfluxDB (a few grouped InfluxQL queries over the
-month), and the results are written back as the `appraisal` and `appraisal_hours`
-measurements that the 员工考核 dashboard reads (docs/contract.md); a re-run first deletes the
-month's points, so it overwrites and never adds.
+halls' time zone, and written 2026-01 whether given so or as 2026-1. Everything is counted by
+InfluxDB (a few grouped InfluxQL queries over the month), and the results are written back as
+the `appraisal` and `appraisal_hours` measurements that the 员工考核 dashboard reads
+(docs/contract.md); a re-run first deletes the month's points, so it overwrites and never adds.
 
 - rated: ratings with a score that are not suspect; satisfied: those scoring 4 or 5;
   satisfaction = satisfied / rated; wilson_low: the 95 % Wilson lower bound of that share;
 - poor: rated scoring 1 or 2; reason_*: poor ratings by the reason given;
 - skipped: windows closed unrated; suspect: scored ratings flagged suspect (never in rated);
 - prompted and participation: prompt-mode windows, and the share of them rated;
-- rank: 1, 2, ... over every clerk with at least min_ratings rated, by wilson_low, higher
-  first, ties by rated (then site and staff, so the order is always the same);
+- rank: 1, 2, ... over every (hall, clerk) row with at least min_ratings rated, by wilson_low,
+  higher first, then by rated; rows equal in both (so in satisfied too) share a rank, and the
+  next rank skips as many (1, 2, 2, 4);
+- a clerk's row over every hall sums their rows in each hall, and is ranked likewise among
+  those rows, the minimum applied to that sum: a clerk working in several halls may be under
+  it in each and still be ranked;
 - a hall's row counts its ratings with nobody logged in too; a clerk's row counts only theirs;
 - {aspect}_rated and {aspect}_mean: in the aspect mode (docs/contract.md), the rated ratings
   that answered attitude (efficiency) and their mean score; absent where no terminal used it.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -37,13 +43,15 @@ REASON_NAMES = dict(zip(REASONS, ("态度", "效率", "业务能力", "环境", 
 COUNTS = ("rated", "satisfied", "poor", "skipped", "suspect", "prompted", "prompted_rated")
 ASPECTS = contract.ASPECTS
 ASPECT_NAMES = dict(zip(ASPECTS, ("服务态度", "工作效率"), strict=True))
+MONTH = re.compile(r"([0-9]{4})-([0-9]{1,2})")
 
 
 @dataclass
 class Row:
-    """One row of the appraisal: a clerk in a hall, or a hall (staff None)."""
+    """One row of the appraisal: a clerk in a hall, a hall (staff None), or a clerk over every
+    hall (site None)."""
 
-    site: str
+    site: str | None
     staff: str | None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     reasons: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
@@ -51,6 +59,13 @@ class Row:
     # per aspect: the rated ratings that answered it, and the sum of their answers
     aspects: dict[str, list[int]] = field(default_factory=lambda: {a: [0, 0] for a in ASPECTS})
     rank: int | None = None
+
+    @property
+    def scope(self) -> str:
+        """The row's `scope` tag (docs/contract.md)."""
+        if self.staff is None:
+            return "hall"
+        return "clerk" if self.site is not None else "clerk_all"
 
     @property
     def rated(self) -> int:
@@ -90,21 +105,33 @@ class Row:
 
 
 def wilson_lower_bound(successes: int, n: int, z: float = Z) -> float | None:
-    """The lower end of the Wilson score interval of successes / n; None for no trials."""
+    """The lower end of the Wilson score interval of successes / n; None for no trials.
+
+    With no successes it is 0, and exactly so: rounding would leave some -1e-17 and others 0,
+    which would order clerks none of whose customers were satisfied by noise, not by rated.
+    """
     if n == 0:
         return None
     p = successes / n
     centre = p + z * z / (2 * n)
     margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - margin) / (1 + z * z / n)
+    return max(0.0, (centre - margin) / (1 + z * z / n))
+
+
+def normal_month(month: str) -> str:
+    """The month as it is stored and shown, 2026-01, from 2026-01 or 2026-1; ValueError else.
+
+    One spelling, so that a run for 2026-01 replaces the points of a run for 2026-1.
+    """
+    found = MONTH.fullmatch(month)
+    if found is None or not 1 <= int(found[2]) <= 12:
+        raise ValueError(f"month {month!r} is not like 2026-11")
+    return f"{found[1]}-{int(found[2]):02d}"
 
 
 def month_bounds(month: str, tz: str) -> tuple[dt.datetime, dt.datetime]:
     """The first instant of the month and of the next, in that time zone."""
-    try:
-        first = dt.datetime.strptime(month, "%Y-%m")
-    except ValueError:
-        raise ValueError(f"month {month!r} is not like 2026-11") from None
+    first = dt.datetime.strptime(normal_month(month), "%Y-%m")
     zone = ZoneInfo(tz)
     start = first.replace(tzinfo=zone)
     after = (first + dt.timedelta(days=32)).replace(day=1, tzinfo=zone)
@@ -169,33 +196,57 @@ def compute(
 
 
 def _arrange(clerks: dict[tuple[str, str], Row], min_ratings: int) -> list[Row]:
+    """Each hall's clerks by staff number and the hall under them, hall by hall; then each
+    clerk over every hall, by staff number. Both kinds of clerk row ranked, apart."""
     halls: dict[str, Row] = {}
-    for (site, _), row in sorted(clerks.items()):
+    everywhere: dict[str, Row] = {}
+    for (site, staff), row in sorted(clerks.items()):
         halls.setdefault(site, Row(site, None)).add(row)
+        if staff:
+            everywhere.setdefault(staff, Row(None, staff)).add(row)
     named = [r for (_, staff), r in clerks.items() if staff]
-    ranked = sorted(
-        (r for r in named if r.rated >= min_ratings),
-        key=lambda r: (-(r.wilson_low or 0.0), -r.rated, r.site, r.staff or ""),
-    )
-    for place, r in enumerate(ranked, 1):
-        r.rank = place
+    _rank(named, min_ratings)
+    _rank(list(everywhere.values()), min_ratings)
     ordered: list[Row] = []
     for site in sorted(halls):
         ordered += sorted((r for r in named if r.site == site), key=lambda r: r.staff or "")
         ordered.append(halls[site])
-    return ordered
+    return ordered + [everywhere[staff] for staff in sorted(everywhere)]
+
+
+def _rank(rows: list[Row], min_ratings: int) -> None:
+    """Competition ranking (1, 2, 2, 4) of the rows with at least min_ratings rated, by
+    wilson_low and then rated, higher first. Rows equal in both are equal in satisfied too,
+    and their bounds are then the same float: they share a rank."""
+    ranked = sorted((r for r in rows if r.rated >= min_ratings), key=_standing, reverse=True)
+    rank, ahead = 0, None
+    for place, r in enumerate(ranked, 1):
+        if _standing(r) != ahead:
+            rank, ahead = place, _standing(r)
+        r.rank = rank
+
+
+def _standing(row: Row) -> tuple[float, int]:
+    return (row.wilson_low or 0.0, row.rated)
 
 
 def store(influx: InfluxHttp, month: str, tz: str, rows: list[Row]) -> int:
-    """Replace the month's points with these rows; returns the points written."""
+    """Replace the month's points with these rows; returns the points written.
+
+    The month is tagged as normal_month writes it; the points an earlier version tagged with
+    the short spelling it accepted (2026-1) are deleted too, so they do not linger beside them.
+    """
+    month = normal_month(month)
+    year, number = month.split("-")
+    spellings = " OR ".join(f"\"month\" = '{m}'" for m in sorted({month, f"{year}-{int(number)}"}))
     for measurement in ("appraisal", "appraisal_hours"):
-        influx.execute(f'DELETE FROM "{measurement}" WHERE "month" = \'{month}\'')
+        influx.execute(f'DELETE FROM "{measurement}" WHERE {spellings}')
     at = _ns(month_bounds(month, tz)[0])
     lines = []
     for r in rows:
         tags = {
             "month": month,
-            "scope": "clerk" if r.staff else "hall",
+            "scope": r.scope,
             "site": r.site,
             "staff": r.staff,
         }

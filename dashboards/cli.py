@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from grafana_client.api import GrafanaApi
@@ -95,16 +96,22 @@ def _alerts(influx: InfluxHttp, now_ms: int) -> int:
 def appraisal_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="svc-appraisal",
-        description="The month's appraisal per (hall, clerk) and per hall: stored in InfluxDB"
-        " for the 员工考核 dashboard (a re-run overwrites) and exported.",
+        description="The month's appraisal per (hall, clerk), per clerk over every hall and"
+        " per hall: stored in InfluxDB for the 员工考核 dashboard (a re-run overwrites) and"
+        " exported.",
     )
     parser.add_argument(
-        "month", help="the calendar month, like 2026-11, or `previous` (last month, for a timer)"
+        "month",
+        help="the calendar month, like 2026-11 (2026-1 is taken as 2026-01), or `previous`"
+        " (last month, for a timer)",
     )
     _influx_arguments(parser)
     parser.add_argument("--tz", default="Asia/Shanghai", help="the halls' time zone")
     parser.add_argument(
-        "--min-ratings", type=int, default=30, help="rated ratings a clerk needs to be ranked"
+        "--min-ratings",
+        type=int,
+        default=30,
+        help="rated ratings a clerk needs to be ranked, in a hall and over every hall",
     )
     parser.add_argument(
         "--out", type=Path, help="export to this .csv or .xlsx file ({month} is the month)"
@@ -114,7 +121,11 @@ def appraisal_main(argv: list[str] | None = None) -> int:
         parser.error("--out must end in .csv or .xlsx")
     influx = InfluxHttp(args.influx, args.db, args.token)
     try:
-        month = appraisal.previous_month(args.tz) if args.month == "previous" else args.month
+        month = (
+            appraisal.previous_month(args.tz)
+            if args.month == "previous"
+            else appraisal.normal_month(args.month)
+        )
         appraisal.month_bounds(month, args.tz)
         rows = appraisal.compute(influx, month, args.tz, args.min_ratings)
         written = appraisal.store(influx, month, args.tz, rows)
@@ -124,10 +135,12 @@ def appraisal_main(argv: list[str] | None = None) -> int:
     except InfluxError as e:
         print(f"svc-appraisal: InfluxDB: {e}", file=sys.stderr)
         return 1
-    clerks = sum(r.staff is not None for r in rows)
+    scopes = Counter(r.scope for r in rows)
+    ranked = Counter(r.scope for r in rows if r.rank is not None)
     print(
-        f"{month} ({args.tz}): {clerks} clerks, {len(rows) - clerks} halls, "
-        f"{sum(r.rank is not None for r in rows)} ranked; {written} points stored"
+        f"{month} ({args.tz}): {scopes['hall']} halls; {scopes['clerk']} clerks by hall, "
+        f"{ranked['clerk']} ranked; {scopes['clerk_all']} clerks over every hall, "
+        f"{ranked['clerk_all']} ranked; {written} points stored"
     )
     if args.out is not None:
         out = Path(str(args.out).replace("{month}", month))

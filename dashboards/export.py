@@ -1,4 +1,8 @@
-"""The appraisal as CSV (the columns fixed by the appraisal office) or XLSX (Chinese headers)."""
+"""The appraisal as CSV (the columns fixed by the appraisal office) or XLSX (Chinese headers).
+
+A clerk's row over every hall has no site: its cell is empty in the CSV, and 全部营业厅 in the
+XLSX, where a reader looks for a word rather than a blank.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ COLUMNS = (
 )
 SHARES = ("satisfaction", "wilson_low")
 MEANS = tuple(f"{aspect}_mean" for aspect in ASPECT_NAMES)
+ALL_HALLS = "全部营业厅"  # the XLSX's site cell of a clerk's row over every hall
 
 Value = str | int | float | None
 
@@ -96,6 +101,8 @@ def _xlsx(rows: list[Row], path: Path) -> None:
         cell.font = Font(bold=True)
     for row in rows:
         cells = values(row)
+        if row.site is None:
+            cells["site"] = ALL_HALLS
         sheet.append([cells[name] for name, _ in COLUMNS])
         if row.staff is None:  # a hall's row, under its clerks
             for cell in sheet[sheet.max_row]:

@@ -113,7 +113,7 @@ class Demo:
         month = self.scenario.start.strftime("%Y-%m")
         rows = appraisal.compute(writer, month)
         appraisal.store(writer, month, "Asia/Shanghai", rows)
-        return sum(r.staff is not None for r in rows)
+        return sum(r.scope == "clerk" for r in rows)
 
     def _appraise_until(self, writer: InfluxHttp, done: threading.Event) -> None:
         """While the demo plays, the appraisal again every APPRAISE_EVERY_S, so the 员工考核

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -13,13 +14,19 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
+from collector import lineprotocol, rating
+from collector.influx import InfluxHttp
+from collector.topics import DeviceTopic
 from dashboards import appraisal, export
 from dashboards.boards import clerk_appraisal
 from dashboards.cli import appraisal_main
 from dashboards.macros import TimeRange, expand
 from tests.known_month import KnownMonth
+from tests.samples import RATING_EXAMPLE
 
 MIN = 200  # ratings a clerk needs to be ranked: the clerk on a half-hour shift has fewer
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+EVERYONE = {"month": "2026-11", "site": ("$__all",), "staff": ("$__all",)}  # as the board opens
 
 
 def textbook_wilson_low(successes: int, n: int, z: float = 1.96) -> float:
@@ -37,12 +44,14 @@ def in_month(km: KnownMonth, tz: str) -> list[dict[str, Any]]:
 
 
 def expected_rows(ratings: list[dict[str, Any]], min_ratings: int) -> dict[tuple[str, str], dict]:
-    """The CSV's figures per (site, staff), and per (site, "") for halls, from the truth."""
+    """The CSV's figures per (site, staff), per (site, "") for halls and per ("", staff) for
+    clerks over every hall, from the truth."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in ratings:
         groups[(r["site"], "")].append(r)
         if r["staff"]:
             groups[(r["site"], r["staff"])].append(r)
+            groups[("", r["staff"])].append(r)
     rows = {}
     for key, group in groups.items():
         honest = [r for r in group if r["cause"] != "self_rating" and r["score"] is not None]
@@ -63,10 +72,17 @@ def expected_rows(ratings: list[dict[str, Any]], min_ratings: int) -> dict[tuple
             "rank": None,
             **aspect_figures(honest),
         }
-    clerks = [k for k in rows if k[1] and rows[k]["rated"] >= min_ratings]
-    clerks.sort(key=lambda k: (-rows[k]["wilson_low"], -rows[k]["rated"], k))
-    for place, key in enumerate(clerks, 1):
-        rows[key]["rank"] = place
+    for everywhere in (False, True):  # clerks in a hall, and clerks over every hall, apart
+        clerks = [
+            k
+            for k in rows
+            if k[1] and (k[0] == "") == everywhere and rows[k]["rated"] >= min_ratings
+        ]
+        for key in clerks:  # 1 + those strictly ahead: equal figures share a rank
+            ahead = (rows[key]["wilson_low"], rows[key]["rated"])
+            rows[key]["rank"] = 1 + sum(
+                (rows[k]["wilson_low"], rows[k]["rated"]) > ahead for k in clerks
+            )
     return rows
 
 
@@ -144,15 +160,17 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     assert kind["efficiency_mean"] > slow["efficiency_mean"] and slow["attitude_mean"] > 4
     ranked = [k for k in want if want[k]["rank"]]
     assert ranked and any(k[1] and not want[k]["rank"] for k in want)  # one below the minimum
-    assert sum(want[k]["suspect"] for k in want if k[1]) == 3  # kept apart, never in rated
+    assert sum(want[k]["suspect"] for k in want if k[0] and k[1]) == 3  # kept apart, never in rated
     sheet = openpyxl.load_workbook(xlsx_path).active
     cells = list(sheet.values)
     assert list(cells[0]) == [header for _, header in export.COLUMNS]
     assert cells[0][:3] == ("营业厅", "工号", "有效评价")
     halls_bold = [sheet.cell(i + 1, 1).font.bold for i, row in enumerate(cells) if i and not row[1]]
     assert halls_bold and all(halls_bold)  # a hall's row stands out under its clerks
+    everywhere = [row[1] for row in cells if row[0] == export.ALL_HALLS]
+    assert everywhere == sorted(k[1] for k in want if not k[0])  # last, by staff number
     for row in cells[1:]:
-        figures = want[(row[0], row[1] or "")]
+        figures = want[("" if row[0] == export.ALL_HALLS else row[0], row[1] or "")]
         assert row[2] == figures["rated"] and row[6] == figures["rank"]
         assert row[5] == (
             None if figures["wilson_low"] is None else pytest.approx(figures["wilson_low"])
@@ -164,7 +182,7 @@ def test_month_edges_follow_the_time_zone(known_month):
     for tz in ("Asia/Shanghai", "UTC"):
         rows = appraisal.compute(km.influx, "2026-11", tz, MIN)
         want = expected_rows(in_month(km, tz), MIN)
-        assert {(r.site, r.staff or ""): r.rated for r in rows} == {
+        assert {(r.site or "", r.staff or ""): r.rated for r in rows} == {
             k: v["rated"] for k, v in want.items()
         }
     shanghai = {(r["device"], r["seq"]) for r in in_month(km, "Asia/Shanghai")}
@@ -195,7 +213,7 @@ def test_a_rerun_overwrites_and_the_dashboard_reads_the_month(known_month):
     table = next(p for p in board.panels if p.title.startswith("员工月度考核"))
     when = TimeRange(0, 2**41, {"month": month, "site": ("$__all",), "staff": ("$__all",)})
     found = km.influx.query(expand(table.queries[0].influxql, when))
-    by_clerk = {(r.site, r.staff): r for r in rows if r.staff}
+    by_clerk = {(r.site, r.staff): r for r in rows if r.scope == "clerk"}
     assert {(f["site"], f["staff"]) for f in found} == set(by_clerk)
     for f in found:
         r = by_clerk[(f["site"], f["staff"])]
@@ -206,8 +224,13 @@ def test_a_rerun_overwrites_and_the_dashboard_reads_the_month(known_month):
     heat = next(p for p in board.panels if p.title.startswith("时段热力"))
     cells = km.influx.query(expand(heat.queries[0].influxql, when))
     assert sum(v or 0 for c in cells for k, v in c.items() if k.startswith("周")) == sum(
-        r.rated for r in rows if r.staff
+        r.rated for r in rows if r.scope == "clerk"
     )
+    across = next(p for p in board.panels if p.title.startswith("跨厅汇总"))
+    found = km.influx.query(expand(across.queries[0].influxql, when))
+    assert {f["staff"]: (f["有效评价"], f["排名"]) for f in found} == {
+        r.staff: (r.rated, r.rank) for r in rows if r.scope == "clerk_all"
+    }
 
 
 def test_bad_arguments_are_refused(known_month, capsys):
@@ -260,3 +283,146 @@ def test_the_heat_map_folds_the_month_onto_hours_and_weekdays(known_month):
                 local = dt.datetime.fromtimestamp(r["ts"] / 1000, zone)
                 want[(clerk_appraisal.WEEKDAYS[local.isoweekday() - 1], local.hour)] += 1
         assert cells == dict(want) and len(cells) > 5
+
+
+@pytest.fixture
+def own_month(influxdb, database) -> InfluxHttp:
+    """A database of the test's own, holding only the ratings the test stores."""
+    influx = InfluxHttp(influxdb.url, database)
+    influx.ensure_database()
+    return influx
+
+
+def store_ratings(
+    influx: InfluxHttp,
+    site: str,
+    staff: str,
+    satisfied: int,
+    rated: int,
+    day: dt.datetime = dt.datetime(2026, 11, 10, 9, tzinfo=SHANGHAI),
+) -> None:
+    """`rated` ratings of a clerk at a hall's terminal from `day` on, a minute apart, the first
+    `satisfied` scoring 5 and the rest 1, stored as the collector stores them."""
+    where = DeviceTopic(site, f"t-{staff.lower()}", "rating")
+    first = int(day.timestamp() * 1000)
+    lines = []
+    for i in range(rated):
+        ts = first + i * 60_000
+        body = {**RATING_EXAMPLE, "seq": i + 1, "ts": ts, "staff": staff}
+        body["score"] = 5 if i < satisfied else 1
+        lines.append(rating.parse(where, json.dumps(body).encode()).point(ts + 100))
+    influx.write(lines)
+
+
+def exported(
+    influx: InfluxHttp, month: str, min_ratings: int, folder: Path
+) -> dict[tuple[str, str], dict[str, str]]:
+    """svc-appraisal's CSV of the month, its rows in order by (site, staff)."""
+    out = folder / f"{month}.csv"
+    db = ["--influx", influx.url, "--db", influx.database, "--min-ratings", str(min_ratings)]
+    assert appraisal_main([month, *db, "--out", str(out)]) == 0
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        return {(row["site"], row["staff"]): row for row in csv.DictReader(f)}
+
+
+def test_equal_figures_share_a_rank(own_month, tmp_path):
+    """Competition ranking: clerks with the same wilson_low and rated (so the same satisfied)
+    share a rank and the next rank skips as many; a bound of 0 is 0 exactly, so rated orders
+    clerks none of whose customers were satisfied."""
+    for site, staff, satisfied, rated in [
+        ("hall-a", "K01", 10, 10),
+        ("hall-a", "K02", 9, 10),
+        ("hall-b", "K03", 9, 10),  # equal to K02, in another hall
+        ("hall-a", "K04", 8, 10),
+        ("hall-b", "K05", 0, 31),
+        ("hall-b", "K06", 0, 30),
+        ("hall-a", "K07", 5, 5),  # under the minimum
+    ]:
+        store_ratings(own_month, site, staff, satisfied, rated)
+    got = exported(own_month, "2026-11", 10, tmp_path)
+    ranks = {"K01": "1", "K02": "2", "K03": "2", "K04": "4", "K05": "5", "K06": "6", "K07": ""}
+    assert {staff: row["rank"] for (site, staff), row in got.items() if site and staff} == ranks
+    assert got[("hall-b", "K06")]["wilson_low"] == "0.000000"  # not -0.000000
+    assert {staff: row["rank"] for (site, staff), row in got.items() if not site} == ranks
+    board = next(p for p in clerk_appraisal.DASHBOARD.panels if p.title.startswith("员工月度考核"))
+    found = own_month.query(expand(board.queries[0].influxql, TimeRange(0, 2**41, EVERYONE)))
+    assert {f["staff"]: f["排名"] for f in found} == {
+        k: int(v) if v else None for k, v in ranks.items()
+    }
+
+
+def test_a_clerk_in_several_halls_has_a_row_over_all_of_them(own_month, tmp_path):
+    """20 + 20 ratings in two halls: under the minimum of 30 in each hall, so not ranked there,
+    and ranked on the 40 in the clerk's row over every hall."""
+    store_ratings(own_month, "hall-a", "K01", 18, 20)
+    store_ratings(own_month, "hall-b", "K01", 18, 20)
+    store_ratings(own_month, "hall-a", "K02", 30, 35)
+    got = exported(own_month, "2026-11", 30, tmp_path)
+    assert list(got) == [  # each hall's clerks and the hall, then every clerk over all halls
+        ("hall-a", "K01"),
+        ("hall-a", "K02"),
+        ("hall-a", ""),
+        ("hall-b", "K01"),
+        ("hall-b", ""),
+        ("", "K01"),
+        ("", "K02"),
+    ]
+    figures = {key: (row["rated"], row["satisfied"], row["rank"]) for key, row in got.items()}
+    assert figures == {
+        ("hall-a", "K01"): ("20", "18", ""),
+        ("hall-a", "K02"): ("35", "30", "1"),
+        ("hall-a", ""): ("55", "48", ""),
+        ("hall-b", "K01"): ("20", "18", ""),
+        ("hall-b", ""): ("20", "18", ""),
+        ("", "K01"): ("40", "36", "1"),  # 0.9 of 40 is ahead of 30 of 35
+        ("", "K02"): ("35", "30", "2"),
+    }
+    board = clerk_appraisal.DASHBOARD
+    when = TimeRange(0, 2**41, EVERYONE)
+    sites = own_month.query(expand(board.variables[1].influxql, when))
+    assert [s["value"] for s in sites] == ["hall-a", "hall-b"]  # no hall made up for them
+    stored = own_month.query(
+        'SELECT "rated", "rank" FROM appraisal WHERE "scope" = \'clerk_all\' GROUP BY *'
+    )
+    assert {(s["site"], s["staff"], s["rated"], s["rank"]) for s in stored} == {
+        ("", "K01", 40, 1),
+        ("", "K02", 35, 2),
+    }
+    table = next(p for p in board.panels if p.title.startswith("员工月度考核"))
+    found = own_month.query(expand(table.queries[0].influxql, when))
+    assert {(f["site"], f["staff"], f["排名"]) for f in found} == {
+        ("hall-a", "K01", None),
+        ("hall-a", "K02", 1),
+        ("hall-b", "K01", None),
+    }
+    across = next(p for p in board.panels if p.title.startswith("跨厅汇总"))
+    found = own_month.query(expand(across.queries[0].influxql, when))
+    assert {f["staff"]: (f["有效评价"], f["排名"]) for f in found} == {
+        "K01": (40, 1),
+        "K02": (35, 2),
+    }
+    halls = next(p for p in board.panels if p.title.startswith("营业厅对比"))
+    found = own_month.query(expand(halls.queries[0].influxql, when))
+    assert {f["site"]: f["有效评价"] for f in found} == {"hall-a": 55, "hall-b": 20}
+
+
+def test_a_month_is_stored_in_one_spelling_whichever_is_given(own_month, tmp_path, capsys):
+    """`2026-1` and `2026-01` are one month, stored as 2026-01: each run replaces the other's
+    points, and those an earlier version stored under `2026-1`."""
+    store_ratings(own_month, "hall-a", "K01", 3, 4, dt.datetime(2026, 1, 20, 9, tzinfo=SHANGHAI))
+    january = int(dt.datetime(2026, 1, 1, tzinfo=SHANGHAI).timestamp()) * 10**9
+    earlier = {"month": "2026-1", "scope": "hall", "site": "hall-a"}
+    own_month.write([lineprotocol.line("appraisal", earlier, {"rated": 99}, january)])
+    db = ["--influx", own_month.url, "--db", own_month.database]
+    assert appraisal_main(["2026-1", *db, "--out", str(tmp_path / "{month}.csv")]) == 0
+    assert appraisal_main(["2026-01", *db]) == 0
+    assert capsys.readouterr().out.count("2026-01 (Asia/Shanghai)") == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["2026-01.csv"]
+    for measurement in ("appraisal", "appraisal_hours"):
+        months = own_month.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "month"')
+        assert [m["value"] for m in months] == ["2026-01"], measurement
+    stored = own_month.query('SELECT "rated" FROM appraisal WHERE "scope" = \'hall\'')
+    assert [s["rated"] for s in stored] == [4]
+    for month in ("2026-13", "2026-0", "2026-00", "2026-001", "26-01", "2026-1x"):
+        assert appraisal_main([month, *db]) == 2, month
+    assert "not like 2026-11" in capsys.readouterr().err

@@ -11,6 +11,8 @@ from dashboards.model import Dashboard, Panel, Query, Variable
 MONTH = "\"month\" = '$month'"
 CLERKS = f'{MONTH} AND "scope" = \'clerk\' AND "site" =~ /^$site$/ AND "staff" =~ /^$staff$/'
 HALLS = f'{MONTH} AND "scope" = \'hall\' AND "site" =~ /^$site$/'
+# a clerk's row over every hall has no site tag: the hall variable lists real halls only
+EVERYWHERE = f'{MONTH} AND "scope" = \'clerk_all\' AND "staff" =~ /^$staff$/'
 REASONS = tuple((f"reason_{reason}", name) for reason, name in REASON_NAMES.items())
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 MONTH_FIGURES = (
@@ -27,9 +29,10 @@ DASHBOARD = Dashboard(
     uid="svc-clerk-appraisal",
     title="员工考核 Clerk appraisal",
     description=(
-        "月度员工考核：有效评价、满意率及其威尔逊下限、排名、差评原因、参评率、未评与可疑数，"
-        "分项评价的服务态度与工作效率平均分；数据由 svc-appraisal 每月生成。 The month per"
-        " clerk: ratings, satisfaction with its Wilson lower bound, rank, poor-rating reasons,"
+        "月度员工考核（分厅及跨厅汇总）：有效评价、满意率及其威尔逊下限、排名、差评原因、参评率、"
+        "未评与可疑数，分项评价的服务态度与工作效率平均分；数据由 svc-appraisal 每月生成。 The"
+        " month per clerk, in each hall and over every hall: ratings, satisfaction with its"
+        " Wilson lower bound, rank, poor-rating reasons,"
         " participation, skipped and suspect counts, mean attitude and efficiency where rated"
         " apart; written by svc-appraisal."
     ),
@@ -59,9 +62,11 @@ DASHBOARD = Dashboard(
             Panel(
                 "table",
                 "员工月度考核 Clerks this month",
-                "每位营业员一行（按工号，不论所在窗口）；有效评价少于最低样本数者不排名。"
-                " One row per clerk, whichever counters they sat at; clerks under the minimum"
-                " sample are listed but not ranked.",
+                "每位营业员在每个营业厅一行（按工号，不论所在窗口）；该厅有效评价少于最低样本数者"
+                "不排名；威尔逊下限与有效评价都相同者并列同一名次（1, 2, 2, 4）。"
+                " One row per clerk in each hall, whichever counters they sat at; clerks under"
+                " the minimum sample in that hall are listed but not ranked; equal Wilson lower"
+                " bound and ratings share a rank (1, 2, 2, 4).",
                 (
                     Query(
                         f'SELECT {MONTH_FIGURES} FROM "appraisal" '
@@ -70,6 +75,27 @@ DASHBOARD = Dashboard(
                 ),
                 width=24,
                 height=12,
+                decimals=1,
+                options={"sortBy": [{"displayName": "排名", "desc": False}]},
+            ),
+        ),
+        (
+            Panel(
+                "table",
+                "跨厅汇总 Clerks over every hall",
+                "所选营业员本月在全部营业厅的合计（不受营业厅筛选），另行排名，最低样本数按合计计；"
+                "在多个营业厅工作者每厅可能不足而合计排名。"
+                " The selected clerks' month over every hall (the hall picked does not narrow"
+                " it), ranked among themselves with the minimum sample applied to the total: a"
+                " clerk working in several halls may be under it in each and ranked here.",
+                (
+                    Query(
+                        f'SELECT {MONTH_FIGURES} FROM "appraisal" '
+                        f'WHERE {EVERYWHERE} GROUP BY "staff"'
+                    ),
+                ),
+                width=24,
+                height=8,
                 decimals=1,
                 options={"sortBy": [{"displayName": "排名", "desc": False}]},
             ),
