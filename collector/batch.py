@@ -4,7 +4,7 @@ terminal; made here, written by storage.py, acknowledged by service.py once stor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import structlog
@@ -20,15 +20,6 @@ from collector.rating import Rating
 from collector.suspect import SuspectJudge
 
 log = structlog.get_logger("collector")
-
-
-@dataclass(frozen=True)
-class Undated:
-    """A rating without ts: its point waits for the time its first copy was stored at."""
-
-    rating: Rating
-    received_ms: int
-    suspect_why: str | None
 
 
 class Delivery(NamedTuple):
@@ -48,13 +39,24 @@ class Delivery(NamedTuple):
         return self.received_ns // 1_000_000
 
 
-class Point(NamedTuple):
-    """One message's point: its line, or an undated rating whose line is made when stored;
-    and the rating it stores, if it is one."""
+class Judged(NamedTuple):
+    """A rating as checked: its line is made once storage knows it is not a copy (and, for
+    one without ts, where its first copy lies)."""
 
-    delivery: Delivery
-    line: str | Undated
-    rating: Rating | None = None
+    rating: Rating
+    received_ms: int
+    suspect_why: str | None
+
+
+class Point(NamedTuple):
+    """What one message stores: a device point's line, or a judged rating; with the message,
+    for the dead-letter file, and what alerts may follow from it once stored."""
+
+    topic: str
+    payload: bytes
+    line: str | None
+    judged: Judged | None
+    report: Rating | DeviceReport | None = None
 
 
 class Ack(NamedTuple):
@@ -67,26 +69,35 @@ class Ack(NamedTuple):
 
 @dataclass
 class Batch:
-    """Messages taken together: their points, what alerts may follow, the ratings to
-    acknowledge to their terminals, and the outcome."""
+    """Messages taken together: their points, the ratings to acknowledge to their terminals,
+    and the outcome. `refused` holds the points set aside while storing (a conflict, or data
+    InfluxDB refused), each dead-lettered once however often the batch is tried."""
 
     deliveries: list[Delivery]
     points: list[Point]
-    reports: list[Rating | DeviceReport]
     acks: list[Ack]
     stored: bool = False
+    refused: set[int] = field(default_factory=set)
+
+    @property
+    def reports(self) -> list[Rating | DeviceReport]:
+        """What alerts may follow from the batch: its points but those set aside."""
+        return [
+            p.report
+            for i, p in enumerate(self.points)
+            if p.report is not None and i not in self.refused
+        ]
 
 
 class Checked(NamedTuple):
-    """What checking one message gave: its point, if it is stored; what alerts may follow
-    from it once stored; the ack owed to its terminal."""
+    """What checking one message gave: its point, if it is stored; the ack owed to its
+    terminal."""
 
     point: Point | None
-    report: Rating | DeviceReport | None
     ack: Ack | None
 
 
-NOTHING = Checked(None, None, None)
+NOTHING = Checked(None, None)
 
 
 class Checker:
@@ -110,22 +121,19 @@ class Checker:
     def batch(self, deliveries: list[Delivery]) -> Batch:
         """The messages checked, as one batch for storage."""
         points: list[Point] = []
-        reports: list[Rating | DeviceReport] = []
         acks: list[Ack] = []
         for delivery in deliveries:
-            point, report, ack = self.check(delivery)
+            point, ack = self.check(delivery)
             if point is not None:
                 points.append(point)
-            if report is not None:
-                reports.append(report)
             if ack is not None:
                 acks.append(ack)
-        return Batch(deliveries, points, reports, acks)
+        return Batch(deliveries, points, acks)
 
     def check(self, delivery: Delivery) -> Checked:
-        """The message checked: its point (None after it went to the dead-letter file), what
-        alerts may follow from it once stored, and the ack of a rating with a seq, stored or
-        dead-lettered alike (its terminal may forget it)."""
+        """The message checked: its point (None after it went to the dead-letter file) and the
+        ack of a rating with a seq, stored or dead-lettered alike (its terminal may forget
+        it)."""
         where = None
         try:
             where = topics.parse(delivery.topic, self.root)
@@ -137,7 +145,9 @@ class Checker:
                 report = read(where, delivery.payload, delivery.received_ns)
                 if report is None:
                     return NOTHING
-                return Checked(Point(delivery, report.point()), report, None)
+                return Checked(
+                    Point(delivery.topic, delivery.payload, report.point(), None, report), None
+                )
             raise topics.TopicError(f"no {where.kind!r} messages are taken")
         except topics.TopicError as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")
@@ -146,7 +156,7 @@ class Checker:
             if where is not None and where.kind == "rating":
                 seq = rating_msg.seq_of(delivery.payload)
                 if seq is not None:
-                    return Checked(None, None, Ack(where.site, where.device, seq))
+                    return Checked(None, Ack(where.site, where.device, seq))
         except Exception as e:  # a bug of ours must not stop the service or lose the message
             log.exception("check_failed", topic=delivery.topic[:200])
             self.dead.record(
@@ -167,9 +177,6 @@ class Checker:
         why = self.judge.judge(parsed)
         if why:
             self.metrics.suspect.labels(why).inc()
-        ack = Ack(where.site, where.device, parsed.seq)
-        if parsed.ts is None:
-            line: str | Undated = Undated(parsed, delivery.received_ms, why)
-        else:
-            line = parsed.point(delivery.received_ms, None, why)
-        return Checked(Point(delivery, line, parsed), parsed, ack)
+        judged = Judged(parsed, delivery.received_ms, why)
+        point = Point(delivery.topic, delivery.payload, None, judged, parsed)
+        return Checked(point, Ack(where.site, where.device, parsed.seq))

@@ -1,15 +1,25 @@
-"""Rejected messages, kept with their reason in a JSONL file, logged and counted."""
+"""Rejected messages, kept with their reason in a JSONL file, logged and counted.
+
+A dead-lettered rating is acknowledged to its terminal, which then forgets it: so its record
+must be on disk first. Records are kept in memory as they come (from either thread) and
+`flush()` writes and syncs them; the collector flushes before it acknowledges a batch, and holds
+the acknowledgements while the disk refuses (full, or failing) instead of stopping.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import structlog
 from prometheus_client import Counter
+
+from collector.disk import sync_folder
 
 log = structlog.get_logger("collector")
 
@@ -19,10 +29,12 @@ class DeadLetters:
         self.path = path
         self.rejected = rejected  # by reason
         self._lock = threading.Lock()
+        self._pending: list[str] = []  # records not yet on disk, in order
+        self._failing = False
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def record(self, topic: str, payload: bytes, reason: str, kind: str) -> None:
-        """Append one record and flush it to disk before the message is acknowledged."""
+        """Count, log and keep one record for the next flush(); never raises."""
         self.rejected.labels(kind).inc()
         log.warning("rejected", topic=topic[:200], kind=kind, reason=reason)
         try:
@@ -38,6 +50,37 @@ class DeadLetters:
             "payload": text,
             "payload_b64": raw,
         }
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            f.flush()
+        with self._lock:
+            self._pending.append(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def flush(self) -> bool:
+        """Write the records kept so far and sync them to disk; False (all kept for the next
+        try, nothing torn left in the file) while the disk refuses them."""
+        with self._lock:
+            if not self._pending:
+                return True
+            body = "".join(self._pending).encode()
+            size = self.path.stat().st_size if self.path.exists() else 0
+            try:
+                with self.path.open("ab") as f:
+                    f.write(body)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if size == 0:
+                    sync_folder(self.path.parent)
+            except OSError as e:
+                self._cut(size)
+                if not self._failing:
+                    log.error("deadletter_failed", error=str(e), waiting=len(self._pending))
+                self._failing = True
+                return False
+            if self._failing:
+                log.info("deadletter_recovered", written=len(self._pending))
+            self._failing = False
+            self._pending.clear()
+            return True
+
+    def _cut(self, size: int) -> None:
+        # failing that, a torn last line: readers of the file skip what does not parse
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, size)

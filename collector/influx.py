@@ -6,17 +6,27 @@ from typing import Any
 
 import requests
 
+# What InfluxDB answers when it refuses the data itself (a line it cannot parse, a field of
+# another type, a point outside the retention): the same write can never succeed. Any other
+# answer (404 for a database dropped or misnamed, 408 or 504 from a proxy, 401, 429, 5xx) is an
+# outage, however long: the data waits for InfluxDB, it is never set aside.
+REFUSALS = frozenset({400, 422})
+
 
 class InfluxError(RuntimeError):
     """InfluxDB did not take the write or query.
 
-    permanent: the server refused the data itself (HTTP 4xx), so sending the same
-    again cannot help; otherwise it was unreachable or failing and a retry may.
+    status: the HTTP status, None when InfluxDB could not be reached or its answer read.
+    permanent: InfluxDB refused the data itself (REFUSALS), so sending it again cannot help;
+    otherwise a retry may. missing_database: the database is not there (dropped, or never
+    made on this server), so it must be made before the next write.
     """
 
-    def __init__(self, message: str, permanent: bool = False) -> None:
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.status = status
+        self.permanent = status in REFUSALS
+        self.missing_database = "database not found" in message
 
 
 class InfluxHttp:
@@ -54,11 +64,13 @@ class InfluxHttp:
         except requests.RequestException as e:
             raise InfluxError(f"/query: {e}") from e
         if resp.status_code >= 300:
-            raise InfluxError(f"/query: HTTP {resp.status_code} {resp.text.strip()[:300]}")
+            raise InfluxError(
+                f"/query: HTTP {resp.status_code} {resp.text.strip()[:300]}", resp.status_code
+            )
         try:
             return rows_of(resp.json())
-        except RuntimeError as e:
-            raise InfluxError(f"/query: {e}", permanent=True) from e
+        except (RuntimeError, ValueError) as e:  # an error in the answer, or no JSON at all
+            raise InfluxError(f"/query: {e}") from e
 
     def ping(self) -> bool:
         try:
@@ -73,8 +85,7 @@ class InfluxHttp:
             raise InfluxError(f"{path}: {e}") from e
         if resp.status_code >= 300:
             raise InfluxError(
-                f"{path}: HTTP {resp.status_code} {resp.text.strip()[:300]}",
-                permanent=400 <= resp.status_code < 500 and resp.status_code not in (401, 403, 429),
+                f"{path}: HTTP {resp.status_code} {resp.text.strip()[:300]}", resp.status_code
             )
 
 

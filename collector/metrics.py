@@ -42,6 +42,11 @@ class Metrics:
         self.rejected = Counter(
             "svc_messages_rejected", "Messages dead-lettered, by reason", ["reason"], registry=r
         )
+        self.copies = Counter(
+            "svc_rating_copies",
+            "Ratings that came again with the content already stored: acknowledged, not rewritten",
+            registry=r,
+        )
         self.suspect = Counter(
             "svc_ratings_suspect", "Ratings flagged suspect, by rule", ["rule"], registry=r
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -154,10 +155,18 @@ def _ticket(value: object) -> str | None:
 
 def seq_of(payload: bytes) -> int | None:
     """The seq of a rating that failed its checks, when it has one: the dead-lettered rating
-    is acknowledged too, so its terminal stops sending it (the dead-letter file keeps it)."""
+    is acknowledged too, so its terminal stops sending it (the dead-letter file keeps it), or
+    a terminal whose head of queue is such a rating would send nothing newer. A payload that is
+    JSON but for its text (bytes that are not UTF-8, as MicroPython writes a lone surrogate) is
+    read leniently for this."""
     try:
         msg = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None
+        if len(payload) > contract.MAX_PAYLOAD_BYTES:
+            return None
+        try:
+            msg = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError:
+            return None
     seq = msg.get("seq") if isinstance(msg, dict) else None
     return seq if contract.valid_seq(seq) else None

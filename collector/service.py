@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import rating as rating_msg
 from collector.alerts import AlertRules, DeviceAlerts, DeviceRule, TrendRule
-from collector.batch import Ack, Checker, Delivery
+from collector.batch import Ack, Batch, Checker, Delivery
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxHttp
 from collector.known import KnownDevices
@@ -43,6 +44,7 @@ LOOP_S = 0.01  # longest wait for the broker before batches and acknowledgements
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 KEEPALIVE_S = 30
+FLUSH_RETRY_S = 1.0  # while the disk refuses the dead letters, they are tried this often
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5: the broker keeps the session while we are away
 
 
@@ -71,12 +73,17 @@ class Collector:
             DeviceRule(settings.offline_alert_s, settings.queue_alert)
         )
         self._taken: list[Delivery] = []
+        self._held: deque[Batch] = deque()  # stored; acknowledged once their dead letters are
+        self._flush_at = 0.0  # on disk, tried again from then while the disk refuses them
+        self._held_messages = 0
         self._first_taken = 0.0  # when the oldest message in _taken came (monotonic)
         self._connection = 0
         self._reconnect_at = 0.0
         self._reconnect_delay = RECONNECT_MIN_S
         self._next_due_check = 0.0
-        metrics.pending.set_function(lambda: len(self._taken) + self.storage.waiting)
+        metrics.pending.set_function(
+            lambda: len(self._taken) + self.storage.waiting + self._held_messages
+        )
         # MQTT 5 for one thing 3.1.1 cannot do: "retain as published" shows which ratings a
         # device published retained, live ones too (3.1.1 clears the flag on the way out)
         self.client = mqtt.Client(
@@ -187,6 +194,7 @@ class Collector:
             self.storage.join(LOOP_S)
             self._acknowledge_stored()
             self.client.loop_misc()  # keep-alive while the last batches are written
+        self._flush_at = 0.0  # a last try, however recent the one before
         self._acknowledge_stored()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
@@ -240,11 +248,22 @@ class Collector:
         self.storage.submit(self.checker.batch(deliveries))
 
     def _acknowledge_stored(self) -> None:
-        """Acknowledge the batches storage is done with, in order; then raise their alerts."""
+        """Acknowledge the batches storage is done with, in order, once the dead letters so
+        far are on disk (held while the disk refuses them); then raise their alerts."""
         while not self.storage.done.empty():
             batch = self.storage.done.get()
-            if not batch.stored:
-                continue  # stopped before it could be stored: the broker sends it again
+            if batch.stored:  # else stopped before it could be stored: the broker sends it again
+                self._held.append(batch)
+                self._held_messages += len(batch.deliveries)
+        now = time.monotonic()
+        if now < self._flush_at:
+            return
+        if not self.dead.flush():
+            self._flush_at = now + FLUSH_RETRY_S
+            return
+        while self._held:
+            batch = self._held.popleft()
+            self._held_messages -= len(batch.deliveries)
             self._acknowledge(batch.deliveries)
             self._send_acks(batch.acks)
             for item in batch.reports:

@@ -14,17 +14,19 @@ import time
 
 import structlog
 
-from collector import conflicts
-from collector.batch import Batch, Point, Undated
+from collector import copies
+from collector.batch import Batch, Point
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxHttp
 from collector.metrics import Metrics
+from collector.rating import Rating
 from collector.spool import Spool
 
 log = structlog.get_logger("collector")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
+DRAIN_BATCH = 5000  # spooled points written in one request
 
 
 class Storage(threading.Thread):
@@ -49,6 +51,9 @@ class Storage(threading.Thread):
         self.done: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self._next_drain = 0.0
         self._database_made = False  # CREATE DATABASE answered: writes can go there
+        # the oldest spool file's points set aside so far, by the start of their chunk: each
+        # is dead-lettered once, however often InfluxDB fails while the file is written out
+        self._drain_refused: dict[int, set[int]] = {}
         self.failed = False
 
     @property
@@ -92,107 +97,93 @@ class Storage(threading.Thread):
             return True
         delay = RETRY_MIN_S
         while True:
-            try:
-                self._drain_spool()
-                self._write_points(self._without_conflicts(self._lines(batch.points)))
-                return True
-            except InfluxError as e:
-                if any(isinstance(p.line, Undated) for p in batch.points):
-                    # The first copy of an undated rating may be in InfluxDB, out of reach:
-                    # the batch waits, unacknowledged, rather than risk a second point.
-                    log.warning("influx_unavailable", error=str(e), retry_in_s=delay)
-                elif self.spool.append([str(p.line) for p in batch.points]):
-                    self.metrics.spool_bytes.set(self.spool.bytes)
-                    log.warning(
-                        "spooled",
-                        points=len(batch.points),
-                        error=str(e),
-                        spool_bytes=self.spool.bytes,
-                    )
+            # InfluxDB is tried again once the spool is due; until then, behind the spool
+            if not len(self.spool) or time.monotonic() >= self._next_drain:
+                try:
+                    self._drain_spool()
+                    self._write_points(batch.points, batch.refused)
                     return True
-                else:
-                    log.warning("spool_full", error=str(e), retry_in_s=delay)
+                except InfluxError as e:
+                    self._outage(e)
+            if self._spool([p for i, p in enumerate(batch.points) if i not in batch.refused]):
+                return True
             if self.stop.wait(delay):
                 return False
             delay = min(delay * 2, RETRY_MAX_S)
 
-    def _lines(self, points: list[Point]) -> list[tuple[Point, str]]:
-        """Each point's line; undated ratings are looked up (the spool is empty by now)."""
-        found: dict[tuple[str, str, int], int] = {}
-        lines = []
-        for point in points:
-            if isinstance(point.line, Undated):
-                undated = point.line
-                try:
-                    when = self._first_stored(undated, found)
-                except InfluxError as e:  # the look-up itself was refused: kept aside
-                    if not e.permanent:
-                        raise
-                    self.dead.record(
-                        point.delivery.topic, point.delivery.payload, str(e), "refused_by_influx"
-                    )
-                    continue
-                line = undated.rating.point(undated.received_ms, when, undated.suspect_why)
-                lines.append((point, line))
+    def _outage(self, e: InfluxError) -> None:
+        """InfluxDB failed: the spool waits a while before it is tried again."""
+        log.warning("influx_unavailable", error=str(e))
+        self._next_drain = time.monotonic() + RETRY_MAX_S / 2
+        if e.missing_database:  # dropped, or another server now: made again before a write
+            self._database_made = False
+
+    def _spool(self, points: list[Point]) -> bool:
+        """Keep the points in the spool; False while it is full or the disk refuses it."""
+        try:
+            kept = self.spool.append(points)
+        except OSError as e:
+            log.error("spool_failed", error=str(e), points=len(points))
+            return False
+        if kept:
+            self.metrics.spool_bytes.set(self.spool.bytes)
+            log.warning("spooled", points=len(points), spool_bytes=self.spool.bytes)
+        else:
+            log.warning("spool_full", points=len(points), spool_bytes=self.spool.bytes)
+        return kept
+
+    def _write_points(self, points: list[Point], refused: set[int]) -> None:
+        """Write the points but those refused: each rating sorted against what is stored
+        (copies.py), a copy left out, a conflict dead-lettered; then settle the undated."""
+        rated = [(i, p.judged) for i, p in enumerate(points) if p.judged and i not in refused]
+        verdicts = copies.sort(self.writer, [(j.rating, j.received_ms) for _, j in rated])
+        lines = [(i, p.line) for i, p in enumerate(points) if p.line and i not in refused]
+        undated: list[Rating] = []
+        for (i, judged), verdict in zip(rated, verdicts, strict=True):
+            if verdict.conflict is not None:
+                self._refuse(points[i], verdict.conflict, "conflict", refused, i)
+            elif not verdict.new:
+                self.metrics.copies.inc()
             else:
-                lines.append((point, point.line))
-        return lines
+                why = judged.suspect_why
+                lines.append((i, judged.rating.point(judged.received_ms, verdict.undated_ns, why)))
+                if verdict.undated_ns is not None:
+                    undated.append(judged.rating)
+        self._write_lines(points, lines, refused)
+        if undated and (deleted := copies.settle(self.writer, undated)):
+            log.info("undated_settled", deleted=deleted)
 
-    def _without_conflicts(self, lines: list[tuple[Point, str]]) -> list[tuple[Point, str]]:
-        """The lines but the ratings that conflict with one already stored (conflicts.py),
-        which go to the dead-letter file."""
-        rated = [(i, p.rating) for i, (p, _) in enumerate(lines) if p.rating is not None]
-        found = conflicts.find(self.writer, [rating for _, rating in rated])
-        if not found:
-            return lines
-        dropped = {rated[k][0] for k in found}
-        for k, why in found.items():
-            delivery = lines[rated[k][0]][0].delivery
-            self.dead.record(delivery.topic, delivery.payload, why, "conflict")
-        return [line for i, line in enumerate(lines) if i not in dropped]
-
-    def _first_stored(self, undated: Undated, found: dict[tuple[str, str, int], int]) -> int:
-        """The time a rating without ts was first stored at, so that a replay overwrites it.
-
-        InfluxDB is asked (it outlives this process and is shared by every collector);
-        `found` covers copies within one batch, not yet written.
-        """
-        r = undated.rating
-        key = (r.site, r.device, r.seq)
-        if key not in found:
-            rows = self.writer.query(
-                f'SELECT "seq" FROM rating WHERE "site"=\'{r.site}\' '
-                f'AND "device"=\'{r.device}\' AND "seq"={r.seq} AND "undated"=1'
-            )
-            found[key] = int(rows[0]["time"]) if rows else r.undated_time_ns(undated.received_ms)
-        return found[key]
-
-    def _write_points(self, lines: list[tuple[Point, str]]) -> None:
-        """Write a batch; when InfluxDB refuses it, set aside the points it refuses."""
+    def _write_lines(
+        self, points: list[Point], lines: list[tuple[int, str]], refused: set[int]
+    ) -> None:
+        """Write the lines in one request; when InfluxDB refuses the data, write them one by
+        one and set aside those it refuses (each once: `refused` outlives a failed attempt)."""
         if not lines:
             return
         try:
             self._write([line for _, line in lines])
+            return
         except InfluxError as e:
             if not e.permanent:
                 raise
-            for point, line in lines:
-                self._write_or_reject(line, point.delivery.topic, point.delivery.payload)
+        for i, line in lines:
+            try:
+                self._write([line])
+            except InfluxError as e:
+                if not e.permanent:
+                    raise
+                self._refuse(points[i], str(e), "refused_by_influx", refused, i)
 
-    def _write_or_reject(self, line: str, topic: str, payload: bytes) -> None:
-        try:
-            self._write([line])
-        except InfluxError as e:
-            if not e.permanent:
-                raise
-            self.dead.record(topic, payload, str(e), "refused_by_influx")
+    def _refuse(self, point: Point, why: str, kind: str, refused: set[int], i: int) -> None:
+        self.dead.record(point.topic, point.payload, why, kind)
+        refused.add(i)
 
     def _drain_quietly(self) -> None:
         """With no new batches, write the spool when InfluxDB is back; try again in a while."""
         try:
             self._drain_spool()
-        except InfluxError:
-            self._next_drain = time.monotonic() + RETRY_MAX_S / 2
+        except InfluxError as e:
+            self._outage(e)
 
     def make_database(self, *, once: bool = False) -> None:
         """CREATE DATABASE, the first time InfluxDB answers; raises InfluxError while it does
@@ -209,21 +200,18 @@ class Storage(threading.Thread):
         self._database_made = True
 
     def _drain_spool(self) -> None:
-        """Make the database once InfluxDB answers, then write the spooled batches, oldest
-        first; raises InfluxError while InfluxDB is down."""
+        """Make the database once InfluxDB answers, then write the spool, oldest first, as
+        batches are written; raises InfluxError while InfluxDB is down."""
         self.make_database()
         while (oldest := self.spool.oldest()) is not None:
-            path, lines = oldest
-            try:
-                self._write(lines)
-            except InfluxError as e:
-                if not e.permanent:
-                    raise
-                for line in lines:
-                    self._write_or_reject(line, "(spool)", line.encode())
+            path, points = oldest
+            for start in range(0, len(points), DRAIN_BATCH):
+                refused = self._drain_refused.setdefault(start, set())
+                self._write_points(points[start : start + DRAIN_BATCH], refused)
             self.spool.remove(path)
+            self._drain_refused.clear()
             self.metrics.spool_bytes.set(self.spool.bytes)
-            log.info("spool_written", points=len(lines), spool_bytes=self.spool.bytes)
+            log.info("spool_written", points=len(points), spool_bytes=self.spool.bytes)
 
     def _write(self, lines: list[str]) -> None:
         """One write request, timed and counted once InfluxDB has taken it."""

@@ -32,8 +32,11 @@ def checker(tmp_path: Path, roster: KnownDevices | None) -> tuple[Checker, Metri
     return Checker(ROOT, SuspectJudge(), dead, metrics, roster), metrics
 
 
-def dead_kinds(tmp_path: Path) -> list[str]:
-    lines = (tmp_path / "deadletter.jsonl").read_text().splitlines()
+def dead_kinds(check: Checker) -> list[str]:
+    """The kinds in the dead-letter file, once what was kept is flushed to it, as the
+    collector does before it acknowledges."""
+    assert check.dead.flush()
+    lines = check.dead.path.read_text().splitlines()
     return [json.loads(line)["kind"] for line in lines]
 
 
@@ -45,7 +48,7 @@ def test_a_device_off_the_roster_is_dead_lettered_and_still_acknowledged(tmp_pat
     assert check.check(delivery("ha01", "t02")).point is not None
     stranger = check.check(delivery("ha01", "t03", seq=7))
     assert stranger.point is None and stranger.ack is not None and stranger.ack.seq == 7
-    assert dead_kinds(tmp_path) == ["unknown_device"]
+    assert dead_kinds(check) == ["unknown_device"]
     assert metrics.rejected_total() == {"unknown_device": 1}
 
 
@@ -75,4 +78,4 @@ def test_a_retained_rating_is_dead_lettered_a_retained_state_is_not(tmp_path: Pa
     payload = b'{"v":1,"online":true,"boot":3}'
     kept = check.check(Delivery(state, payload, 2, 1, False, 1, time.time_ns(), True))
     assert kept.point is not None
-    assert dead_kinds(tmp_path) == ["retained"]
+    assert dead_kinds(check) == ["retained"]

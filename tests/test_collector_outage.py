@@ -68,7 +68,7 @@ def test_influxdb_down_for_30_s_loses_nothing(
     finally:
         assert collector.stop() == 0
     assert found == list(range(1, 401))  # every one, once
-    assert not list((tmp_path / "collector" / "spool").glob("*.lp"))
+    assert not list((tmp_path / "collector" / "spool").glob("*.jsonl"))
     assert '"spool_written"' in collector.log()
 
 
@@ -83,7 +83,7 @@ def test_a_collector_started_while_influxdb_is_down_takes_messages_into_its_spoo
         spool = tmp_path / "collector" / "spool"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            spooled = sum(len(p.read_text().splitlines()) for p in spool.glob("*.lp"))
+            spooled = sum(len(p.read_text().splitlines()) for p in spool.glob("*.jsonl"))
             if spooled == 50:
                 break
             time.sleep(0.2)
@@ -113,7 +113,7 @@ def test_a_full_spool_stops_acknowledging_and_the_broker_holds_the_rest(
         own_influx.stop()
         send(publisher, topic_root, range(3, 103))
         assert collector.wait_logged("spool_full")
-        spooled = sum(p.stat().st_size for p in (tmp_path / "collector" / "spool").glob("*.lp"))
+        spooled = sum(p.stat().st_size for p in (tmp_path / "collector" / "spool").glob("*.jsonl"))
         assert spooled <= 3000  # a batch that would not fit was not spooled at all
         own_influx.restart()
         found = wait_stored(own_influx, database, 102, timeout_s=90)
@@ -133,7 +133,7 @@ def test_a_spool_left_by_a_stop_is_written_at_the_next_start(
     send(publisher, topic_root, range(2, 22))
     assert collector.wait_logged("spooled")
     assert collector.stop() == 0
-    assert list((tmp_path / "collector" / "spool").glob("*.lp"))
+    assert list((tmp_path / "collector" / "spool").glob("*.jsonl"))
     own_influx.restart()
     collector.start()
     try:
@@ -175,7 +175,7 @@ def test_a_collector_killed_mid_batch_loses_and_doubles_nothing(
 def test_a_batch_of_only_bad_input_is_not_spooled(
     mosquitto, own_influx, publisher, tmp_path, topic_root, database
 ):
-    """With a batch already spooled, a batch that is all dead letters adds no empty file."""
+    """With a batch already spooled, a batch that is all dead letters adds nothing to it."""
     collector = outage_collector(mosquitto, own_influx, tmp_path, topic_root, database)
     collector.start()
     spool = tmp_path / "collector" / "spool"
@@ -188,7 +188,7 @@ def test_a_batch_of_only_bad_input_is_not_spooled(
         ).wait_for_publish(5)
         assert collector.wait_logged("rejected")
         time.sleep(0.5)
-        assert len(list(spool.glob("*.lp"))) == 1
+        assert [len(p.read_text().splitlines()) for p in spool.glob("*.jsonl")] == [1]
         own_influx.restart()
         send(publisher, topic_root, range(2, 3))
         found = wait_stored(own_influx, database, 2)

@@ -53,3 +53,15 @@ def test_an_unreachable_server_is_a_passing_error():
         writer.write([line("m", {}, {"n": 1}, 1)])
     assert not failed.value.permanent
     assert not writer.ping()
+
+
+def test_a_missing_database_is_an_outage_not_a_refusal(influxdb, database):
+    """404: dropped or misnamed, the data itself is fine; it waits and the database is made."""
+    writer = InfluxHttp(influxdb.url, database)
+    for attempt in (
+        lambda: writer.write([line("m", {}, {"n": 1}, 1)]),
+        lambda: writer.query("SELECT * FROM m"),
+    ):
+        with pytest.raises(InfluxError) as missing:
+            attempt()
+        assert not missing.value.permanent and missing.value.missing_database
