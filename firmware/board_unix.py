@@ -12,6 +12,8 @@
 #   wifi off | wifi on        drop or restore the Wi-Fi link
 #   ntp off | ntp on          make time synchronisation fail or work
 #   clock MS                  the calendar says it is MS (Unix ms) now; it runs on from there
+#   elapse MS                 MS ms (under 2^30) pass at once on the ticks and the calendar,
+#                             as if the board had stood still that long
 #   crash                     make the key scan task fail (watchdog test)
 #   quit                      stop the process
 import asyncio
@@ -45,7 +47,7 @@ class Board:
         self._crash = False
         self._voice = False
         self._wdt_ms = None
-        self._wdt_fed = ticks.ticks_ms()
+        self._wdt_fed = ticks.ms()
         self._stdin = asyncio.StreamReader(sys.stdin)
 
     # --- flash and identity ---
@@ -70,6 +72,8 @@ class Board:
         sim = json.loads(settings or "{}").get("sim", {})
         self._ntp = sim.get("ntp", True)
         self._wifi = sim.get("wifi", True)
+        if "ticks_ms" in sim:  # the board's ticks start here (they wrap at 2^30, as an ESP32's)
+            ticks.start_at(sim["ticks_ms"])
 
     def device_id(self):
         return None  # the simulator always names its terminals
@@ -122,10 +126,10 @@ class Board:
 
     def wdt_start(self, timeout_ms):
         self._wdt_ms = timeout_ms
-        self._wdt_fed = ticks.ticks_ms()
+        self._wdt_fed = ticks.ms()
 
     def wdt_feed(self):
-        self._wdt_fed = ticks.ticks_ms()
+        self._wdt_fed = ticks.ms()
 
     def reset(self, reason):
         self.emit("reset", reason=reason)
@@ -140,7 +144,7 @@ class Board:
     async def _watchdog(self):
         while True:
             await asyncio.sleep_ms(100)
-            if self._wdt_ms and ticks.ticks_diff(ticks.ticks_ms(), self._wdt_fed) > self._wdt_ms:
+            if self._wdt_ms and ticks.ms() - self._wdt_fed > self._wdt_ms:
                 self.reset("watchdog")
 
     async def _control(self):
@@ -172,6 +176,11 @@ class Board:
             self._ntp = words[1] == "on"
         elif verb == "clock":  # the simulator's calendar: now is this Unix ms
             self._clock_offset_ms = int(words[1]) - protocol.unix_ms()
+        elif verb == "elapse":
+            ms = int(words[1])
+            ticks.elapse(ms)
+            self._clock_offset_ms += ms
+            self._wdt_fed += ms  # the watchdog stood still too
         elif verb == "crash":
             self._crash = True
         else:

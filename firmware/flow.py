@@ -13,7 +13,6 @@
 # once pressed, for efficiency, each within window_s: one rating of both,
 # an unanswered aspect None; its score and reason follow from them.
 import contract
-from ticks import ticks_add, ticks_diff
 
 IDLE = "idle"
 WINDOW = "window"
@@ -34,8 +33,8 @@ REASON_MS = 8000
 
 def outcome(score, mode, ticket, wait_ms, at, aspects=None):
     """One service window's result, in the rating record's keyword fields: the terminal adds
-    seq, boot, ts, counter and staff. `at` is the ticks when pressed, or when the window
-    closed unrated."""
+    seq, boot, ts, counter and staff. `at` is when it was pressed, or when the window closed
+    unrated, in ms since start-up (ticks.ms())."""
     return {
         "score": score,
         "reason": None,
@@ -68,7 +67,7 @@ class RatingFlow:
 
     def _enter(self, state, now, duration_ms, events):
         self.state = state
-        self._deadline = None if duration_ms is None else ticks_add(now, duration_ms)
+        self._deadline = None if duration_ms is None else now + duration_ms
         events.append(("show", state))
 
     def prompt(self, now, ticket=None):
@@ -107,7 +106,7 @@ class RatingFlow:
         if free and self.state == IDLE:
             result = outcome(buttons[button], "free", None, None, now)
         elif not free and self.state in (WINDOW, ATTITUDE):
-            waited = ticks_diff(now, self._opened_at)
+            waited = now - self._opened_at
             result = outcome(buttons[button], "prompt", self._ticket, waited, now)
         else:
             events.append(("stray", "no window open" if self.state == IDLE else "repeat"))
@@ -125,7 +124,7 @@ class RatingFlow:
 
     def tick(self, now):
         events = []  # type: list[tuple]
-        if self._deadline is None or ticks_diff(now, self._deadline) < 0:
+        if self._deadline is None or now < self._deadline:
             return events
         if self.state == THANKS:
             self._enter(IDLE, now, None, events)

@@ -6,7 +6,6 @@
 # bitmask of the keys that are down; scan() allocates nothing but the events
 # it returns, and usually returns the same empty tuple.
 
-from ticks import ticks_diff
 
 DEBOUNCE_MS = 30
 LONG_HOLD_MS = 1500
@@ -40,14 +39,14 @@ class KeyScanner:
             self._raw = mask
             self._raw_since = now_ms
         events = _NONE  # type: tuple[tuple[str, int], ...]
-        if self._raw != self._stable and ticks_diff(now_ms, self._raw_since) >= DEBOUNCE_MS:
+        if self._raw != self._stable and now_ms - self._raw_since >= DEBOUNCE_MS:
             events = self._edges(self._stable ^ self._raw, now_ms)
             self._stable = self._raw
         for k in range(self.count):
             if (
                 self._stable & (1 << k)
                 and not self._stuck[k]
-                and ticks_diff(now_ms, self._down_since[k]) >= STUCK_MS
+                and now_ms - self._down_since[k] >= STUCK_MS
             ):
                 self._stuck[k] = True
                 events = events + (("stuck", k),)
@@ -62,7 +61,7 @@ class KeyScanner:
             if self._raw & bit:  # went down
                 self._down_since[k] = now_ms
                 continue
-            held = ticks_diff(now_ms, self._down_since[k])
+            held = now_ms - self._down_since[k]
             if self._stuck[k]:
                 self._stuck[k] = False
                 events = events + (("unstuck", k),)

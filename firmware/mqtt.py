@@ -9,7 +9,7 @@
 import asyncio
 import struct
 
-from ticks import ticks_ms
+from ticks import ms
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -96,7 +96,7 @@ class MQTTClient:
         # while it waits for the socket, and a second task waiting to write fails an assert
         self._sending = asyncio.Lock()
         self._pid = 0
-        self.received_at = ticks_ms()  # when the broker last sent anything
+        self.received_at = ms()  # when the broker last sent anything
 
     def set_last_will(self, topic, payload, retain=False, qos=0):
         self.will = (topic, payload, retain, qos)
@@ -134,7 +134,7 @@ class MQTTClient:
             raise MQTTError("bad CONNACK")
         if resp[3] != 0:
             raise MQTTError("connection refused, code %d" % resp[3])
-        self.received_at = ticks_ms()
+        self.received_at = ms()
         return bool(resp[2] & 1)
 
     async def publish(self, topic, payload, qos=0, retain=False, pid=None, dup=False):
@@ -182,7 +182,7 @@ class MQTTClient:
         """
         while True:
             first = (await self._read(1))[0]
-            self.received_at = ticks_ms()
+            self.received_at = ms()
             length = await self._read_length()
             body = await self._read(length) if length else b""
             await self._dispatch(first, body)

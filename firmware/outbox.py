@@ -30,7 +30,8 @@ _HAS_ASPECTS = 0x80  # in the trailing byte, with 3 bits of score per aspect (0:
 
 def encode(record):
     """A record's bytes from its keyword fields: contract.RATING_FIELDS and `at`, the
-    press ticks, which stand in for ts (stored negative) until the clock is known."""
+    press's ms since start-up (ticks.ms()), which stand in for ts (stored negative) until
+    the clock is known."""
     reason, mode, score = record["reason"], record["mode"], record["score"]
     flags = (score or 0) | (_REASONS.index(reason) + 1 if reason else 0) << 3
     flags |= _MODES.index(mode) << 6
@@ -52,7 +53,8 @@ def encode(record):
 
 
 def decode(body):
-    """The record's keyword fields: `at` is the press ticks while ts is unknown, else None."""
+    """The record's keyword fields: `at` is the press's ms since start-up while ts is
+    unknown, else None."""
     seq, boot, t, wait_ms, flags = struct.unpack_from(_FIXED, body)
     texts = []
     pos = _FIXED_SIZE

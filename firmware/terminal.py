@@ -8,7 +8,7 @@ import gc
 import outbox
 from flow import IDLE, RatingFlow
 from keys import KeyScanner
-from ticks import ticks_diff, ticks_ms
+from ticks import ms
 from uplink import Uplink
 
 SCAN_MS = 10
@@ -33,9 +33,9 @@ class Terminal:
         self.config = config
         self.counters = counters
         self.outbox = box
-        self.flow = RatingFlow(config, ticks_ms())
+        self.flow = RatingFlow(config, ms())
         self.uplink = Uplink(board, settings, config, counters, box, self._on_link, self._prompt)
-        self._beat = ticks_ms()
+        self._beat = ms()
         self._crashed = None
         self._dropped = False
         # Early and often: collected only when full, a small heap fragments until a few
@@ -66,17 +66,17 @@ class Terminal:
             if self._crashed:
                 self.board.emit("crash", task=self._crashed)
                 self.board.reset("task failed: " + self._crashed)
-            if ticks_diff(ticks_ms(), self._beat) < HEALTHY_BEAT_MS:
+            if ms() - self._beat < HEALTHY_BEAT_MS:
                 self.board.wdt_feed()
 
     # --- keys and the rating flow ---
 
     async def _scan_keys(self):
         board = self.board
-        scanner = KeyScanner(board.key_count, ticks_ms(), board.read_keys())
+        scanner = KeyScanner(board.key_count, ms(), board.read_keys())
         clerk = board.key_count - 1 if self.settings["clerk_key"] else None
         while True:
-            now = ticks_ms()
+            now = ms()
             for kind, key in scanner.scan(board.read_keys(), now):
                 if kind == "press":
                     if key == clerk:
@@ -100,7 +100,7 @@ class Terminal:
 
     def _prompt(self, ticket):
         """A prompt from the queue system, its ticket already cleaned to the contract."""
-        self._handle(self.flow.prompt(ticks_ms(), ticket))
+        self._handle(self.flow.prompt(ms(), ticket))
 
     def _on_link(self, up):
         if not up:
@@ -134,7 +134,7 @@ class Terminal:
         record["seq"] = counters.next_seq()
         record["boot"] = counters.boot
         wall = self.board.wall_ms()
-        record["ts"] = None if wall is None else wall - ticks_diff(ticks_ms(), record["at"])
+        record["ts"] = None if wall is None else wall - (ms() - record["at"])
         record["counter"] = self.config["counter"]
         record["staff"] = self.config["staff"]
         self._dropped = not self.outbox.append(outbox.encode(record))

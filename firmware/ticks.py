@@ -1,18 +1,58 @@
-# Millisecond ticks that wrap on MicroPython (time.ticks_ms) and do not on
-# CPython, so logic modules measure intervals the same way under both.
+# The firmware's clock: milliseconds since start-up that never wrap, for every interval.
+#
+# A board's time.ticks_ms() wraps, an ESP32's every 2^30 ms (12.4 days), and
+# time.ticks_diff() reads an interval right only within ±2^29 ms (6.2 days): an uptime,
+# or a press waiting days for the clock, would be misread. ms() extends the ticks into a
+# count that never wraps by adding the ticks passed since its last reading, modulo 2^30:
+# right as long as it is read at least once every 12.4 days, and the terminal reads it
+# every 10 ms. Past 2^30 ms an ESP32's count is a long int (31-bit small ints): each
+# reading then allocates a few bytes for the garbage collector, and keeps none.
+#
+# The simulated board starts its ticks where it is told and can let time pass at once
+# (board_unix.py); every board's ticks wrap at WRAP, as an ESP32's do.
 import time
 
-try:
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-    ticks_add = time.ticks_add
-except AttributeError:  # CPython, for unit tests
+WRAP = 1 << 30  # an ESP32's ticks period; the Unix port's (2^62) is a multiple of it
 
-    def ticks_ms():
+try:
+    _board_ticks = time.ticks_ms
+except AttributeError:  # CPython, for unit tests and scale mode
+
+    def _board_ticks():
         return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython only
 
-    def ticks_diff(a, b):
-        return a - b
 
-    def ticks_add(a, b):
-        return a + b
+_shift = 0  # the simulated board's: where its ticks start, and time let pass at once
+
+
+def _ticks():
+    """The board's ticks, wrapping at WRAP."""
+    return (_board_ticks() + _shift) & (WRAP - 1)  # type: ignore[operator]  # opaque in the stubs
+
+
+_last = _ticks()
+_ms = 0
+
+
+def ms():
+    """Milliseconds since start-up."""
+    global _last, _ms
+    now = _ticks()
+    _ms += (now - _last) & (WRAP - 1)
+    _last = now
+    return _ms
+
+
+def start_at(ticks):
+    """The simulated board: its ticks read `ticks` from now on (ms() goes on unchanged)."""
+    global _shift, _last
+    ms()
+    _shift = (_shift + ticks - _last) & (WRAP - 1)
+    _last = _ticks()
+
+
+def elapse(delta):
+    """The simulated board: `delta` ms (under WRAP) pass at once, as if it stood still."""
+    global _shift
+    ms()
+    _shift = (_shift + delta) & (WRAP - 1)

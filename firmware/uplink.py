@@ -21,7 +21,7 @@ import outbox
 import protocol
 from config import ConfigError
 from mqtt import MQTTClient, tls_context
-from ticks import ticks_add, ticks_diff, ticks_ms
+from ticks import ms
 
 BACKOFF_MIN_S = 1
 WIFI_POLL_S = 0.25  # while Wi-Fi is down, its return is looked for this often
@@ -48,17 +48,17 @@ class Uplink:
         self.on_prompt = on_prompt
         self.connected = False
         self.stuck = []  # keys held down, for state and telemetry
-        self.started = ticks_ms()
+        self.started = ms()
         # seqs acknowledged behind one that is not yet, as a dict's keys: MicroPython's set is
         # left corrupt when its growth meets a full heap (its dict is not)
         self.acked = {}
         self._sent_upto = 0  # the newest seq sent on this connection
-        self._round_at = ticks_ms()  # when the head last moved, or everything went again
+        self._round_at = ms()  # when the head last moved, or everything went again
         self._forgotten = 0  # ratings forgotten since boot: how far the head has moved
         self._stamps = {}  # seq -> the ts its first copy went with, for ratings stamped late
         self._ack_wait = ACK_WAIT_MS
-        self._head_saved_at = ticks_ms()
-        self._send_at = ticks_ms()  # when the sender wants to look again without a wake
+        self._head_saved_at = ms()
+        self._send_at = ms()  # when the sender wants to look again without a wake
         self._wake = asyncio.Event()
         self._report_pending = False
         self._report_task = None
@@ -181,20 +181,20 @@ class Uplink:
         client = self.client
         keepalive_ms = self.settings["keepalive_s"] * 1000
         period_s = self.board.wifi_poll_ms / 1000
-        last_ping = ticks_ms()
+        last_ping = ms()
         report_at = None
         while True:
-            now = ticks_ms()
+            now = ms()
             if not self.board.wifi_connected():
                 raise OSError("Wi-Fi lost")
-            if ticks_diff(now, client.received_at) * 2 > keepalive_ms * 3:
+            if (now - client.received_at) * 2 > keepalive_ms * 3:
                 raise OSError("the broker fell silent")
-            if ticks_diff(now, last_ping) * 2 >= keepalive_ms:
+            if (now - last_ping) * 2 >= keepalive_ms:
                 last_ping = now
                 await client.ping()
-            if ticks_diff(now, self._send_at) >= 0:
+            if now >= self._send_at:
                 self._wake.set()
-            if report_at is None or ticks_diff(now, report_at) >= self.config["telemetry_s"] * 1000:
+            if report_at is None or now - report_at >= self.config["telemetry_s"] * 1000:
                 report_at = now
                 await self._report()
             await asyncio.sleep(period_s)
@@ -208,10 +208,10 @@ class Uplink:
         Two numbers, not a table per rating: the heap of a terminal is small."""
         while True:
             self._wake.clear()
-            now = ticks_ms()
-            pause = self._ack_wait - ticks_diff(now, self._round_at)
+            now = ms()
+            pause = self._ack_wait - (now - self._round_at)
             if not self.outbox.head_saved:  # a power cut before this resends, harmlessly
-                if ticks_diff(now, self._head_saved_at) >= HEAD_SAVE_MS or not len(self.outbox):
+                if now - self._head_saved_at >= HEAD_SAVE_MS or not len(self.outbox):
                     self.outbox.save_head()
                     self._head_saved_at = now
                 else:
@@ -227,7 +227,7 @@ class Uplink:
                 pause = self._ack_wait
             if await self._send_window(again) is None:
                 pause = min(pause, 1000)  # one waits for the clock to stamp it
-            self._send_at = ticks_add(now, pause)
+            self._send_at = now + pause
             await self._wake.wait()
 
     async def _send_window(self, again):
@@ -272,8 +272,8 @@ class Uplink:
             if at is not None and fields["boot"] == self.counters.boot:
                 wall = self.board.wall_ms()
                 if wall is not None:
-                    fields["ts"] = wall - ticks_diff(ticks_ms(), at)
-                elif ticks_diff(ticks_ms(), self.started) < TIME_WAIT_MS:
+                    fields["ts"] = wall - (ms() - at)
+                elif ms() - self.started < TIME_WAIT_MS:
                     return None
             self._stamps[seq] = fields["ts"]
         return protocol.encode(contract.rating(**fields))
@@ -293,7 +293,7 @@ class Uplink:
         if not acked:
             acked.clear()  # a dict keeps its largest table until cleared
         if gone:
-            self._round_at = ticks_ms()
+            self._round_at = ms()
             self._ack_wait = ACK_WAIT_MS
             self._wake.set()
 
@@ -350,7 +350,7 @@ class Uplink:
             self.counters.save()
         message = protocol.telemetry(
             boot=self.counters.boot,
-            uptime_s=ticks_diff(ticks_ms(), self.started) // 1000,
+            uptime_s=(ms() - self.started) // 1000,
             rssi=self.board.rssi(),
             heap_free=self.board.heap_free(),
             queue=len(self.outbox),
@@ -380,9 +380,9 @@ class Uplink:
         """Synchronise the clock when it is due: every TIME_RESYNC_S once it worked, every
         TIME_RETRY_S until then. Called often (the terminal's supervisor does, every
         half second) instead of from a task of its own, which would cost the heap."""
-        now = ticks_ms()
+        now = ms()
         wait_s = TIME_RESYNC_S if self._time_synced else TIME_RETRY_S
-        if self._time_at is not None and ticks_diff(now, self._time_at) < wait_s * 1000:
+        if self._time_at is not None and now - self._time_at < wait_s * 1000:
             return
         self._time_at = now
         ok = self.board.wifi_connected() and self.board.sync_time(self.settings["ntp_host"])

@@ -92,6 +92,10 @@ class FirmwareTerminal:
         """Set the terminal's calendar (once it has the time, its ts follow from there)."""
         self._send(f"clock {unix_ms}")
 
+    def elapse(self, ms: int) -> None:
+        """Let ms pass at once on the board's ticks and calendar (as if it stood still)."""
+        self._send(f"elapse {ms}")
+
     def crash(self) -> None:
         """Make the firmware's key scan task fail, as a bug would."""
         self._send("crash")

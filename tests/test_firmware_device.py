@@ -450,3 +450,51 @@ def test_bad_settings_show_an_error_and_stop(mosquitto, micropython, tmp_path):
             terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=3)
     finally:
         terminal.stop()
+
+
+WRAP_MS = 1 << 30  # an ESP32's ticks_ms() wraps here, 12.4 days after its boot
+WEEK_MS = 7 * 24 * 3600 * 1000  # more than the ±2^29 ms a ticks_diff() reads right
+
+
+def test_a_week_past_the_tick_wrap_keeps_uptime_and_a_held_press_time_right(
+    own_broker, micropython, tmp_path, topic_root
+):
+    """The board's ticks start 5 s before an ESP32's wrap, then a week passes at once while a
+    press made before the clock was known waits for the broker: its time and the uptime are
+    still right."""
+    listener = Listener(own_broker, topic_root, "listener-wrap")
+    sim = {"ntp": False, "ticks_ms": WRAP_MS - 5000}
+    terminal = make_terminal(
+        tmp_path / "t", own_broker, topic_root, sim=sim, telemetry_s=5, reconnect_max_s=1
+    )
+    terminal.start()
+    try:
+        terminal.wait_for(lambda e: e["ev"] == "connected")
+        time.sleep(6)  # past the wrap
+        own_broker.stop()
+        terminal.wait_for(lambda e: e["ev"] == "disconnected", timeout_s=15)
+        rate(terminal, 0, 1)
+        pressed_ms = time.time() * 1000
+        terminal.wait_count("rated", 1)
+        terminal.ntp(True)
+        terminal.elapse(31_000)  # the clock is tried every 30 s until it works: now
+        terminal.wait_for(lambda e: e["ev"] == "time" and e["synced"])
+        terminal.elapse(WEEK_MS)
+        own_broker.restart()
+        [message] = listener.wait("rating", 1, timeout_s=30)
+        reports = listener.wait("telemetry", 3, timeout_s=30)
+    finally:
+        terminal.stop()
+        listener.close()
+    assert abs(message["ts"] - pressed_ms) < 1500  # the press's time, not a wrap away
+    uptimes = [r["uptime_s"] for r in reports]
+    assert uptimes == sorted(uptimes) and uptimes[0] >= 0
+    assert uptimes[-1] >= WEEK_MS // 1000
+
+
+@pytest.mark.terminal_settings(sim={"ntp": False, "ticks_ms": WRAP_MS - 5000})
+def test_a_week_into_a_boot_without_the_clock_a_press_goes_at_once_undated(terminal, listener):
+    terminal.elapse(WEEK_MS)  # long past the 5 minutes a press waits for the clock
+    rate(terminal, 0, 1)
+    [message] = listener.wait("rating", 1, timeout_s=10)
+    assert message["ts"] is None

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from array import array
-from time import ticks_us
+from time import ticks_diff, ticks_us
 
 import board_unix
 import settings as settings_mod
@@ -28,7 +28,7 @@ from mqtt import MQTTClient
 from outbox import Outbox
 from simflash import FileFlash
 from terminal import Terminal
-from ticks import ticks_diff, ticks_ms
+from ticks import ms
 
 port, root, mode, count = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 STARTED_US = ticks_us()
@@ -120,7 +120,7 @@ async def run_terminal():
     box = Outbox("/flash/queue")
     terminal = Terminal(board, values, config, counters, box)
     figures = {"mode": mode, "count": count, "queued": len(box)}
-    drain_started = ticks_ms()
+    drain_started = ms()
     asyncio.create_task(terminal.run())
     if mode != "drain":
         await asyncio.sleep_ms(200)
@@ -128,11 +128,11 @@ async def run_terminal():
     board.first_seq = counters.seq + 1
     pressed_at = array("i", [0] * (count if mode == "latency" else 1))
     peak_alloc = peak_live = 0
-    started = ticks_ms()
+    started = ms()
     if mode == "drain":
         while len(box):
             await asyncio.sleep_ms(5)
-        figures["drain_ms"] = ticks_diff(ticks_ms(), drain_started)
+        figures["drain_ms"] = ms() - drain_started
     else:
         base_kb = used_kb()
         for i in range(count):
@@ -140,8 +140,8 @@ async def run_terminal():
                 while len(box) > uplink.IN_FLIGHT:  # the terminal's own pace: a window out
                     await asyncio.sleep_ms(1)
             seq_before = counters.seq
-            terminal.flow.tick(ticks_ms())
-            terminal.press(i % 5, ticks_ms())
+            terminal.flow.tick(ms())
+            terminal.press(i % 5, ms())
             pressed_at[i if mode == "latency" else 0] = now_us()
             assert counters.seq == seq_before + 1
             if mode == "latency":
@@ -161,7 +161,7 @@ async def run_terminal():
         else:
             while len(box):
                 await asyncio.sleep_ms(5)
-            figures["elapsed_ms"] = ticks_diff(ticks_ms(), started)
+            figures["elapsed_ms"] = ms() - started
             figures["peak_mem_alloc"] = peak_alloc
             figures["peak_live_after_gc"] = peak_live
             figures["heap_total"] = gc.mem_alloc() + gc.mem_free()
