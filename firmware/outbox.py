@@ -22,6 +22,7 @@ import store
 
 _FIXED = "<IIqiB"  # seq, boot, time, wait_ms, flags
 _FIXED_SIZE = struct.calcsize(_FIXED)
+_TIME_AT = 1 + 8  # where a framed record's time field starts
 _REASONS = contract.REASONS
 _MODES = contract.MODES
 _ASPECTS = contract.ASPECTS
@@ -204,6 +205,41 @@ class Outbox:
             k += 1
             offset = 0
         return found
+
+    def stamp(self, seq, ts):
+        """Write ts into the time field of the queued record of this seq, in place: the time
+        a rating pressed before the clock was known goes with, every copy of it. littlefs
+        commits a file's change whole when it is closed, so a power cut leaves the record
+        as it was or stamped. False when no such record is queued."""
+        found = self._find(seq)
+        if found is None:
+            return False
+        n, offset = found
+        with open(self._seg_path(n), "r+b") as f:
+            f.seek(offset + _TIME_AT)
+            f.write(struct.pack("<q", ts))
+        return True
+
+    def _find(self, seq):
+        """(segment, offset) of the queued record of this seq, or None; reads each record's
+        length and seq only."""
+        head = bytearray(5)
+        segments = self._segments
+        offset = self._off
+        for n in segments[segments.index(self._seg) if self._seg in segments else 0 :]:
+            try:
+                with open(self._seg_path(n), "rb") as f:
+                    while True:
+                        f.seek(offset)
+                        if f.readinto(head) < len(head):
+                            break
+                        if struct.unpack_from("<I", head, 1)[0] == seq:
+                            return n, offset
+                        offset += 1 + head[0]
+            except OSError:
+                pass
+            offset = 0
+        return None
 
     def peek(self):
         """The oldest record not yet acknowledged, or None."""

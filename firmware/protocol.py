@@ -4,7 +4,7 @@ import time
 
 import contract
 
-FW_VERSION = "0.3.0"
+FW_VERSION = "0.4.0"
 
 # Some ports count time from 2000; the wire always counts from 1970.
 EPOCH_OFFSET_MS = 946684800000 if time.gmtime(0)[0] == 2000 else 0

@@ -55,7 +55,8 @@ class Uplink:
         self._sent_upto = 0  # the newest seq sent on this connection
         self._round_at = ms()  # when the head last moved, or everything went again
         self._forgotten = 0  # ratings forgotten since boot: how far the head has moved
-        self._stamps = {}  # seq -> the ts its first copy went with, for ratings stamped late
+        self._epoch = None  # the calendar's ms at ms() 0, once known: the late stamps' base
+        self._undated_upto = 0  # the newest seq of this boot sent without ts for good
         self._ack_wait = ACK_WAIT_MS
         self._head_saved_at = ms()
         self._send_at = ms()  # when the sender wants to look again without a wake
@@ -261,22 +262,34 @@ class Uplink:
         await self.client.publish(self.topic_prefix + kind, payload, qos, retain)
 
     def _payload(self, record):
-        """The wire message; a rating pressed before the clock was known gets its time now,
-        unless a copy already went without one (a copy must repeat its original)."""
+        """The wire message, or None while it waits for the clock. Every copy of a rating
+        repeats its first: one of this boot pressed before the clock was known is stamped
+        at its first sending, the stamp written into its record before the copy goes (later
+        copies, after any reboot, read it there), or, once the clock has been awaited
+        TIME_WAIT_MS in vain, goes undated for good. Its undated copies of this boot are
+        known by _undated_upto (one number, not a table: the heap is small), those of later
+        boots by their boot: a rating of an earlier boot left unstamped always goes undated."""
         fields = outbox.decode(record)
         at = fields.pop("at")
         seq = fields["seq"]
-        if seq in self._stamps:
-            fields["ts"] = self._stamps[seq]
-        elif fields["ts"] is None:
-            if at is not None and fields["boot"] == self.counters.boot:
-                wall = self.board.wall_ms()
-                if wall is not None:
-                    fields["ts"] = wall - (ms() - at)
-                elif ms() - self.started < TIME_WAIT_MS:
-                    return None
-            self._stamps[seq] = fields["ts"]
+        if at is not None and fields["boot"] == self.counters.boot and seq > self._undated_upto:
+            if self._epoch is None and self.board.wall_ms() is not None:
+                self._epoch = self.board.wall_ms() - ms()  # every late stamp alike from now
+            if self._epoch is None and ms() - self.started < TIME_WAIT_MS:
+                return None  # and nothing after it goes before it
+            if self._epoch is not None and self._stamped(seq, at + self._epoch):
+                fields["ts"] = at + self._epoch
+            else:
+                self._undated_upto = seq
         return protocol.encode(contract.rating(**fields))
+
+    def _stamped(self, seq, ts):
+        """Whether ts is now written into the record of this seq (else it goes undated)."""
+        try:
+            return self.outbox.stamp(seq, ts)
+        except OSError as e:
+            self.board.emit("stamp_failed", seq=seq, reason=repr(e))
+            return False
 
     def _on_ack(self, message):
         """Forget the acknowledged ratings at the head of the queue; keep the rest in mind
@@ -300,7 +313,6 @@ class Uplink:
     def _gone(self, seq):
         """A rating acknowledged has left the queue."""
         self.acked.pop(seq, None)
-        self._stamps.pop(seq, None)
         self._forgotten += 1
         self.board.emit("acked", seq=seq)
 

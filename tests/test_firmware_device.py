@@ -14,7 +14,7 @@ from collector import rating as collector_rating
 from collector.topics import DeviceTopic
 from dashboards.cli import appraisal_main
 from fwtools.unix_port import FirmwareError
-from tests.servers import start_collector
+from tests.servers import start_collector, wait_for
 from tests.terminals import Listener, device_topic, make_terminal
 
 
@@ -498,3 +498,61 @@ def test_a_week_into_a_boot_without_the_clock_a_press_goes_at_once_undated(termi
     rate(terminal, 0, 1)
     [message] = listener.wait("rating", 1, timeout_s=10)
     assert message["ts"] is None
+
+
+def test_every_copy_of_a_rating_carries_its_first_copys_time_across_power_cuts(
+    mosquitto, micropython, tmp_path, topic_root
+):
+    """No collector: nothing is acknowledged, and every copy is seen. Seq 1 is pressed before
+    the clock is known and stamped late; seq 2 waits for the clock in vain and goes undated.
+    Resent after power cuts and reconnections, with the clock known or not, each copy of each
+    is its first copy."""
+    listener = Listener(mosquitto, topic_root, "listener-stamps")
+    terminal = make_terminal(tmp_path / "t", mosquitto, topic_root, sim={"ntp": False})
+
+    def copies_after(mark, *seqs):
+        """Wait for a copy of each of these seqs among the ratings after the first `mark`."""
+        for seq in seqs:
+            copies = wait_for(
+                lambda s=seq: [m for m in listener.of("rating")[mark:] if m["seq"] == s]
+            )
+            assert copies, f"no copy of {seq}: {listener.of('rating')}"
+
+    try:
+        terminal.start()
+        terminal.wait_for(lambda e: e["ev"] == "connected")
+        rate(terminal, 0, 1)
+        pressed_ms = time.time() * 1000
+        terminal.wait_count("rated", 1)
+        terminal.ntp(True)
+        terminal.elapse(31_000)  # the clock is tried again at once
+        copies_after(0, 1)
+        mark = len(listener.of("rating"))
+        terminal.power_cut()
+        terminal.start()  # boot 1, without the clock
+        copies_after(mark, 1)
+        rate(terminal, 0, 1)
+        terminal.wait_count("rated", 1)
+        mark = len(listener.of("rating"))
+        terminal.elapse(301_000)  # longer than a press waits for the clock
+        copies_after(mark, 2)
+        terminal.ntp(True)
+        terminal.elapse(31_000)
+        terminal.wait_for(lambda e: e["ev"] == "time" and e["synced"])
+        mark = len(listener.of("rating"))
+        terminal.wifi(False)  # a new connection sends both again, now the clock is known
+        terminal.wifi(True)
+        copies_after(mark, 1, 2)
+        mark = len(listener.of("rating"))
+        terminal.power_cut()
+        terminal.start()  # boot 2
+        copies_after(mark, 1, 2)
+    finally:
+        terminal.stop()
+        listener.close()
+    by_seq: dict[int, set[int | None]] = {}
+    for message in listener.of("rating"):
+        by_seq.setdefault(message["seq"], set()).add(message["ts"])
+    [stamp] = by_seq[1]
+    assert stamp is not None and abs(stamp - pressed_ms) < 1500
+    assert by_seq == {1: {stamp}, 2: {None}}

@@ -161,3 +161,22 @@ def test_power_cut_at_every_flash_write_loses_nothing(micropython):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ok ")
     assert int(last.split()[1]) > 300  # every one of them cut in turn
+
+
+def test_a_late_stamp_is_written_into_its_record_in_place(tmp_path):
+    path = str(tmp_path / "q")
+    box = outbox.Outbox(path, segment_bytes=200)
+    for seq in range(1, 21):
+        box.append(outbox.encode(fields(seq, ts=None, at=1000 + seq)))
+    forget(box, {1, 2})
+    assert box.stamp(15, 1795347568123)  # in a later segment than the head's
+    assert not box.stamp(2, 1795347568123)  # acknowledged and gone
+    assert not box.stamp(99, 1795347568123)
+    again = outbox.Outbox(path, segment_bytes=200)
+    records = [outbox.decode(r) for r in again.oldest(100)]
+    assert [(r["seq"], r["ts"], r["at"]) for r in records if r["ts"] is not None] == [
+        (15, 1795347568123, None)
+    ]
+    untouched = [s for s in range(3, 21) if s != 15]
+    assert [r["at"] for r in records if r["seq"] != 15] == [1000 + s for s in untouched]
+    assert again.bytes == box.bytes  # nothing but the time field changed

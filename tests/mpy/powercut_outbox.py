@@ -1,8 +1,9 @@
 # Run under the MicroPython Unix port with the firmware on the path:
 # cuts the power at every single flash write of a run of ratings being
-# queued and acknowledged on littlefs, reboots, and checks that no rating
-# was lost, none came back after its acknowledgement was recorded, and no
-# seq can be handed out twice. Prints "ok <cuts>" or raises. File objects
+# queued unstamped, stamped late and acknowledged on littlefs, reboots, and
+# checks that no rating was lost or torn, none came back after its
+# acknowledgement was recorded, a stamp is there once written and no seq
+# can be handed out twice. Prints "ok <cuts>" or raises. File objects
 # that a cut left open on the dead mount are closed by the garbage collector,
 # which may print "OSError: 28" lines: that is the old mount, not the check.
 import outbox
@@ -10,8 +11,9 @@ import store
 import vfs
 from ramflash import PowerCut, RamFlash
 
-RATINGS = 40
+RATINGS = 30
 SEGMENT = 512  # small segments, so the run rolls over and deletes several
+STAMPED = 1795347568123  # a rating's late stamp is this plus its seq
 
 
 def mount(flash):
@@ -27,8 +29,8 @@ def record(seq, boot):
         {
             "seq": seq,
             "boot": boot,
-            "ts": 1795347568123 + seq,
-            "at": 0,
+            "ts": None,  # pressed before the clock was known
+            "at": seq,
             "score": 4,
             "reason": None,
             "mode": "prompt",
@@ -42,7 +44,8 @@ def record(seq, boot):
 
 
 def workload(state):
-    """Queue RATINGS ratings; after every third, the two oldest are acknowledged at once."""
+    """Queue RATINGS ratings, each stamped once the next is queued; after every third, the
+    two oldest are acknowledged at once."""
     counters = store.Counters("/flash/counters.json")
     box = outbox.Outbox("/flash/q", segment_bytes=SEGMENT)
     while len(state["appended"]) < RATINGS:
@@ -52,6 +55,10 @@ def workload(state):
         box.append(record(seq, counters.boot))
         state["appended"].append(seq)
         state["appending"] = None
+        state["stamping"] = seq - 1
+        if box.stamp(seq - 1, STAMPED + seq - 1):
+            state["stamped"].append(seq - 1)
+        state["stamping"] = None
         if seq % 3 == 0:
             heads = [outbox.seq_of(r) for r in box.oldest(2)]
             state["popping"] = heads
@@ -61,7 +68,15 @@ def workload(state):
 
 
 def new_state():
-    return {"appended": [], "popped": [], "appending": None, "popping": [], "reserved": 0}
+    return {
+        "appended": [],
+        "popped": [],
+        "appending": None,
+        "popping": [],
+        "reserved": 0,
+        "stamped": [],
+        "stamping": None,
+    }
 
 
 def check(state):
@@ -71,7 +86,14 @@ def check(state):
     queued = []
     while box.peek() is not None:
         fields = outbox.decode(box.peek())
-        assert fields["ticket"] == "A%03d" % fields["seq"], "torn record"
+        seq = fields["seq"]
+        assert fields["ticket"] == "A%03d" % seq, "torn record"
+        if seq in state["stamped"]:
+            assert fields["ts"] == STAMPED + seq, "stamp lost: %r" % fields
+        elif seq != state["stamping"]:
+            assert fields["ts"] is None and fields["at"] == seq, "stamped: %r" % fields
+        else:
+            assert fields["ts"] in (None, STAMPED + seq), "torn stamp: %r" % fields
         queued.append(fields["seq"])
         box.forget(lambda seq: seq == fields["seq"], lambda seq: None)
     assert queued == sorted(set(queued)), "order or duplicate: %r" % queued
