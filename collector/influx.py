@@ -54,11 +54,14 @@ class InfluxHttp:
             self._post("/write", params={"db": self.database, "precision": "ns"}, data=body)
 
     def query(self, q: str) -> list[dict[str, Any]]:
-        """Rows of an InfluxQL query, times in ns; raises InfluxError as writes do."""
+        """Rows of an InfluxQL query, times in ns; raises InfluxError as writes do. The query
+        goes in a form body, not the URL: a batch's look-up of copies names thousands of
+        terminals, and a URL of that length is refused (431)."""
         try:
-            resp = self.session.get(
+            resp = self.session.post(
                 f"{self.url}/query",
-                params={"db": self.database, "q": q, "epoch": "ns"},
+                params={"db": self.database, "epoch": "ns"},
+                data={"q": q},
                 timeout=10,
             )
         except requests.RequestException as e:

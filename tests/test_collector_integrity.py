@@ -17,8 +17,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector import copies, topics
 from collector import rating as rating_msg
-from collector import topics
 from collector.batch import Judged, Point
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxHttp
@@ -422,3 +422,23 @@ def test_a_torn_spool_line_is_skipped_and_a_spool_of_the_last_version_is_read(tm
 def parse_example():
     where = topics.parse(DEVICE_TOPIC.format(root="svc/v1"), "svc/v1")
     return rating_msg.parse(where, rating(ts=None))
+
+
+def test_a_batch_from_thousands_of_terminals_is_sorted_in_one_look_up(influxdb, database):
+    """After an outage a batch holds ratings of thousands of terminals: a statement each, too
+    long for a URL (InfluxDB answered 431, and the batch waited for ever)."""
+    writer = InfluxHttp(influxdb.url, database)
+    writer.ensure_database()
+    batch = [
+        (
+            rating_msg.Rating(
+                "sjz-yuhua", f"ev-{n:05d}", 7, 1, EXAMPLE["ts"] + n, 4, None, "03", "E1023",
+                None, "prompt", 1830,
+            ),
+            EXAMPLE["ts"] + n + 100,
+        )
+        for n in range(3000)
+    ]  # fmt: skip
+    writer.write([r.point(received_ms) for r, received_ms in batch[:5]])
+    verdicts = copies.sort(writer, batch)
+    assert [v.new for v in verdicts] == [False] * 5 + [True] * 2995
