@@ -8,6 +8,10 @@
 # classes and lengths: valid_name() checks it here, and name_pattern() gives
 # the CPython side the same rule as a regular expression for its fast paths.
 
+TYPE_CHECKING = False  # mypy takes it as True; MicroPython has no typing module to import
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 VERSION = 1
 ROOT = "svc/v1"
 
@@ -130,12 +134,50 @@ def valid_ticket(value: object) -> bool:
 
 def clean_ticket(ticket: object) -> "str | None":
     """A prompt's ticket as the wire carries it: a control character (tab, newline...)
-    made a space, cut to TICKET_MAX characters; anything else is no ticket. The window
-    opens either way: a queue system's odd ticket must never cost a customer their rating."""
+    made a space, spaces at either end left out, cut to TICKET_MAX characters, and only
+    characters strict UTF-8 can carry (_characters); anything else is no ticket. The window
+    opens either way: a queue system's odd ticket must never cost a customer their rating.
+    Read a character at a time and no further than needed: a ticket may be kilobytes long,
+    and a list of its characters would not fit a terminal's heap."""
     if not isinstance(ticket, str):
         return None
-    text = "".join(" " if ord(c) < 32 else c for c in ticket).strip()[:TICKET_MAX]
-    return text or None
+    text = ""
+    count = 0
+    for c in _characters(ticket):
+        if ord(c) < 32:
+            c = " "
+        if count or c != " ":
+            text += c
+            count += 1
+            if count == TICKET_MAX:
+                break
+    return text.rstrip(" ") or None
+
+
+def _characters(text: str) -> "Iterator[str]":
+    """text's characters as UTF-8 can carry them. MicroPython's JSON reader leaves the escapes
+    of a character past U+FFFF ("\\ud83d\\ude00") as two surrogates, which it would write
+    as bytes no UTF-8 reader takes: a pair is joined into its character, and a surrogate
+    alone, or a code point past U+10FFFF (its reader lets raw bytes of one through), is
+    U+FFFD, the replacement character."""
+    high = 0  # a high surrogate, waiting for its low half
+    for c in text:
+        n = ord(c)
+        if high:
+            if 0xDC00 <= n <= 0xDFFF:
+                yield chr(0x10000 + ((high - 0xD800) << 10) + n - 0xDC00)
+                high = 0
+                continue
+            yield "\ufffd"
+            high = 0
+        if 0xD800 <= n <= 0xDBFF:
+            high = n
+        elif 0xDC00 <= n <= 0xDFFF or n > 0x10FFFF:
+            yield "\ufffd"
+        else:
+            yield c
+    if high:
+        yield "\ufffd"
 
 
 def rating(
@@ -203,7 +245,7 @@ def aspects_overall(aspects: "dict[str, int | None]") -> "tuple[int | None, str 
 # --- telemetry and state ---
 
 # running counters since the terminal was first set up (a lost report loses nothing)
-STATS = ("prompts", "rated", "skipped", "stray", "dropped")
+STATS = ("prompts", "rated", "skipped", "stray", "dropped", "requeued")
 TELEMETRY_COUNTS = ("uptime_s", "heap_free", "queue") + STATS
 RSSI_RANGE = (-127, 0)
 BATTERY_MV_RANGE = (0, 100000)

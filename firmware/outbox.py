@@ -14,6 +14,9 @@
 # Full policy: when the records would pass `capacity` bytes, a new rating is
 # refused (append returns False) and the oldest are kept; the terminal counts
 # it as dropped and shows an error, so the hall sees the terminal needs help.
+#
+# Records leave from the head only; one the collector never acknowledges can
+# be moved from the head to the tail (requeue), so it blocks none after it.
 import os
 import struct
 
@@ -160,9 +163,23 @@ class Outbox:
 
     def append(self, record):
         """Store a record; False (nothing written) when the queue is full."""
-        size = 1 + len(record)
-        if self.bytes + size > self.capacity:
+        if self.bytes + 1 + len(record) > self.capacity:
             return False
+        self._write(record)
+        return True
+
+    def requeue(self):
+        """Move the oldest record to the tail, the same bytes, and return its seq: written
+        there before the head moves past it, so a power cut between leaves it queued twice
+        (one rating, sent twice, which the collector absorbs), never not at all. The queue
+        may pass its capacity by this record for a moment: it is no new rating."""
+        self._write(self.peek())
+        moved = []  # type: list[int]
+        self.forget(lambda seq: not moved, moved.append)
+        return moved[0]
+
+    def _write(self, record):
+        size = 1 + len(record)
         tail = self._segments[-1]
         path = self._seg_path(tail)
         if _exists(path) and os.stat(path)[6] + size > self.segment_bytes:
@@ -173,7 +190,6 @@ class Outbox:
             f.write(bytes([len(record)]) + record)
         self.count += 1
         self.bytes += size
-        return True
 
     def oldest(self, limit, skip=0):
         """Up to `limit` records not yet acknowledged, oldest first, after the `skip` oldest."""

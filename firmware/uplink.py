@@ -8,6 +8,9 @@
 # within ack_wait is sent again (the wait doubling while nothing comes back,
 # so a long collector outage is not flooded), and every one again on each new
 # connection. Every copy carries the same seq: the collector stores it once.
+# The oldest, still unacknowledged after rounds of resends while later ones
+# were acknowledged, is moved to the tail of the queue: kept and sent again
+# later, a rating the collector cannot take blocks none after it.
 #
 # Telemetry, the retained state and its will, config and prompts go the same
 # way; the clock is kept here too, since NTP needs the network. Runs
@@ -30,6 +33,7 @@ WINDOW_READ = 8  # records read from flash at a time while sending
 ACK_WAIT_MS = 10000  # an unacknowledged rating is sent again after this...
 ACK_WAIT_MAX_MS = 160000  # ...doubling up to this while no ack comes
 HEAD_SAVE_MS = 500  # how far the queue is acknowledged goes to flash at most this often
+STALLED_ROUNDS = 2  # resend rounds that find the head unacknowledged, later ones not: it moves
 TIME_RESYNC_S = 6 * 3600
 TIME_RETRY_S = 30
 TIME_WAIT_MS = 300 * 1000  # unstamped ratings of this boot wait this long for the clock
@@ -55,6 +59,7 @@ class Uplink:
         self._sent_upto = 0  # the newest seq sent on this connection
         self._round_at = ms()  # when the head last moved, or everything went again
         self._forgotten = 0  # ratings forgotten since boot: how far the head has moved
+        self._stalled = 0  # resend rounds since the head moved that found later ones acked
         self._epoch = None  # the calendar's ms at ms() 0, once known: the late stamps' base
         self._undated_upto = 0  # the newest seq of this boot sent without ts for good
         self._ack_wait = ACK_WAIT_MS
@@ -225,6 +230,10 @@ class Uplink:
             if again:
                 self._round_at = now
                 self._ack_wait = min(self._ack_wait * 2, ACK_WAIT_MAX_MS)
+                if self.acked:  # ratings after the head were acknowledged, the head not
+                    self._stalled += 1
+                    if self._stalled >= STALLED_ROUNDS:
+                        self._requeue()
                 pause = self._ack_wait
             if await self._send_window(again) is None:
                 pause = min(pause, 1000)  # one waits for the clock to stamp it
@@ -298,12 +307,12 @@ class Uplink:
         seqs = contract.acked_seqs(message)
         acked = self.acked
         gone = self.outbox.forget(lambda seq: seq in acked or seq in seqs, self._gone, False)
-        head = self.outbox.peek()
-        oldest = outbox.seq_of(head) if head else self.counters.seq + 1
-        for seq in seqs:
-            if oldest < seq <= self.counters.seq:  # else forgotten already, or never ours
-                acked[seq] = True
-        if not acked:
+        if len(self.outbox) > 1:  # ratings behind the head: their acks wait for it
+            oldest = outbox.seq_of(self.outbox.peek())
+            for seq in seqs:
+                if oldest < seq <= self.counters.seq:  # else forgotten already, or never ours
+                    acked[seq] = True
+        if not acked or len(self.outbox) < 2:
             acked.clear()  # a dict keeps its largest table until cleared
         if gone:
             self._round_at = ms()
@@ -314,7 +323,23 @@ class Uplink:
         """A rating acknowledged has left the queue."""
         self.acked.pop(seq, None)
         self._forgotten += 1
+        self._stalled = 0
         self.board.emit("acked", seq=seq)
+
+    def _requeue(self):
+        """Move the head, unacknowledged while ratings after it were, to the tail of the
+        queue, the same bytes, and forget those acknowledged behind it. An ack of the moved
+        one that comes while newer ratings are ahead of it is let go (it cannot be told from
+        a late ack of one forgotten already): a copy sent once it is the head again is
+        acknowledged then."""
+        seq = self.outbox.requeue()
+        self._stalled = 0
+        self.counters.bump("requeued")
+        self.board.emit("requeued", seq=seq)
+        acked = self.acked
+        self.outbox.forget(lambda s: s in acked, self._gone, False)
+        self._ack_wait = ACK_WAIT_MS
+        self.state_changed()
 
     # --- what the broker brings ---
 
@@ -352,8 +377,9 @@ class Uplink:
         state = protocol.state(True, self.counters.boot)
         if self.stuck:
             state["stuck_keys"] = self.stuck
-        if self.counters.stats["dropped"]:
-            state["dropped"] = self.counters.stats["dropped"]
+        for name in ("dropped", "requeued"):
+            if self.counters.stats[name]:
+                state[name] = self.counters.stats[name]
         return protocol.encode(state)
 
     async def _report(self):

@@ -54,7 +54,8 @@ class Tally:
 
 
 class MemoryQueue:
-    """The flash queue's interface (firmware/outbox.py) in memory."""
+    """The flash queue's interface (firmware/outbox.py) in memory; its ratings are dated when
+    queued, so none is stamped late."""
 
     head_saved = True  # nothing to save: the queue lives as long as the run
 
@@ -73,6 +74,10 @@ class MemoryQueue:
 
     def peek(self) -> bytes | None:
         return self._records[0] if self._records else None
+
+    def requeue(self) -> int:
+        self._records.rotate(-1)
+        return int(outbox_fw.seq_of(self._records[-1]))
 
     def forget(
         self, acked: Callable[[int], bool], gone: Callable[[int], None], _save: bool = True

@@ -78,3 +78,30 @@ def make_terminal(
 
 def device_topic(root: str, kind: str, device: str = "ev-0001") -> str:
     return f"{root}/{SITE}/{device}/{kind}"
+
+
+class Withholding:
+    """Stands in for a collector that stores every rating but those of some seqs (as if it
+    could not read them): acknowledges each other one at once on its terminal's ack topic."""
+
+    def __init__(self, broker: MosquittoServer, root: str, withheld: set[int]) -> None:
+        self.withheld = withheld
+        subscribed = threading.Event()
+        client_id = "withholding-" + root.partition("/")[0]
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id)
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{root}/+/+/rating", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert subscribed.wait(5), "no SUBACK"
+
+    def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        seq = json.loads(msg.payload)["seq"]
+        if seq not in self.withheld:
+            ack = json.dumps({"v": 1, "seqs": [seq]})
+            client.publish(msg.topic.rsplit("/", 1)[0] + "/ack", ack, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

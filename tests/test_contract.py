@@ -117,6 +117,10 @@ TICKETS: list[tuple[Any, str | None]] = [
     ("Q" * 40, "Q" * 32),
     ("票号-七", "票号-七"),
     ("\x00\x1f", None),
+    ("A\ud83d\ude00", "A\U0001f600"),  # as MicroPython reads "\\ud83d\\ude00": two surrogates
+    ("\ud800", "\ufffd"),  # a surrogate alone, which no UTF-8 carries
+    ("\udc00B\ud800", "\ufffdB\ufffd"),
+    (" " * 4000 + "C ", "C"),
     ("  ", None),
     ("", None),
     (None, None),
@@ -223,6 +227,17 @@ def test_any_ticket_opens_a_window_and_the_rating_is_stored(ticket, carried):
             staff,
             4,
         )
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.text(st.characters() | st.characters(categories=["Cs"])))
+def test_any_ticket_text_becomes_one_the_collector_stores_or_none(ticket):
+    """Whatever text a prompt's ticket is, the rating it ends up in is one the collector takes
+    (valid_ticket, and strict UTF-8 JSON: a surrogate alone is not)."""
+    cleaned = contract.clean_ticket(ticket)
+    message = contract.rating(1, 0, 1795347568123, 4, None, None, None, cleaned, "prompt", 9)
+    encoded = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    assert collector_rating.parse(WHERE, encoded).ticket == cleaned
 
 
 @pytest.mark.parametrize(("aspects", "valid"), ASPECTS)

@@ -101,14 +101,22 @@ def test_prompt_topic_opens_a_window_with_its_ticket(terminal, listener, topic_r
 
 
 def test_an_odd_ticket_still_opens_a_window_and_the_rating_counts(terminal, listener, topic_root):
-    prompts = [{"v": 1, "ticket": "A\t023\n"}, {"v": 1, "ticket": "Q" * 40}, {"v": 1, "ticket": 7}]
+    prompts = [
+        json.dumps({"v": 1, "ticket": "A\t023\n"}).encode(),
+        json.dumps({"v": 1, "ticket": "Q" * 40}).encode(),
+        json.dumps({"v": 1, "ticket": 7}).encode(),
+        b'{"v":1,"ticket":"\\ud800A"}',  # a surrogate alone, which no UTF-8 carries
+        json.dumps({"v": 1, "ticket": "\U0001f600"}).encode(),  # as "\\ud83d\\ude00"
+        b'{"v":1,"ticket":"\xed\xa0\x80\xf4\x90\x80\x80"}',  # raw bytes MicroPython reads
+    ]
     for i, prompt in enumerate(prompts, 1):
-        listener.publish(device_topic(topic_root, "prompt"), prompt)
+        listener.client.publish(device_topic(topic_root, "prompt"), prompt, qos=1)
         terminal.wait_count("opened", i)
         terminal.press(0)
         listener.wait("rating", i)
-    messages = listener.wait("rating", 3)
-    assert [m["ticket"] for m in messages] == ["A 023", "Q" * 32, None]
+    messages = listener.wait("rating", len(prompts))
+    tickets = ["A 023", "Q" * 32, None, "\ufffdA", "\U0001f600", "\ufffd\ufffd"]
+    assert [m["ticket"] for m in messages] == tickets
     for message in messages:  # each one the collector takes
         collector_rating.parse(DeviceTopic("site", "ev-1", "rating"), json.dumps(message).encode())
 

@@ -180,3 +180,18 @@ def test_a_late_stamp_is_written_into_its_record_in_place(tmp_path):
     untouched = [s for s in range(3, 21) if s != 15]
     assert [r["at"] for r in records if r["seq"] != 15] == [1000 + s for s in untouched]
     assert again.bytes == box.bytes  # nothing but the time field changed
+
+
+def test_the_oldest_moves_to_the_tail_the_same_bytes_even_when_the_queue_is_full(tmp_path):
+    path = str(tmp_path / "q")
+    box = outbox.Outbox(path, capacity=3 * 40, segment_bytes=100)
+    while box.append(record(len(box) + 1)):
+        pass
+    assert seqs_of(box) == [1, 2, 3]
+    first = box.peek()
+    assert box.requeue() == 1
+    again = outbox.Outbox(path, capacity=3 * 40, segment_bytes=100)
+    assert seqs_of(again) == [2, 3, 1]
+    assert again.oldest(3)[2] == first and again.bytes == box.bytes
+    assert forget(again, {2, 3}) == [2, 3]
+    assert again.append(record(4))

@@ -1,17 +1,18 @@
 # Run under the MicroPython Unix port with the firmware on the path:
 # cuts the power at every single flash write of a run of ratings being
-# queued unstamped, stamped late and acknowledged on littlefs, reboots, and
-# checks that no rating was lost or torn, none came back after its
-# acknowledgement was recorded, a stamp is there once written and no seq
-# can be handed out twice. Prints "ok <cuts>" or raises. File objects
-# that a cut left open on the dead mount are closed by the garbage collector,
-# which may print "OSError: 28" lines: that is the old mount, not the check.
+# queued unstamped, stamped late, moved to the tail and acknowledged on
+# littlefs, reboots, and checks that no rating was lost or torn, none came
+# back after its acknowledgement was recorded nor twice but the one being
+# moved, a stamp is there once written and no seq can be handed out twice.
+# Prints "ok <cuts>" or raises. File objects that a cut left open on the dead
+# mount are closed by the garbage collector, which may print "OSError: 28"
+# lines: that is the old mount, not the check.
 import outbox
 import store
 import vfs
 from ramflash import PowerCut, RamFlash
 
-RATINGS = 30
+RATINGS = 27
 SEGMENT = 512  # small segments, so the run rolls over and deletes several
 STAMPED = 1795347568123  # a rating's late stamp is this plus its seq
 
@@ -45,7 +46,7 @@ def record(seq, boot):
 
 def workload(state):
     """Queue RATINGS ratings, each stamped once the next is queued; after every third, the
-    two oldest are acknowledged at once."""
+    two oldest are acknowledged at once, after every fourth the oldest moved to the tail."""
     counters = store.Counters("/flash/counters.json")
     box = outbox.Outbox("/flash/q", segment_bytes=SEGMENT)
     while len(state["appended"]) < RATINGS:
@@ -65,6 +66,11 @@ def workload(state):
             box.forget(lambda seq: seq in heads, lambda seq: None)
             state["popped"].extend(heads)
             state["popping"] = []
+        if seq % 4 == 0 and len(box) > 1:
+            state["moving"] = outbox.seq_of(box.peek())
+            box.requeue()
+            state["moved"].append(state["moving"])
+            state["moving"] = None
 
 
 def new_state():
@@ -76,6 +82,8 @@ def new_state():
         "reserved": 0,
         "stamped": [],
         "stamping": None,
+        "moved": [],
+        "moving": None,
     }
 
 
@@ -96,7 +104,10 @@ def check(state):
             assert fields["ts"] in (None, STAMPED + seq), "torn stamp: %r" % fields
         queued.append(fields["seq"])
         box.forget(lambda seq: seq == fields["seq"], lambda seq: None)
-    assert queued == sorted(set(queued)), "order or duplicate: %r" % queued
+    in_order = [s for s in queued if s not in state["moved"] and s != state["moving"]]
+    assert in_order == sorted(in_order), "order: %r" % queued
+    for s in queued:
+        assert queued.count(s) == 1 or s == state["moving"], "twice: %r" % queued
     assert len(box) == 0
     # acknowledged ones may be gone or, when the cut came before the head moved, still there
     must = [s for s in state["appended"] if s not in state["popped"] + state["popping"]]
