@@ -102,6 +102,7 @@ class Folder:
             "max_queued_messages 100000",  # a collector's session while it is away
             "max_inflight_messages 10000",  # two of the collector's batches (docs/collector.md)
             "set_tcp_nodelay true",
+            f"max_packet_size {contract.MAX_PACKET_BYTES}",  # no message a terminal cannot hold
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -7,17 +7,26 @@ from pathlib import Path
 
 from broker.folder import Folder, init
 from devstack.process import ChildServer, ServerFailedError, find_binary, port_open, wait_until
+from firmware import contract
 
 
 class MosquittoServer(ChildServer):
     name = "mosquitto"
 
-    def __init__(self, data_dir: Path, extra_config: str = "", autosave_s: int = 1) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        extra_config: str = "",
+        autosave_s: int = 1,
+        max_packet_bytes: int | None = contract.MAX_PACKET_BYTES,
+    ) -> None:
         """autosave_s: how often the broker saves its queues to disk; a crash loses what came
-        since (Mosquitto's own default is 1800)."""
+        since (Mosquitto's own default is 1800). max_packet_bytes: the largest packet it takes,
+        a hall's (svc-broker's) by default; None for none, as a broker set up otherwise."""
         super().__init__(data_dir)
         self.extra_config = extra_config
         self.autosave_s = autosave_s
+        self.max_packet_bytes = max_packet_bytes
         self.binary = find_binary("mosquitto", "/usr/sbin")
 
     @property
@@ -44,6 +53,8 @@ class MosquittoServer(ChildServer):
             "log_type warning",
             "log_type notice",
         ]
+        if self.max_packet_bytes is not None:
+            lines.append(f"max_packet_size {self.max_packet_bytes}")
         if os.geteuid() == 0:
             # Mosquitto drops to user "mosquitto" when started as root; that user
             # could not write the temporary persistence folder.

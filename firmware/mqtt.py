@@ -1,8 +1,9 @@
 # A small asyncio MQTT 3.1.1 client for the rating terminal.
 #
 # Like umqtt.simple, its API mirrors the protocol (connect, publish, subscribe,
-# ping, disconnect) and adds nothing of its own: no reconnect loop, no queue.
-# Unlike umqtt.simple it never blocks the event loop. Its owner (uplink.py)
+# ping, disconnect) and adds nothing of its own, no reconnect loop, no queue,
+# but a limit on what it reads: a small heap cannot hold whatever a broker
+# brings. Unlike umqtt.simple it never blocks the event loop. Its owner (uplink.py)
 # decides when to reconnect and what to send again; it does not wait for
 # PUBACKs, since a rating leaves the terminal only on a collector's ack.
 # Runs unchanged under MicroPython and CPython.
@@ -20,6 +21,8 @@ SUBACK = 0x90
 PINGREQ = 0xC0
 PINGRESP = 0xD0
 DISCONNECT = 0xE0
+MQTT_MAX_LENGTH = 268435455  # the largest remaining length MQTT can say
+DISCARD_BYTES = 512  # a PUBLISH too large to hold is read and let go this much at a time
 
 
 class MQTTError(Exception):
@@ -73,12 +76,22 @@ def tls_context(ca_der):
 class MQTTClient:
     """One connection to a broker, over TLS when given an SSL context (tls_context()).
 
-    on_message(topic: str, payload: bytes, retained: bool) and on_puback(pid: int)
-    are called from read_loop(); both are plain functions, and either may be None.
+    on_message(topic: str, payload: bytes, retained: bool), on_puback(pid: int) and
+    on_too_large(topic: str, length: int) are called from read_loop(); all are plain
+    functions, and any may be None. A PUBLISH longer than max_packet (its remaining length)
+    is not held: on_too_large is told instead of on_message.
     """
 
     def __init__(
-        self, client_id, host, port=1883, user=None, password=None, keepalive=60, ssl=None
+        self,
+        client_id,
+        host,
+        port=1883,
+        user=None,
+        password=None,
+        keepalive=60,
+        ssl=None,
+        max_packet=MQTT_MAX_LENGTH,
     ):
         self.client_id = client_id
         self.ssl = ssl
@@ -87,9 +100,11 @@ class MQTTClient:
         self.user = user
         self.password = password
         self.keepalive = keepalive
+        self.max_packet = max_packet
         self.will = None
         self.on_message = None
         self.on_puback = None
+        self.on_too_large = None
         self._reader = None
         self._writer = None
         # One sender at a time: MicroPython's Stream.drain() loses what another task writes
@@ -184,6 +199,9 @@ class MQTTClient:
             first = (await self._read(1))[0]
             self.received_at = ms()
             length = await self._read_length()
+            if first & 0xF0 == PUBLISH and length > self.max_packet:
+                await self._let_go(first, length)
+                continue
             body = await self._read(length) if length else b""
             await self._dispatch(first, body)
 
@@ -208,6 +226,24 @@ class MQTTClient:
             await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
         if self.on_message:
             self.on_message(topic, body[pos:], bool(first & 1))
+
+    async def _let_go(self, first, length):
+        """A PUBLISH too large to hold: its topic read, the rest read DISCARD_BYTES at a time
+        and let go (a small heap could not hold it: MemoryError, and a broker brings a retained
+        one again at every subscribe), acknowledged as any other, and reported."""
+        n = struct.unpack("!H", await self._read(2))[0]
+        topic = (await self._read(n)).decode()
+        left = length - 2 - n
+        pid = None
+        if (first >> 1) & 3:
+            pid = struct.unpack("!H", await self._read(2))[0]
+            left -= 2
+        while left > 0:
+            left -= len(await self._read(min(left, DISCARD_BYTES)))
+        if self.on_too_large:
+            self.on_too_large(topic, length)
+        if pid is not None:
+            await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
 
     async def _read(self, n):
         if self._reader is None:

@@ -83,11 +83,14 @@ class Uplink:
         ca = settings.get("tls_ca")
         tls = tls_context(ca) if ca else None  # one context for the terminal's life
         keepalive = settings["keepalive_s"]
-        self.client = MQTTClient(device, host, port, user, password, keepalive, tls)
+        self.client = MQTTClient(
+            device, host, port, user, password, keepalive, tls, contract.MAX_PACKET_BYTES
+        )
         qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
         self.client.set_last_will(self.topic_prefix + "state", will, retain, qos)
         self.client.on_message = self._on_message
+        self.client.on_too_large = self._on_too_large
 
     def queued(self):
         """A rating was queued (or the clock learnt): send what is due."""
@@ -348,8 +351,7 @@ class Uplink:
             message = json.loads(payload)
         except ValueError:
             message = None
-        prefix = self.topic_prefix
-        kind = topic[len(prefix) :] if topic.startswith(prefix) else None
+        kind = self._kind(topic)
         if kind == "ack":
             self._on_ack(message)
         elif kind == "config":
@@ -359,6 +361,15 @@ class Uplink:
                 self.on_prompt(contract.clean_ticket(message.get("ticket")))
             else:
                 self.board.emit("prompt_rejected", payload=repr(message))
+
+    def _on_too_large(self, topic, length):
+        """A message larger than the contract allows was let go unread (mqtt.py)."""
+        self.board.emit("too_large", kind=self._kind(topic), bytes=length)
+
+    def _kind(self, topic):
+        """One of the terminal's own topics by its kind (config, prompt, ack), or None."""
+        prefix = self.topic_prefix
+        return topic[len(prefix) :] if topic.startswith(prefix) else None
 
     def _on_config(self, message):
         try:

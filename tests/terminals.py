@@ -61,8 +61,15 @@ class Listener:
 
 
 def make_terminal(
-    path: Path, server: MosquittoServer, root: str, device: str = "ev-0001", **settings: Any
+    path: Path,
+    server: MosquittoServer,
+    root: str,
+    device: str = "ev-0001",
+    heap: str | None = None,
+    rom: Path | None = None,
+    **settings: Any,
 ) -> FirmwareTerminal:
+    """heap and rom as FirmwareTerminal takes them; settings over the tests' own."""
     config = {
         "site": SITE,
         "device": device,
@@ -73,7 +80,7 @@ def make_terminal(
         "keepalive_s": 4,
         **settings,
     }
-    return FirmwareTerminal(path, config)
+    return FirmwareTerminal(path, config, heap=heap, rom=rom)
 
 
 def device_topic(root: str, kind: str, device: str = "ev-0001") -> str:

@@ -199,6 +199,29 @@ def test_only_the_listener_the_set_up_asked_for_is_open(hall: Hall):
     assert listening == [("tcp", "0100007F", hall.broker.port)]  # 127.0.0.1, little-endian
 
 
+def test_no_message_larger_than_the_contract_allows_reaches_a_terminal(hall: Hall):
+    """The contract's largest message passes; a 60 KB retained config, more than a terminal's
+    heap holds, is dropped, its sender disconnected, and the retained config left as it was."""
+    hall.add_device(SITE, "t01")
+    hall.add_service(TOOLS, "tools")
+    t01 = logged_in(hall, f"{SITE}/t01")
+    t01.subscribe(topic("t01", "config"))
+    tools = logged_in(hall, TOOLS)
+    largest = b'{"v":1,"staff_name":"' + b"x" * (contract.MAX_PAYLOAD_BYTES - 23) + b'"}'
+    assert len(largest) == contract.MAX_PAYLOAD_BYTES
+    tools.publish(topic("t01", "config"), largest, retain=True)
+    wait_for(lambda: t01.messages)
+    tools.client.publish(topic("t01", "config"), b"x" * 60_000, qos=1, retain=True)
+    assert tools.dropped.wait(5)
+    quiet()
+    fresh = logged_in(hall, f"{SITE}/t01", client_id="any")  # the retained config as it is now
+    fresh.subscribe(topic("t01", "config"))
+    wait_for(lambda: fresh.messages)
+    assert [p for _, p, _ in t01.messages + fresh.messages] == [largest, largest]
+    for peer in (t01, tools, fresh):
+        peer.close()
+
+
 def test_the_acl_follows_the_contracts_publishers():
     text = acl.render("r/v1", {"c1": "collector", "tl": "tools"})
     for kind, (_q, _r, publisher) in contract.DEVICE_TOPICS.items():

@@ -1,12 +1,21 @@
 """What neither a collector nor a payload can do to the real firmware's link and queue, under
 the MicroPython Unix port against the real Mosquitto: a rating never acknowledged blocks none
-after it."""
+after it; a message larger than a 64 KB heap holds is let go, and the link kept."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from tests.terminals import Listener, Withholding, make_terminal
+import pytest
+
+from devstack import MosquittoServer
+from fwtools import image
+from tests.servers import serve, start_collector
+from tests.terminals import Listener, Withholding, device_topic, make_terminal
+
+HEAP = "64K"
 
 
 def rate(terminal, n):
@@ -56,3 +65,44 @@ def test_a_rating_never_acknowledged_moves_to_the_tail_and_blocks_none_after_it(
         listener.close()
         peer.close()
     assert [e["seq"] for e in terminal.of_kind("acked")] == [2, 3, 1, 4]
+
+
+@pytest.fixture(scope="module")
+def rom(tmp_path_factory) -> Path:
+    """The image with the Unix board, as a ROMFS image run in place: the heap holds no
+    bytecode, as on a board with a ROM partition."""
+    out = tmp_path_factory.mktemp("image")
+    return image.write_romfs(image.build(out / "files", simulation=True), out / "terminal.romfs")
+
+
+@pytest.fixture
+def unlimited_broker(tmp_path) -> Iterator[MosquittoServer]:
+    """A broker that passes messages of any size, as one set up otherwise than a hall's."""
+    yield from serve(MosquittoServer(tmp_path / "broker", max_packet_bytes=None))
+
+
+def test_a_retained_config_larger_than_its_heap_is_let_go_and_the_link_kept(
+    unlimited_broker, influxdb, database, micropython, tmp_path, topic_root, rom
+):
+    """60 KB of retained config to a terminal in a 64 KB heap: it comes again at every
+    subscribe, so reading it whole would end every connection."""
+    config = device_topic(topic_root, "config")
+    publisher = Listener(unlimited_broker, topic_root, "publisher-large")
+    publisher.client.publish(config, b'{"v":1,"x":"' + b"x" * 60_000 + b'"}', qos=1, retain=True)
+    collector = start_collector(unlimited_broker, influxdb, tmp_path / "c", topic_root, database)
+    terminal = make_terminal(tmp_path / "t", unlimited_broker, topic_root, heap=HEAP, rom=rom)
+    try:
+        terminal.start()
+        terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=15)
+        refused = terminal.wait_for(lambda e: e["ev"] == "too_large")
+        assert refused["kind"] == "config" and refused["bytes"] > 60_000
+        publisher.publish(config, {"v": 1, "staff": "E2002"}, retain=True)
+        terminal.wait_for(lambda e: e["ev"] == "config")
+        rate(terminal, 1)
+        terminal.wait_acked(1)
+        assert terminal.of_kind("connected") == [{"ev": "connected"}]  # one link all along
+        assert publisher.wait("rating", 1)[0]["staff"] == "E2002"
+    finally:
+        terminal.stop()
+        collector.stop()
+        publisher.close()
