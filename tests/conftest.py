@@ -39,6 +39,12 @@ def hall() -> Iterator[Hall]:
     yield from hall_broker()
 
 
+@pytest.fixture
+def own_influx(tmp_path: Path) -> Iterator[InfluxServer]:
+    """An InfluxDB of the test's own, which it may stop and restart."""
+    yield from serve(InfluxServer(tmp_path / "influx"))
+
+
 @pytest.fixture(scope="session")
 def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
     yield from serve(InfluxServer(tmp_path_factory.mktemp("influxdb")))

@@ -63,14 +63,6 @@ def acks(mosquitto, topic_root) -> Iterator[Acks]:
     client.disconnect()
 
 
-@pytest.fixture
-def own_influx(tmp_path):
-    server = InfluxServer(tmp_path / "influx")
-    server.start()
-    yield server
-    server.stop()
-
-
 def rows(influx: InfluxServer, database: str) -> list[dict]:
     try:
         return influx.query("SELECT * FROM rating", database)

@@ -6,21 +6,12 @@ import json
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import InfluxServer
 from tests.samples import RATING_EXAMPLE
 from tests.servers import start_collector, wait_for
-
-
-@pytest.fixture
-def own_influx(tmp_path):
-    server = InfluxServer(tmp_path / "influx")
-    server.start()
-    yield server
-    server.stop()
 
 
 def send(client, root: str, seqs: range) -> None:
