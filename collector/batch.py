@@ -151,17 +151,25 @@ class Checker:
             raise topics.TopicError(f"no {where.kind!r} messages are taken")
         except topics.TopicError as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), "bad_topic")
+            return NOTHING
         except Rejected as e:
             self.dead.record(delivery.topic, delivery.payload, str(e), e.kind)
-            if where is not None and where.kind == "rating":
-                seq = rating_msg.seq_of(delivery.payload)
-                if seq is not None:
-                    return Checked(None, Ack(where.site, where.device, seq))
         except Exception as e:  # a bug of ours must not stop the service or lose the message
             log.exception("check_failed", topic=delivery.topic[:200])
             self.dead.record(
                 delivery.topic, delivery.payload, f"{type(e).__name__}: {e}", "internal_error"
             )
+            return NOTHING
+        return self._rejected(where, delivery)
+
+    @staticmethod
+    def _rejected(where: topics.DeviceTopic | None, delivery: Delivery) -> Checked:
+        """A rejected rating is still acknowledged when its seq can be found (outside the
+        handler of the rejection: whatever finding it meets is not the rejection's problem)."""
+        if where is not None and where.kind == "rating":
+            seq = rating_msg.seq_of(delivery.payload)
+            if seq is not None:
+                return Checked(None, Ack(where.site, where.device, seq))
         return NOTHING
 
     def _admit(self, where: topics.DeviceTopic, delivery: Delivery) -> None:

@@ -1,7 +1,7 @@
 """A rating sent again is that rating: each rating of a batch is new, a copy, or a conflict.
 
 `(site, device, seq)` identifies a rating (PROTOCOL.md). Before a batch is written, one request
-asks InfluxDB for what is stored under the batch's seqs, and each rating is sorted:
+asks InfluxDB for what is stored under the batch's seqs, and each rating is classified:
 
 - **new**: nothing stored under its seq (nor earlier in the batch): it is written;
 - **a copy**: the stored rating has the same content (point time, counter, staff, mode, reason,
@@ -14,11 +14,11 @@ asks InfluxDB for what is stored under the batch's seqs, and each rating is sort
 
 Dated ratings are looked up, per terminal, in the batch's seq range within WINDOW_NS of the
 batch's times (an original further off in time is out of reach: only a terminal reusing its
-seqs could make one, which the firmware never does); undated ones by their seqs over all time,
-since they have no time of their own (they are rare). A new undated rating is stored at its
-first receipt; two collectors of a share group may each store the same one at the same moment,
-each finding nothing, so once written they are settled (`settle`): the earliest point stays,
-the later are deleted.
+seqs could make one, which the firmware never does); undated ones in their seq range over all
+time, since they have no time of their own (they are rare). A new undated rating is stored at
+its first receipt; two collectors of a share group may each store the same one at the same
+moment, each finding nothing, so once written they are settled (`settle`): the earliest point
+stays, the later are deleted. A seq found stored twice (a settle cut short) is settled too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collector.rating import Rating
 from firmware import contract
 
 WINDOW_NS = 86_400_000 * 1_000_000  # a day either side of the batch's ratings of a terminal
+LATEST_NS = contract.INT_MAX - 1  # the last time InfluxDB can hold
 TAGS = ("counter", "staff", "mode", "reason")
 FIELDS = ("score", "wait_ms", *contract.ASPECTS)
 COLUMNS = ",".join(f'"{c}"' for c in ("seq", "undated", *TAGS, *FIELDS, "site", "device"))
@@ -68,6 +69,13 @@ class Verdict(NamedTuple):
 COPY = Verdict(new=False)
 
 
+class Found(NamedTuple):
+    """A batch classified: a verdict a rating, and the keys found stored more than once."""
+
+    verdicts: list[Verdict]
+    doubled: list[Key]
+
+
 def _values(values: dict[str, Any]) -> tuple[Any, ...]:
     return (*(values.get(k) for k in TAGS), *(values.get(k) for k in FIELDS))
 
@@ -80,17 +88,23 @@ def of_rating(rating: Rating) -> Content:
 
 
 def of_row(row: dict[str, Any]) -> Content:
-    return Content(None if row.get("undated") else row["time"], _values(row))
+    return Content(None if row.get("undated") else row.get("time"), _values(row))
 
 
-def sort(writer: InfluxHttp, ratings: list[tuple[Rating, int]]) -> list[Verdict]:
-    """Each (rating, received_ms) sorted against what is stored and what came before it in
-    the list; raises InfluxError as queries do."""
+def classify(writer: InfluxHttp, ratings: list[tuple[Rating, int]]) -> Found:
+    """Each (rating, received_ms) classified against what is stored and what came before it
+    in the list; raises InfluxError as queries do."""
     if not ratings:
-        return []
+        return Found([], [])
+    wanted = {(r.site, r.device, r.seq) for r, _ in ratings}
     known: dict[Key, Content] = {}
+    doubled: set[Key] = set()
     for row in writer.query(";".join(_statements([r for r, _ in ratings]))):
-        known.setdefault((row["site"], row["device"], row["seq"]), of_row(row))
+        key = (row.get("site"), row.get("device"), row.get("seq"))
+        if key in wanted:  # a range's other seqs, or a row of no rating, are not asked for
+            if key in known:
+                doubled.add(key)
+            known.setdefault(key, of_row(row))
     verdicts = []
     for rating, received_ms in ratings:
         mine = of_rating(rating)
@@ -102,17 +116,17 @@ def sort(writer: InfluxHttp, ratings: list[tuple[Rating, int]]) -> list[Verdict]
             verdicts.append(Verdict(new=True, undated_ns=rating.undated_time_ns(received_ms)))
         else:
             verdicts.append(Verdict(new=True))
-    return verdicts
+    return Found(verdicts, sorted(doubled))
 
 
 def _statements(ratings: list[Rating]) -> list[str]:
     """One SELECT per terminal for its dated ratings (their seq range, near their times) and
-    one for its undated ones (their seqs, any time)."""
+    one for its undated ones (their seq range, any time)."""
     spans: dict[tuple[str, str], list[int]] = {}  # time low, high; seq low, high
-    undated: dict[tuple[str, str], set[int]] = {}
+    undated: dict[tuple[str, str], list[int]] = {}
     for r in ratings:
         if r.ts is None:
-            undated.setdefault((r.site, r.device), set()).add(r.seq)
+            undated.setdefault((r.site, r.device), []).append(r.seq)
             continue
         t = contract.point_time_ns(r.ts, r.seq)
         span = spans.setdefault((r.site, r.device), [t, t, r.seq, r.seq])
@@ -120,33 +134,34 @@ def _statements(ratings: list[Rating]) -> list[str]:
         span[2], span[3] = min(span[2], r.seq), max(span[3], r.seq)
     statements = [
         f"SELECT {COLUMNS} FROM rating WHERE {_terminal(site, device)} "
-        f"AND time >= {low - WINDOW_NS} AND time <= {high + WINDOW_NS} "
+        f"AND time >= {low - WINDOW_NS} AND time <= {min(high + WINDOW_NS, LATEST_NS)} "
         f'AND "seq" >= {first} AND "seq" <= {last}'
         for (site, device), (low, high, first, last) in spans.items()
     ]
-    statements += [
-        f"SELECT {COLUMNS} FROM rating WHERE {_terminal(site, device)} AND {_seqs(seqs)}"
-        for (site, device), seqs in undated.items()
+    return statements + [
+        _over_all_time(site, device, seqs) for (site, device), seqs in undated.items()
     ]
-    return statements
 
 
-def settle(writer: InfluxHttp, ratings: list[Rating]) -> int:
-    """After new undated ratings were written: where another collector wrote the same one at
-    the same moment, keep the earliest point and delete the later (every collector that wrote
-    one does the same, so they agree). Returns how many points were deleted."""
-    by_terminal: dict[tuple[str, str], set[int]] = {}
-    for r in ratings:
-        by_terminal.setdefault((r.site, r.device), set()).add(r.seq)
+def settle(writer: InfluxHttp, keys: list[Key]) -> int:
+    """Where a rating without ts is stored more than once (two collectors wrote it at the same
+    moment, each finding nothing), keep the earliest point and delete the later; every
+    collector that wrote one does the same, so they agree. Returns how many were deleted."""
+    by_terminal: dict[tuple[str, str], list[int]] = {}
+    for site, device, seq in keys:
+        by_terminal.setdefault((site, device), []).append(seq)
     statements = [
-        f"SELECT {COLUMNS} FROM rating WHERE {_terminal(site, device)} AND {_seqs(seqs)}"
-        for (site, device), seqs in by_terminal.items()
+        _over_all_time(site, device, seqs) for (site, device), seqs in by_terminal.items()
     ]
-    times: dict[Key, list[int]] = {}
+    wanted = set(keys)
+    times: dict[Key, set[int]] = {}
     for row in writer.query(";".join(statements)):
-        times.setdefault((row["site"], row["device"], row["seq"]), []).append(row["time"])
+        key = (row.get("site"), row.get("device"), row.get("seq"))
+        if key in wanted and isinstance(row.get("time"), int):
+            times.setdefault(key, set()).add(row["time"])
     deleted = 0
     for (site, device, _), found in times.items():
+        # a point is deleted by its terminal and time: two series at one time stay as they are
         for time_ns in sorted(found)[1:]:
             writer.execute(
                 f"DELETE FROM rating WHERE {_terminal(site, device)} "
@@ -156,10 +171,15 @@ def settle(writer: InfluxHttp, ratings: list[Rating]) -> int:
     return deleted
 
 
+def _over_all_time(site: str, device: str, seqs: list[int]) -> str:
+    """A terminal's ratings in the seqs' range, whenever stored: the caller keeps the seqs it
+    asked for (a range is one comparison a point; a list of seqs, one a seq)."""
+    return (
+        f"SELECT {COLUMNS} FROM rating WHERE {_terminal(site, device)} "
+        f'AND "seq" >= {min(seqs)} AND "seq" <= {max(seqs)}'
+    )
+
+
 def _terminal(site: str, device: str) -> str:
     # site and device have passed the contract's name rules: nothing in them needs quoting
     return f"\"site\"='{site}' AND \"device\"='{device}'"
-
-
-def _seqs(seqs: set[int]) -> str:
-    return "(" + " OR ".join(f'"seq" = {seq}' for seq in sorted(seqs)) + ")"

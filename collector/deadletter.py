@@ -9,9 +9,7 @@ the acknowledgements while the disk refuses (full, or failing) instead of stoppi
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import Counter
 
-from collector.disk import sync_folder
+from collector.disk import append_synced
 
 log = structlog.get_logger("collector")
 
@@ -55,21 +53,13 @@ class DeadLetters:
 
     def flush(self) -> bool:
         """Write the records kept so far and sync them to disk; False (all kept for the next
-        try, nothing torn left in the file) while the disk refuses them."""
+        try, nothing torn left in the file where it can be helped) while the disk refuses."""
         with self._lock:
             if not self._pending:
                 return True
-            body = "".join(self._pending).encode()
-            size = self.path.stat().st_size if self.path.exists() else 0
             try:
-                with self.path.open("ab") as f:
-                    f.write(body)
-                    f.flush()
-                    os.fsync(f.fileno())
-                if size == 0:
-                    sync_folder(self.path.parent)
+                append_synced(self.path, "".join(self._pending).encode())
             except OSError as e:
-                self._cut(size)
                 if not self._failing:
                     log.error("deadletter_failed", error=str(e), waiting=len(self._pending))
                 self._failing = True
@@ -79,8 +69,3 @@ class DeadLetters:
             self._failing = False
             self._pending.clear()
             return True
-
-    def _cut(self, size: int) -> None:
-        # failing that, a torn last line: readers of the file skip what does not parse
-        with contextlib.suppress(OSError):
-            os.truncate(self.path, size)

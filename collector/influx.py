@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
 
-# What InfluxDB answers when it refuses the data itself (a line it cannot parse, a field of
-# another type, a point outside the retention): the same write can never succeed. Any other
-# answer (404 for a database dropped or misnamed, 408 or 504 from a proxy, 401, 429, 5xx) is an
-# outage, however long: the data waits for InfluxDB, it is never set aside.
+# InfluxDB refusing the data itself (a line it cannot parse, a field of another type, a point
+# outside the retention) answers one of these with its own JSON error: the same write can never
+# succeed. Any other answer (404 for a database dropped or misnamed, 408 or 504 from a proxy,
+# 401, 429, 5xx, a proxy's own 400) is an outage, however long: the data waits, never set aside.
 REFUSALS = frozenset({400, 422})
+# a refusal that names one of these is a limit of the server's to raise, not bad data: an outage
+LIMITS = ("max-series-per-database", "max-values-per-tag")
 
 
 class InfluxError(RuntimeError):
     """InfluxDB did not take the write or query.
 
     status: the HTTP status, None when InfluxDB could not be reached or its answer read.
-    permanent: InfluxDB refused the data itself (REFUSALS), so sending it again cannot help;
-    otherwise a retry may. missing_database: the database is not there (dropped, or never
-    made on this server), so it must be made before the next write.
+    permanent: InfluxDB refused the data (or the query) itself, so sending it again cannot
+    help; otherwise a retry may. missing_database: the database is not there (dropped, or
+    never made on this server), so it must be made before the next write.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, permanent: bool = False) -> None:
         super().__init__(message)
         self.status = status
-        self.permanent = status in REFUSALS
+        self.permanent = permanent
         self.missing_database = "database not found" in message
+
+
+def refusal(status: int, text: str) -> bool:
+    """Whether an answer is InfluxDB's own refusal of the data (REFUSALS, with its JSON error,
+    and no server limit named)."""
+    if status not in REFUSALS or any(limit in text for limit in LIMITS):
+        return False
+    try:
+        error = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(error, dict) and isinstance(error.get("error"), str)
 
 
 class InfluxHttp:
@@ -67,13 +82,14 @@ class InfluxHttp:
         except requests.RequestException as e:
             raise InfluxError(f"/query: {e}") from e
         if resp.status_code >= 300:
-            raise InfluxError(
-                f"/query: HTTP {resp.status_code} {resp.text.strip()[:300]}", resp.status_code
-            )
+            raise _failed("/query", resp)
         try:
             return rows_of(resp.json())
-        except (RuntimeError, ValueError) as e:  # an error in the answer, or no JSON at all
-            raise InfluxError(f"/query: {e}") from e
+        except QueryRefused as e:  # InfluxDB answered, and refused the statement itself
+            missing = "database not found" in str(e)
+            raise InfluxError(f"/query: {e}", resp.status_code, permanent=not missing) from e
+        except Exception as e:  # an answer of any other shape: a server or proxy gone odd
+            raise InfluxError(f"/query: unreadable answer: {e!r}"[:400]) from e
 
     def ping(self) -> bool:
         try:
@@ -87,19 +103,34 @@ class InfluxHttp:
         except requests.RequestException as e:
             raise InfluxError(f"{path}: {e}") from e
         if resp.status_code >= 300:
-            raise InfluxError(
-                f"{path}: HTTP {resp.status_code} {resp.text.strip()[:300]}", resp.status_code
-            )
+            raise _failed(path, resp)
+
+
+def _failed(path: str, resp: requests.Response) -> InfluxError:
+    text = resp.text.strip()
+    return InfluxError(
+        f"{path}: HTTP {resp.status_code} {text[:300]}",
+        resp.status_code,
+        permanent=refusal(resp.status_code, text),
+    )
+
+
+class QueryRefused(RuntimeError):
+    """An InfluxQL answer holds an error, or only part of what was asked (`partial`)."""
 
 
 def rows_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten an InfluxQL JSON answer into one dict per row (tags merged in)."""
+    """Flatten an InfluxQL JSON answer into one dict per row (tags merged in); raises
+    QueryRefused for an error in it, or a part of a result (InfluxDB's max-row-limit)."""
     rows: list[dict[str, Any]] = []
     results = answer.get("results", [])
-    assert isinstance(results, list)
+    if not isinstance(results, list):
+        raise TypeError(f"results is {type(results).__name__}, not a list")
     for result in results:
         if "error" in result:
-            raise RuntimeError(result["error"])
+            raise QueryRefused(result["error"])
+        if result.get("partial"):
+            raise QueryRefused("a partial answer: more rows than InfluxDB's max-row-limit")
         for series in result.get("series", []):
             tags = series.get("tags", {})
             for values in series["values"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -158,15 +157,15 @@ def seq_of(payload: bytes) -> int | None:
     is acknowledged too, so its terminal stops sending it (the dead-letter file keeps it), or
     a terminal whose head of queue is such a rating would send nothing newer. A payload that is
     JSON but for its text (bytes that are not UTF-8, as MicroPython writes a lone surrogate) is
-    read leniently for this."""
+    read with those bytes replaced. Never raises."""
     try:
         msg = orjson.loads(payload)
     except orjson.JSONDecodeError:
         if len(payload) > contract.MAX_PAYLOAD_BYTES:
             return None
-        try:
-            msg = json.loads(payload.decode("utf-8", "replace"))
-        except ValueError:
+        try:  # orjson, not json: it has a depth limit, so "[[[[…" cannot recurse too deep
+            msg = orjson.loads(payload.decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
             return None
     seq = msg.get("seq") if isinstance(msg, dict) else None
     return seq if contract.valid_seq(seq) else None

@@ -63,6 +63,7 @@ class Collector:
             dead,
             metrics,
             self._stop,
+            drain_batch=settings.batch_max,
         )
         known = KnownDevices(settings.known_devices) if settings.known_devices else None
         self.checker = Checker(settings.topic_root, SuspectJudge(), dead, metrics, known)

@@ -1,58 +1,69 @@
-"""Points InfluxDB could not take yet, on disk, oldest first.
+"""Messages InfluxDB could not take yet, on disk, oldest first.
 
-While InfluxDB is unreachable the collector keeps taking messages: each batch's points are
-appended to the spool's newest file, flushed and synced to disk (the folder too, when the file
-is new) before its messages are acknowledged, and are written to InfluxDB in order when it
-returns. A rating waits here as the message it came in, with its receipt time and suspect
-verdict, not as a line: when the spool is written out, each is sorted against what InfluxDB
-holds by then (copies.py), exactly like a rating that never waited, so a copy or a conflict
-that came during the outage is still found. A file holds many batches (up to SEGMENT_BYTES),
-one JSON entry a line; an append the disk refused is cut off again, and a line left torn by a
-crash (its batch never acknowledged) is skipped. The spool is bounded; when full, or when the
-disk refuses it, the collector stops acknowledging and the broker holds the rest. Files left by
-a crash are written at the next start; a batch written twice is found as copies.
+While InfluxDB is out the collector keeps taking messages: each batch is appended to the
+spool's newest file and synced to disk (the folder too, for a new file) before its messages are
+acknowledged, and is written to InfluxDB in order when it returns. A rating waits here as the
+message it came in (topic and payload, checked again when read), with its receipt time and
+suspect verdict, not as a line: when the spool is written out each rating is sorted against
+what InfluxDB holds by then (copies.py), exactly like a rating that never waited, so a copy or
+a conflict that came during the outage is still found. A device point waits as its line. A file
+holds many batches, one JSON entry a line, until it passes SEGMENT_BYTES; a restart, or an
+append the disk refused, starts a new one. An append the disk refused is taken back, so a torn
+line (a crash mid-append: its batch never acknowledged) can only be a file's last, and is
+skipped; any other line that cannot be read comes back as a point of neither kind, for the
+dead-letter file. The spool is bounded; when full, or when the disk refuses it, the collector
+stops acknowledging and the broker holds the rest. Files left by a crash are written at the
+next start; a batch written twice is found as copies.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 
+from collector import rating as rating_msg
+from collector import topics
 from collector.batch import Judged, Point
-from collector.disk import sync_folder
-from collector.rating import Rating
+from collector.disk import append_synced
 
 log = structlog.get_logger("collector")
 
 SEGMENT_BYTES = 4 * 1024 * 1024
 SUFFIX = ".jsonl"
 LEGACY_SUFFIX = ".lp"  # line protocol, as spooled before ratings waited as messages
+UNREADABLE = "(spool)"  # the topic of a point read back from a line that is not an entry
 
 
 def _entry(point: Point) -> dict[str, Any]:
     if point.judged is None:
         return {"line": point.line}
-    rating, received_ms, suspect_why = point.judged
+    where = point.judged.rating
     return {
+        "site": where.site,
+        "device": where.device,
         "topic": point.topic,
         "payload": point.payload.decode(),  # a rating's payload has passed strict UTF-8 JSON
-        "received_ms": received_ms,
-        "suspect_why": suspect_why,
-        "rating": {name: getattr(rating, name) for name in Rating.__slots__},
+        "received_ms": point.judged.received_ms,
+        "suspect_why": point.judged.suspect_why,
     }
 
 
-def _point(entry: dict[str, Any]) -> Point:
-    if "line" in entry:
-        line = entry["line"]
-        return Point("(spool)", line.encode(), line, None)
-    judged = Judged(Rating(**entry["rating"]), entry["received_ms"], entry["suspect_why"])
-    return Point(entry["topic"], entry["payload"].encode(), None, judged)
+def _point(raw: bytes) -> Point:
+    """The point of one entry; raises ValueError (or its kin) when it is not one."""
+    entry = orjson.loads(raw)
+    line = entry.get("line")
+    if isinstance(line, str):
+        return Point(UNREADABLE, line.encode(), line, None)
+    where = topics.device_topic(entry["site"], entry["device"], "rating")
+    payload = entry["payload"].encode()
+    rating = rating_msg.parse(where, payload)  # checked again: the file is only a file
+    why = entry["suspect_why"]
+    if not (why is None or isinstance(why, str)) or type(entry["received_ms"]) is not int:
+        raise ValueError("an entry's receipt time or verdict is not what the spool writes")
+    return Point(entry["topic"], payload, None, Judged(rating, entry["received_ms"], why))
 
 
 class Spool:
@@ -78,57 +89,50 @@ class Spool:
         if self.bytes + len(body) > self.max_bytes:
             return False
         path = self._open
-        if path is None or path.stat().st_size + len(body) > SEGMENT_BYTES:
+        if path is None or not path.exists() or path.stat().st_size >= SEGMENT_BYTES:
             path = self.dir / f"{self._next:012d}{SUFFIX}"
-        new = not path.exists()
-        size = 0 if new else path.stat().st_size
-        try:
-            with path.open("ab") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            if new:
-                sync_folder(self.dir)
-        except OSError:
-            self._cut(path, size, new)
-            raise
-        if new:
             self._next += 1
+        try:
+            append_synced(path, body)
+        except OSError:
+            self._open = None  # the next append starts a file of its own
+            raise
+        if path != self._open:
             self._files.append(path)
             self._open = path
         self.bytes += len(body)
         return True
 
-    def _cut(self, path: Path, size: int, new: bool) -> None:
-        """Take back what a refused append left: the file it made, or its torn tail."""
-        try:
-            if new:
-                path.unlink(missing_ok=True)
-            else:
-                os.truncate(path, size)
-        except OSError:
-            self._open = None  # the next append starts a file of its own; the tail is skipped
-
     def oldest(self) -> tuple[Path, list[Point]] | None:
-        """The oldest file's points, in order (a torn line skipped)."""
-        if not self._files:
-            return None
-        path = self._files[0]
-        return path, list(self._read(path))
+        """The oldest file's points, in order: a torn last line skipped, any other line that
+        is not an entry given as a point of neither kind (UNREADABLE, the raw line)."""
+        while self._files:
+            path = self._files[0]
+            try:
+                return path, self._read(path)
+            except FileNotFoundError:  # taken away by hand: what it held is gone already
+                log.error("spool_file_missing", file=path.name)
+                self._files.remove(path)
+        return None
 
-    def _read(self, path: Path) -> Iterator[Point]:
+    def _read(self, path: Path) -> list[Point]:
         text = path.read_bytes()
         if path.suffix == LEGACY_SUFFIX:
-            for line in filter(None, text.decode().split("\n")):
-                yield Point("(spool)", line.encode(), line, None)
-            return
-        for n, raw in enumerate(text.split(b"\n")):
+            return [Point(UNREADABLE, ln, ln.decode(), None) for ln in text.split(b"\n") if ln]
+        raws = text.split(b"\n")
+        points = []
+        for n, raw in enumerate(raws):
             if not raw:
                 continue
             try:
-                yield _point(orjson.loads(raw))
-            except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-                log.warning("spool_line_skipped", file=path.name, line=n + 1, error=str(e))
+                points.append(_point(raw))
+            except Exception as e:  # any content at all: the file is only a file
+                if n == len(raws) - 1:  # no newline after it: an append cut short
+                    log.warning("spool_line_torn", file=path.name, line=n + 1)
+                    continue
+                log.error("spool_line_unreadable", file=path.name, line=n + 1, error=str(e))
+                points.append(Point(UNREADABLE, raw, None, None))
+        return points
 
     def remove(self, path: Path) -> None:
         """The file is written out: gone (a crash before this writes it again, as copies)."""

@@ -15,18 +15,20 @@ import time
 import structlog
 
 from collector import copies
-from collector.batch import Batch, Point
+from collector.batch import Batch, Judged, Point
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxHttp
 from collector.metrics import Metrics
-from collector.rating import Rating
 from collector.spool import Spool
 
 log = structlog.get_logger("collector")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
-DRAIN_BATCH = 5000  # spooled points written in one request
+
+
+class DeadLettersRefused(OSError):
+    """The disk refuses the dead letters of a spool file being written out: the file stays."""
 
 
 class Storage(threading.Thread):
@@ -37,6 +39,8 @@ class Storage(threading.Thread):
         dead: DeadLetters,
         metrics: Metrics,
         stop: threading.Event,
+        *,
+        drain_batch: int,
     ) -> None:
         super().__init__(name="storage", daemon=True)
         self.writer = writer
@@ -44,6 +48,7 @@ class Storage(threading.Thread):
         self.dead = dead
         self.metrics = metrics
         self.stop = stop
+        self.drain_batch = drain_batch  # spooled points written in one request
         self.stored_points = 0
         self._handed_over = 0  # messages, counted by the thread that hands them over
         self._handed_back = 0  # and by this one
@@ -103,7 +108,7 @@ class Storage(threading.Thread):
                     self._drain_spool()
                     self._write_points(batch.points, batch.refused)
                     return True
-                except InfluxError as e:
+                except (InfluxError, DeadLettersRefused) as e:
                     self._outage(e)
             if self._spool([p for i, p in enumerate(batch.points) if i not in batch.refused]):
                 return True
@@ -111,10 +116,14 @@ class Storage(threading.Thread):
                 return False
             delay = min(delay * 2, RETRY_MAX_S)
 
-    def _outage(self, e: InfluxError) -> None:
-        """InfluxDB failed: the spool waits a while before it is tried again."""
-        log.warning("influx_unavailable", error=str(e))
+    def _outage(self, e: InfluxError | DeadLettersRefused) -> None:
+        """InfluxDB (or the dead-letter file's disk) failed: the spool waits a while before it
+        is tried again."""
         self._next_drain = time.monotonic() + RETRY_MAX_S / 2
+        if isinstance(e, DeadLettersRefused):
+            log.warning("spool_held", error=str(e))
+            return
+        log.warning("influx_unavailable", error=str(e))
         if e.missing_database:  # dropped, or another server now: made again before a write
             self._database_made = False
 
@@ -133,13 +142,21 @@ class Storage(threading.Thread):
         return kept
 
     def _write_points(self, points: list[Point], refused: set[int]) -> None:
-        """Write the points but those refused: each rating sorted against what is stored
-        (copies.py), a copy left out, a conflict dead-lettered; then settle the undated."""
+        """Write the points but those refused: each rating classified against what is stored
+        (copies.py), a copy left out, a conflict dead-lettered; then settle what may be stored
+        twice (new undated ratings, and seqs found twice)."""
+        for i, point in enumerate(points):
+            if point.line is None and point.judged is None and i not in refused:
+                unreadable = "a spool line that is not an entry the spool writes"
+                self._refuse(point, unreadable, "unreadable_spool", refused, i)
         rated = [(i, p.judged) for i, p in enumerate(points) if p.judged and i not in refused]
-        verdicts = copies.sort(self.writer, [(j.rating, j.received_ms) for _, j in rated])
-        lines = [(i, p.line) for i, p in enumerate(points) if p.line and i not in refused]
-        undated: list[Rating] = []
-        for (i, judged), verdict in zip(rated, verdicts, strict=True):
+        verdicts, doubled = self._classify(points, rated, refused)
+        lines = [
+            (i, p.line) for i, p in enumerate(points) if p.line is not None and i not in refused
+        ]
+        for i, verdict in verdicts:
+            judged = points[i].judged
+            assert judged is not None
             if verdict.conflict is not None:
                 self._refuse(points[i], verdict.conflict, "conflict", refused, i)
             elif not verdict.new:
@@ -148,10 +165,38 @@ class Storage(threading.Thread):
                 why = judged.suspect_why
                 lines.append((i, judged.rating.point(judged.received_ms, verdict.undated_ns, why)))
                 if verdict.undated_ns is not None:
-                    undated.append(judged.rating)
+                    r = judged.rating
+                    doubled.append((r.site, r.device, r.seq))
         self._write_lines(points, lines, refused)
-        if undated and (deleted := copies.settle(self.writer, undated)):
+        if doubled and (deleted := copies.settle(self.writer, doubled)):
             log.info("undated_settled", deleted=deleted)
+
+    def _classify(
+        self, points: list[Point], rated: list[tuple[int, Judged]], refused: set[int]
+    ) -> tuple[list[tuple[int, copies.Verdict]], list[copies.Key]]:
+        """Each rating's verdict, by its index, and the keys found stored twice. Should InfluxDB
+        refuse the look-up itself, each rating is looked up alone, and one whose look-up it
+        refuses is dead-lettered (it would otherwise hold up every rating after it)."""
+        try:
+            found = copies.classify(self.writer, [(j.rating, j.received_ms) for _, j in rated])
+            return [(i, v) for (i, _), v in zip(rated, found.verdicts, strict=True)], found.doubled
+        except InfluxError as e:
+            if not e.permanent:
+                raise
+            log.warning("lookup_refused", error=str(e), ratings=len(rated))
+        verdicts: list[tuple[int, copies.Verdict]] = []
+        doubled: list[copies.Key] = []
+        for i, judged in rated:
+            try:
+                found = copies.classify(self.writer, [(judged.rating, judged.received_ms)])
+            except InfluxError as e:
+                if not e.permanent:
+                    raise
+                self._refuse(points[i], str(e), "refused_by_influx", refused, i)
+                continue
+            verdicts.append((i, found.verdicts[0]))
+            doubled += found.doubled
+        return verdicts, doubled
 
     def _write_lines(
         self, points: list[Point], lines: list[tuple[int, str]], refused: set[int]
@@ -182,7 +227,7 @@ class Storage(threading.Thread):
         """With no new batches, write the spool when InfluxDB is back; try again in a while."""
         try:
             self._drain_spool()
-        except InfluxError as e:
+        except (InfluxError, DeadLettersRefused) as e:
             self._outage(e)
 
     def make_database(self, *, once: bool = False) -> None:
@@ -205,9 +250,11 @@ class Storage(threading.Thread):
         self.make_database()
         while (oldest := self.spool.oldest()) is not None:
             path, points = oldest
-            for start in range(0, len(points), DRAIN_BATCH):
+            for start in range(0, len(points), self.drain_batch):
                 refused = self._drain_refused.setdefault(start, set())
-                self._write_points(points[start : start + DRAIN_BATCH], refused)
+                self._write_points(points[start : start + self.drain_batch], refused)
+            if not self.dead.flush():  # their messages were acknowledged when spooled
+                raise DeadLettersRefused("the spool's dead letters cannot be written yet")
             self.spool.remove(path)
             self._drain_refused.clear()
             self.metrics.spool_bytes.set(self.spool.bytes)

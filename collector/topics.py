@@ -31,7 +31,11 @@ def parse(topic: str, root: str) -> DeviceTopic:
     parts = topic[len(prefix) :].split("/")
     if len(parts) != 3:
         raise TopicError("topic must be {root}/{site}/{device}/{kind}")
-    site, device, kind = parts
+    return device_topic(*parts)
+
+
+def device_topic(site: str, device: str, kind: str) -> DeviceTopic:
+    """A device's topic from its levels, each name checked against the contract."""
     if not SITE.fullmatch(site):
         raise TopicError(f"site {site!r} breaks {SITE.pattern}")
     if not DEVICE.fullmatch(device):

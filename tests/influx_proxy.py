@@ -11,8 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-# (method, path without its query) -> an HTTP status to answer instead of InfluxDB, or None
-Fault = Callable[[str, str], int | None]
+# (method, path without its query) -> what to answer instead of InfluxDB (a status, with a JSON
+# error of the proxy's own, or a status and body), or None to pass the request on
+Fault = Callable[[str, str], int | tuple[int, bytes] | None]
+
+
+PROXY_ERROR = b'{"error":"answered by the proxy"}'
 
 
 class InfluxProxy:
@@ -39,14 +43,17 @@ class InfluxProxy:
             def _pass(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = self.path.partition("?")[0]
-                status = proxy.fault(method, path)
-                if status is not None:
+                answer = proxy.fault(method, path)
+                if answer is not None:
+                    status, reply = answer if isinstance(answer, tuple) else (answer, PROXY_ERROR)
                     proxy.answered.append((method, path, status))
-                    self._reply(status, b'{"error":"answered by the proxy"}')
+                    self._reply(status, reply)
                     return
+                headers = {"Content-Type": self.headers.get("Content-Type", "")}
                 resp = requests.request(
-                    method, proxy.upstream + self.path, data=body or None, timeout=10
-                )
+                    method, proxy.upstream + self.path, data=body or None, headers=headers,
+                    timeout=10,
+                )  # fmt: skip
                 self._reply(resp.status_code, resp.content)
 
             def _reply(self, status: int, body: bytes) -> None:

@@ -25,6 +25,7 @@ from collector.influx import InfluxHttp
 from collector.metrics import Metrics
 from collector.spool import Spool
 from devstack import InfluxServer
+from firmware import contract
 from tests.influx_proxy import influx_proxy
 from tests.samples import RATING_EXAMPLE as EXAMPLE
 from tests.servers import start_collector, wait_for
@@ -398,7 +399,8 @@ def test_a_torn_spool_line_is_skipped_and_a_spool_of_the_last_version_is_read(tm
     """A crash mid-append leaves a torn line (its batch never acknowledged); a spool left by
     the version before ratings waited as messages holds line protocol."""
     spool = Spool(tmp_path, 10**6)
-    rating_point = Point("t", b"{}", None, Judged(parse_example(), 1, "burst"))
+    topic = DEVICE_TOPIC.format(root="svc/v1")
+    rating_point = Point(topic, rating(ts=None), None, Judged(parse_example(), 1, "burst"))
     assert spool.append([rating_point])
     with next(tmp_path.glob("*.jsonl")).open("ab") as f:
         f.write(b'{"line": "device,dev')
@@ -432,5 +434,94 @@ def test_a_batch_from_thousands_of_terminals_is_sorted_in_one_look_up(influxdb, 
         for n in range(3000)
     ]  # fmt: skip
     writer.write([r.point(received_ms) for r, received_ms in batch[:5]])
-    verdicts = copies.sort(writer, batch)
+    verdicts = copies.classify(writer, batch).verdicts
     assert [v.new for v in verdicts] == [False] * 5 + [True] * 2995
+
+
+# --- what must not stop the collector ---
+
+
+def test_a_payload_nested_past_any_parser_is_dead_lettered_and_the_next_stored(
+    collector, publisher, influxdb, database, topic_root, acks
+):
+    topic = DEVICE_TOPIC.format(root=topic_root)
+    publish(publisher, topic, b"[" * 1100)
+    publish(publisher, topic, rating())
+    assert acks.wait(1042)
+    assert [r["seq"] for r in rows(influxdb, database)] == [1042]
+    assert kinds(collector) == ["malformed_json"]
+
+
+def test_a_rating_pressed_in_2262_is_stored_and_holds_up_nothing(
+    collector, publisher, influxdb, database, topic_root, acks
+):
+    """Its look-up's window reached past the last time InfluxDB can hold: the query was
+    refused, taken for an outage, and every batch after it waited behind it for ever."""
+    topic = DEVICE_TOPIC.format(root=topic_root)
+    publish(publisher, topic, rating(seq=1, ts=contract.MAX_TS_MS - 1000))
+    publish(publisher, topic, rating(seq=2))
+    assert acks.wait(2)
+    assert sorted(r["seq"] for r in rows(influxdb, database)) == [1, 2]
+    assert kinds(collector) == []
+
+
+def test_a_rating_found_stored_twice_is_settled_by_its_next_copy(
+    collector, publisher, influxdb, database, topic_root, acks
+):
+    """Two collectors each wrote an undated rating, and one was stopped before it settled."""
+    where = topics.parse(DEVICE_TOPIC.format(root=topic_root), topic_root)
+    undated = rating_msg.parse(where, rating(ts=None))
+    writer = InfluxHttp(influxdb.url, database)
+    writer.ensure_database()
+    first, second = EXAMPLE["ts"], EXAMPLE["ts"] + 250
+    writer.write([undated.point(t, undated.undated_time_ns(t)) for t in (first, second)])
+    assert len(rows(influxdb, database)) == 2
+    publish(publisher, DEVICE_TOPIC.format(root=topic_root), rating(ts=None))
+    assert acks.wait(1042)
+    [kept] = wait_for(lambda: rows(influxdb, database), lambda found: len(found) == 1)
+    assert kept["time"] == undated.undated_time_ns(first)
+
+
+def test_odd_answers_from_influxdb_are_an_outage_not_a_crash(
+    mosquitto, influxdb, publisher, tmp_path, topic_root, database, acks
+):
+    """A proxy (or a server gone odd) answers the look-up with 200 and something that is not
+    an InfluxQL answer; then a 400 of its own, not InfluxDB's: neither is a refusal."""
+    odd = iter([(200, b"null"), (200, b'{"results":{}}'), (200, b'{"results":["x"]}')])
+    with influx_proxy(influxdb.url) as proxy:
+        collector = start_collector(
+            mosquitto, influxdb, tmp_path / "c", topic_root, database, influx_url=proxy.url
+        )
+        topic = DEVICE_TOPIC.format(root=topic_root)
+        try:
+            publish(publisher, topic, rating(seq=1))
+            assert acks.wait(1)
+            proxy.fault = lambda _m, path: next(odd, None) if path == "/query" else None
+            publish(publisher, topic, rating(seq=2, ts=EXAMPLE["ts"] + 2))
+            assert collector.wait_logged("spooled")
+            proxy.fault = lambda _m, path: (
+                (400, b"<html>bad request</html>") if path == "/write" else None
+            )
+            assert collector.wait_logged("influx_unavailable", 5, timeout_s=30)
+            proxy.fault = lambda _m, _p: None
+            assert collector.wait_logged("spool_written", timeout_s=30)
+        finally:
+            assert collector.stop() == 0
+    assert sorted(r["seq"] for r in rows(influxdb, database)) == [1, 2]
+    assert kinds(collector) == []
+
+
+def test_a_spool_line_that_is_not_an_entry_comes_back_for_the_dead_letters(tmp_path):
+    """Only a torn last line is a write cut short; any other line that cannot be read held a
+    batch that was acknowledged, so it is kept, as a dead letter, never dropped."""
+    spool = Spool(tmp_path, 10**6)
+    assert spool.append([Point("t", b"", DEVICE_LINE, None)])
+    path = next(tmp_path.glob("*.jsonl"))
+    forged = json.dumps(
+        {"site": "x", "device": "y", "topic": "t", "payload": '{"v":1,"seq":"1;DROP"}',
+         "received_ms": 1, "suspect_why": None}
+    )  # fmt: skip
+    path.write_bytes(path.read_bytes() + b"not json\n" + forged.encode() + b"\n")
+    _, points = Spool(tmp_path, 10**6).oldest()  # type: ignore[misc]
+    assert [(p.line, p.judged) for p in points[1:]] == [(None, None), (None, None)]
+    assert points[1].payload == b"not json"
