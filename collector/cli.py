@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("starting", mqtt=f"{config.mqtt.host}:{config.mqtt.port}", influx=config.influx_url)
+    influx = urlsplit(config.influx_url)  # a 1.x server's URL may carry a password: not logged
+    where = f"{influx.scheme}://{influx.hostname}" + (f":{influx.port}" if influx.port else "")
+    log.info("starting", mqtt=f"{config.mqtt.host}:{config.mqtt.port}", influx=where)
     collector.run()
     return 1 if collector.failed else 0
 

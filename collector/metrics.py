@@ -59,7 +59,7 @@ class Metrics:
             registry=r,
         )
         self.spool_bytes = Gauge(
-            "svc_spool_bytes", "Points waiting on disk for InfluxDB to come back", registry=r
+            "svc_spool_bytes", "Messages waiting on disk for InfluxDB to come back", registry=r
         )
         self.pending = Gauge(
             "svc_messages_pending",
