@@ -14,6 +14,7 @@
 #   clock MS                  the calendar says it is MS (Unix ms) now; it runs on from there
 #   elapse MS                 MS ms (under 2^30) pass at once on the ticks and the calendar,
 #                             as if the board had stood still that long
+#   flash fail | flash ok     make every flash write fail (EIO) or work again
 #   crash                     make the key scan task fail (watchdog test)
 #   quit                      stop the process
 import asyncio
@@ -181,6 +182,8 @@ class Board:
             ticks.elapse(ms)
             self._clock_offset_ms += ms
             self._wdt_fed += ms  # the watchdog stood still too
+        elif verb == "flash":
+            FileFlash.failing = words[1] == "fail"
         elif verb == "crash":
             self._crash = True
         else:

@@ -34,6 +34,7 @@ class Config:
 
     def __init__(self, path, initial):
         self.path = path
+        self.unsaved = False  # in use, its save failed: the next message saves it
         self.values = dict(DEFAULTS)
         for source in (initial, store.load(path, {}) if path else {}):
             try:
@@ -45,11 +46,15 @@ class Config:
         return self.values[key]
 
     def apply(self, message):
-        """Merge a checked config message and save it; returns the changed keys."""
+        """Merge a checked config message and save it; returns the changed keys. A save that
+        fails raises its OSError with the config merged, in use: the next message, the
+        retained config coming again with the next connection, saves it."""
         new = changes(message)
         changed = [k for k in new if self.values[k] != new[k]]
-        if changed:
+        if changed or self.unsaved:
             self.values.update(new)
             if self.path:
+                self.unsaved = True
                 store.save(self.path, self.values)
+                self.unsaved = False
         return changed

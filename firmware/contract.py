@@ -108,11 +108,13 @@ SEQ_DIGITS = 10**6  # a rating's point time: ts ms, with seq mod 10^6 in the ns 
 MAX_TS_MS = (2**63 - 2 - (SEQ_DIGITS - 1)) // SEQ_DIGITS
 TICKET_MAX = 32  # characters, none of them a control character (below 0x20)
 MAX_PAYLOAD_BYTES = 4096  # the largest message the collector takes
-# The largest MQTT packet a hall's broker passes on (svc-broker's max_packet_size) and a
-# terminal reads: a message of MAX_PAYLOAD_BYTES with its topic and headers, room for every
-# message of the contract. A terminal's heap has no room for much more: it lets a larger one
-# go unread, should another broker bring it.
+# The largest MQTT packet a hall's broker passes on (svc-broker's max_packet_size): a message
+# of MAX_PAYLOAD_BYTES with its topic and headers, room for every message of the contract.
 MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024
+# The largest packet a terminal reads, config, prompt or ack (the contract's are under 700
+# bytes, an ack of ACK_MAX_SEQS seqs too): it lets a longer one go unread. Its one buffer
+# of this size is all of its small heap that reading takes.
+DEVICE_READ_BYTES = 1024
 
 
 def point_time_ns(ts: int, seq: int) -> int:

@@ -21,8 +21,7 @@ SUBACK = 0x90
 PINGREQ = 0xC0
 PINGRESP = 0xD0
 DISCONNECT = 0xE0
-MQTT_MAX_LENGTH = 268435455  # the largest remaining length MQTT can say
-DISCARD_BYTES = 512  # a PUBLISH too large to hold is read and let go this much at a time
+PIECE_BYTES = 256  # a packet is read this much at a time: no allocation as large as it
 
 
 class MQTTError(Exception):
@@ -76,10 +75,15 @@ def tls_context(ca_der):
 class MQTTClient:
     """One connection to a broker, over TLS when given an SSL context (tls_context()).
 
-    on_message(topic: str, payload: bytes, retained: bool), on_puback(pid: int) and
+    on_message(topic: str, payload: memoryview, retained: bool), on_puback(pid: int) and
     on_too_large(topic: str, length: int) are called from read_loop(); all are plain
-    functions, and any may be None. A PUBLISH longer than max_packet (its remaining length)
-    is not held: on_too_large is told instead of on_message.
+    functions, and any may be None. A message's payload is a view of the client's one
+    packet buffer (max_packet bytes, allocated once: a small heap, fragmented, may not have
+    that much in one piece later), valid during the call only; the terminal's max_packet is
+    contract.DEVICE_READ_BYTES. A QoS 1 message is
+    acknowledged once on_message has returned (what it raises ends read_loop,
+    unacknowledged). A PUBLISH longer than max_packet (its remaining length) is not held:
+    on_too_large is told instead.
     """
 
     def __init__(
@@ -91,7 +95,7 @@ class MQTTClient:
         password=None,
         keepalive=60,
         ssl=None,
-        max_packet=MQTT_MAX_LENGTH,
+        max_packet=1024,
     ):
         self.client_id = client_id
         self.ssl = ssl
@@ -101,6 +105,7 @@ class MQTTClient:
         self.password = password
         self.keepalive = keepalive
         self.max_packet = max_packet
+        self._packet = bytearray(max_packet)
         self.will = None
         self.on_message = None
         self.on_puback = None
@@ -199,11 +204,12 @@ class MQTTClient:
             first = (await self._read(1))[0]
             self.received_at = ms()
             length = await self._read_length()
-            if first & 0xF0 == PUBLISH and length > self.max_packet:
+            if length > self.max_packet:
+                if first & 0xF0 != PUBLISH:
+                    raise MQTTError("packet 0x%02x of %d bytes" % (first, length))
                 await self._let_go(first, length)
                 continue
-            body = await self._read(length) if length else b""
-            await self._dispatch(first, body)
+            await self._dispatch(first, await self._read_packet(length))
 
     async def _dispatch(self, first, body):
         kind = first & 0xF0
@@ -217,20 +223,31 @@ class MQTTClient:
 
     async def _on_publish(self, first, body):
         n = struct.unpack("!H", body[:2])[0]
-        topic = body[2 : 2 + n].decode()
+        topic = bytes(body[2 : 2 + n]).decode()
         pos = 2 + n
         qos = (first >> 1) & 3
         if qos:
             pid = struct.unpack("!H", body[pos : pos + 2])[0]
             pos += 2
-            await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
         if self.on_message:
             self.on_message(topic, body[pos:], bool(first & 1))
+        if qos:  # once handled: a power cut before it brings the message again
+            await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
+
+    async def _read_packet(self, length):
+        """The next `length` bytes, into the packet buffer."""
+        packet = self._packet
+        got = 0
+        while got < length:
+            piece = await self._read(min(length - got, PIECE_BYTES))
+            packet[got : got + len(piece)] = piece
+            got += len(piece)
+        return memoryview(packet)[:length]
 
     async def _let_go(self, first, length):
-        """A PUBLISH too large to hold: its topic read, the rest read DISCARD_BYTES at a time
-        and let go (a small heap could not hold it: MemoryError, and a broker brings a retained
-        one again at every subscribe), acknowledged as any other, and reported."""
+        """A PUBLISH too large to hold: its topic read, the rest read and let go (a small heap
+        could not hold it: MemoryError, and a broker brings a retained one again at every
+        subscribe), acknowledged as any other, and reported."""
         n = struct.unpack("!H", await self._read(2))[0]
         topic = (await self._read(n)).decode()
         left = length - 2 - n
@@ -239,7 +256,7 @@ class MQTTClient:
             pid = struct.unpack("!H", await self._read(2))[0]
             left -= 2
         while left > 0:
-            left -= len(await self._read(min(left, DISCARD_BYTES)))
+            left -= len(await self._read(min(left, PIECE_BYTES)))
         if self.on_too_large:
             self.on_too_large(topic, length)
         if pid is not None:

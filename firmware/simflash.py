@@ -1,10 +1,13 @@
 # Simulated flash for the Unix port, as a littlefs block device: the blocks
 # live in a host file, so they outlive the process (killing the process is a
-# power cut) and take no MicroPython heap. (tests/mpy/ramflash.py cuts the
-# power at a chosen write, for the tests.)
+# power cut) and take no MicroPython heap; `failing` makes every write fail, as
+# worn-out flash does. (tests/mpy/ramflash.py cuts the power at a chosen
+# write, for the tests.)
 
 
 class FileFlash:
+    failing = False  # every write fails (EIO) while set
+
     def __init__(self, path, block_size=4096, blocks=256):
         self.block_size = block_size
         self.blocks = blocks
@@ -23,6 +26,8 @@ class FileFlash:
             buf[i] = 0xFF
 
     def writeblocks(self, block, buf, offset=0):
+        if self.failing:
+            raise OSError(5)  # EIO
         self._file.seek(block * self.block_size + (offset or 0))
         self._file.write(buf)
         self._file.flush()

@@ -84,7 +84,7 @@ class Uplink:
         tls = tls_context(ca) if ca else None  # one context for the terminal's life
         keepalive = settings["keepalive_s"]
         self.client = MQTTClient(
-            device, host, port, user, password, keepalive, tls, contract.MAX_PACKET_BYTES
+            device, host, port, user, password, keepalive, tls, contract.DEVICE_READ_BYTES
         )
         qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
@@ -347,11 +347,21 @@ class Uplink:
     # --- what the broker brings ---
 
     def _on_message(self, topic, payload, retained):
+        """A message on the terminal's config, prompt or ack topic. Whatever it holds, it
+        never ends the link: a failure in handling it (a flash write's OSError, a heap too
+        small for its JSON) is reported, and it is acknowledged all the same (mqtt.py does,
+        after this: a power cut before then brings it again)."""
+        kind = self._kind(topic)
         try:
-            message = json.loads(payload)
+            self._handle(kind, payload)
+        except Exception as e:
+            self.board.emit("message_failed", kind=kind, reason=repr(e))
+
+    def _handle(self, kind, payload):
+        try:
+            message = json.loads(bytes(payload))  # CPython's json takes no memoryview
         except ValueError:
             message = None
-        kind = self._kind(topic)
         if kind == "ack":
             self._on_ack(message)
         elif kind == "config":
@@ -376,6 +386,9 @@ class Uplink:
             changed = self.config.apply(message)
         except ConfigError as e:
             self.board.emit("config_rejected", reason=str(e))
+            return
+        except OSError as e:  # in use all the same, and saved when it comes again
+            self.board.emit("config_unsaved", reason=repr(e))
             return
         self.board.emit("config", changed=changed)
         if "telemetry_s" in changed:

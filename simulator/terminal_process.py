@@ -96,6 +96,10 @@ class FirmwareTerminal:
         """Let ms pass at once on the board's ticks and calendar (as if it stood still)."""
         self._send(f"elapse {ms}")
 
+    def flash(self, works: bool) -> None:
+        """Make every flash write fail (EIO), as worn-out flash does, or work again."""
+        self._send("flash ok" if works else "flash fail")
+
     def crash(self) -> None:
         """Make the firmware's key scan task fail, as a bug would."""
         self._send("crash")

@@ -112,3 +112,11 @@ class Withholding:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def relink(terminal: FirmwareTerminal) -> None:
+    """Wi-Fi off until the terminal has seen it go, then on again: a new connection."""
+    seen = len(terminal.events)
+    terminal.wifi(False)
+    terminal.wait_for(lambda e: e["ev"] == "wifi" and not e["up"], after=seen)
+    terminal.wifi(True)

@@ -69,3 +69,14 @@ def test_a_bad_saved_file_falls_back_to_settings(tmp_path):
     path = tmp_path / "c.json"
     path.write_text('{"window_s": "broken"')
     assert config.Config(str(path), {"window_s": 20})["window_s"] == 20
+
+
+def test_a_config_that_cannot_be_saved_is_in_use_and_saved_with_the_next_message(tmp_path):
+    folder = tmp_path / "gone"
+    current = config.Config(str(folder / "c.json"), {})
+    with pytest.raises(OSError):
+        current.apply({"v": 1, "staff": "E2002"})
+    assert current["staff"] == "E2002"  # in use all the same
+    folder.mkdir()
+    assert current.apply({"v": 1, "staff": "E2002"}) == []  # the retained config again
+    assert json.loads((folder / "c.json").read_text())["staff"] == "E2002"

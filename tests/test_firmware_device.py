@@ -15,7 +15,7 @@ from collector.topics import DeviceTopic
 from dashboards.cli import appraisal_main
 from fwtools.unix_port import FirmwareError
 from tests.servers import start_collector, wait_for
-from tests.terminals import Listener, device_topic, make_terminal
+from tests.terminals import Listener, device_topic, make_terminal, relink
 
 
 @pytest.fixture
@@ -548,8 +548,7 @@ def test_every_copy_of_a_rating_carries_its_first_copys_time_across_power_cuts(
         terminal.elapse(31_000)
         terminal.wait_for(lambda e: e["ev"] == "time" and e["synced"])
         mark = len(listener.of("rating"))
-        terminal.wifi(False)  # a new connection sends both again, now the clock is known
-        terminal.wifi(True)
+        relink(terminal)  # a new connection sends both again, now the clock is known
         copies_after(mark, 1, 2)
         mark = len(listener.of("rating"))
         terminal.power_cut()
