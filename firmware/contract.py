@@ -228,7 +228,9 @@ def valid_aspects(value: object) -> bool:
     if not isinstance(value, dict) or len(value) != len(ASPECTS):
         return False
     for name in ASPECTS:
-        score = value.get(name)
+        if name not in value:  # as many names, but another among them
+            return False
+        score = value[name]
         if score is not None and not (_is_int(score) and score in SCORES):
             return False
     return True

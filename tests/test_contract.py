@@ -137,6 +137,7 @@ ASPECTS: list[tuple[Any, bool]] = [
     ({"attitude": None, "efficiency": None}, True),
     ({"attitude": 5}, False),
     ({"attitude": 5, "efficiency": 4, "expertise": 3}, False),
+    ({"attitude": 5, "expertise": 3}, False),  # a crash of the collector's check, once
     ({"attitude": 6, "efficiency": 4}, False),
     ({"attitude": 0, "efficiency": 4}, False),
     ({"attitude": True, "efficiency": 4}, False),
