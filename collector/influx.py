@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 # InfluxDB refusing the data itself (a line it cannot parse, a field of another type, a point
-# outside the retention) answers one of these with its own JSON error: the same write can never
+# outside the retention) answers one of these with a JSON error of its own: the same write can never
 # succeed. Any other answer (404 for a database dropped or misnamed, 408 or 504 from a proxy,
 # 401, 429, 5xx, a proxy's own 400) is an outage, however long: the data waits, never set aside.
 REFUSALS = frozenset({400, 422})
@@ -41,7 +41,8 @@ def refusal(status: int, text: str) -> bool:
         error = json.loads(text)
     except ValueError:
         return False
-    return isinstance(error, dict) and isinstance(error.get("error"), str)
+    # 1.x answers {"error": ...}, 2.x {"code": ..., "message": ...}
+    return isinstance(error, dict) and isinstance(error.get("error", error.get("message")), str)
 
 
 class InfluxHttp:
