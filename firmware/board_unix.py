@@ -74,7 +74,9 @@ class Board:
         self._ntp = sim.get("ntp", True)
         self._wifi = sim.get("wifi", True)
         if "ticks_ms" in sim:  # the board's ticks start here (they wrap at 2^30, as an ESP32's)
-            ticks.start_at(sim["ticks_ms"])
+            ticks.ms()  # and ms() goes on from where it is
+            ticks._shift = (sim["ticks_ms"] - ticks._last) & (ticks.WRAP - 1)
+            ticks._last = sim["ticks_ms"]
 
     def device_id(self):
         return None  # the simulator always names its terminals
@@ -179,7 +181,8 @@ class Board:
             self._clock_offset_ms = int(words[1]) - protocol.unix_ms()
         elif verb == "elapse":
             ms = int(words[1])
-            ticks.elapse(ms)
+            ticks.ms()
+            ticks._shift = (ticks._shift + ms) & (ticks.WRAP - 1)  # ms() counts them
             self._clock_offset_ms += ms
             self._wdt_fed += ms  # the watchdog stood still too
         elif verb == "flash":

@@ -112,8 +112,7 @@ MAX_PAYLOAD_BYTES = 4096  # the largest message the collector takes
 # of MAX_PAYLOAD_BYTES with its topic and headers, room for every message of the contract.
 MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024
 # The largest packet a terminal reads, config, prompt or ack (the contract's are under 700
-# bytes, an ack of ACK_MAX_SEQS seqs too): it lets a longer one go unread. Its one buffer
-# of this size is all of its small heap that reading takes.
+# bytes, an ack of ACK_MAX_SEQS seqs too): its heap is small, and it lets a longer one go.
 DEVICE_READ_BYTES = 1024
 
 

@@ -75,14 +75,11 @@ def tls_context(ca_der):
 class MQTTClient:
     """One connection to a broker, over TLS when given an SSL context (tls_context()).
 
-    on_message(topic: str, payload: memoryview, retained: bool), on_puback(pid: int) and
+    on_message(topic: str, payload: bytearray, retained: bool), on_puback(pid: int) and
     on_too_large(topic: str, length: int) are called from read_loop(); all are plain
-    functions, and any may be None. A message's payload is a view of the client's one
-    packet buffer (max_packet bytes, allocated once: a small heap, fragmented, may not have
-    that much in one piece later), valid during the call only; the terminal's max_packet is
-    contract.DEVICE_READ_BYTES. A QoS 1 message is
-    acknowledged once on_message has returned (what it raises ends read_loop,
-    unacknowledged). A PUBLISH longer than max_packet (its remaining length) is not held:
+    functions, and any may be None. A QoS 1 message is acknowledged once on_message has
+    returned (what it raises ends read_loop, unacknowledged). A PUBLISH whose remaining
+    length passes max_packet (the terminal's: contract.DEVICE_READ_BYTES) is not held:
     on_too_large is told instead.
     """
 
@@ -105,7 +102,6 @@ class MQTTClient:
         self.password = password
         self.keepalive = keepalive
         self.max_packet = max_packet
-        self._packet = bytearray(max_packet)
         self.will = None
         self.on_message = None
         self.on_puback = None
@@ -204,50 +200,28 @@ class MQTTClient:
             first = (await self._read(1))[0]
             self.received_at = ms()
             length = await self._read_length()
-            if length > self.max_packet:
-                if first & 0xF0 != PUBLISH:
-                    raise MQTTError("packet 0x%02x of %d bytes" % (first, length))
-                await self._let_go(first, length)
-                continue
-            await self._dispatch(first, await self._read_packet(length))
+            if first & 0xF0 == PUBLISH:
+                await self._on_publish(first, length)
+            elif length > 4:  # a PUBACK, SUBACK or PINGRESP is shorter
+                raise MQTTError("packet 0x%02x of %d bytes" % (first, length))
+            else:
+                await self._dispatch(first, await self._read(length) if length else b"")
 
     async def _dispatch(self, first, body):
         kind = first & 0xF0
         if kind == PUBACK:
             if self.on_puback:
                 self.on_puback(struct.unpack("!H", body[:2])[0])
-        elif kind == PUBLISH:
-            await self._on_publish(first, body)
         elif kind not in (SUBACK, PINGRESP):
             raise MQTTError("unexpected packet 0x%02x" % first)
 
-    async def _on_publish(self, first, body):
-        n = struct.unpack("!H", body[:2])[0]
-        topic = bytes(body[2 : 2 + n]).decode()
-        pos = 2 + n
-        qos = (first >> 1) & 3
-        if qos:
-            pid = struct.unpack("!H", body[pos : pos + 2])[0]
-            pos += 2
-        if self.on_message:
-            self.on_message(topic, body[pos:], bool(first & 1))
-        if qos:  # once handled: a power cut before it brings the message again
-            await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
-
-    async def _read_packet(self, length):
-        """The next `length` bytes, into the packet buffer."""
-        packet = self._packet
-        got = 0
-        while got < length:
-            piece = await self._read(min(length - got, PIECE_BYTES))
-            packet[got : got + len(piece)] = piece
-            got += len(piece)
-        return memoryview(packet)[:length]
-
-    async def _let_go(self, first, length):
-        """A PUBLISH too large to hold: its topic read, the rest read and let go (a small heap
-        could not hold it: MemoryError, and a broker brings a retained one again at every
-        subscribe), acknowledged as any other, and reported."""
+    async def _on_publish(self, first, length):
+        """Read a PUBLISH of this remaining length from the stream, its payload into a
+        bytearray of its own size, PIECE_BYTES at a time: no allocation larger than the
+        payload, nor a second copy. One longer than max_packet, or one the heap has no room
+        for now, is read all the same and let go (a retained one comes again at every
+        subscribe: MemoryError would end every connection), and reported to on_too_large.
+        Acknowledged once handled: a power cut before then brings it again."""
         n = struct.unpack("!H", await self._read(2))[0]
         topic = (await self._read(n)).decode()
         left = length - 2 - n
@@ -255,10 +229,23 @@ class MQTTClient:
         if (first >> 1) & 3:
             pid = struct.unpack("!H", await self._read(2))[0]
             left -= 2
-        while left > 0:
-            left -= len(await self._read(min(left, PIECE_BYTES)))
-        if self.on_too_large:
-            self.on_too_large(topic, length)
+        payload = None
+        if length <= self.max_packet:
+            try:
+                payload = bytearray(left)
+            except MemoryError:
+                pass
+        got = 0
+        while got < left:
+            piece = await self._read(min(left - got, PIECE_BYTES))
+            if payload is not None:
+                payload[got : got + len(piece)] = piece
+            got += len(piece)
+        if payload is None:
+            if self.on_too_large:
+                self.on_too_large(topic, length)
+        elif self.on_message:
+            self.on_message(topic, payload, bool(first & 1))
         if pid is not None:
             await self._send(bytes([PUBACK, 2]) + struct.pack("!H", pid))
 

@@ -161,25 +161,11 @@ class Outbox:
     def __len__(self):
         return self.count
 
-    def append(self, record):
-        """Store a record; False (nothing written) when the queue is full."""
-        if self.bytes + 1 + len(record) > self.capacity:
-            return False
-        self._write(record)
-        return True
-
-    def requeue(self):
-        """Move the oldest record to the tail, the same bytes, and return its seq: written
-        there before the head moves past it, so a power cut between leaves it queued twice
-        (one rating, sent twice, which the collector absorbs), never not at all. The queue
-        may pass its capacity by this record for a moment: it is no new rating."""
-        self._write(self.peek())
-        moved = []  # type: list[int]
-        self.forget(lambda seq: not moved, moved.append)
-        return moved[0]
-
-    def _write(self, record):
+    def append(self, record, over=False):
+        """Store a record; False (nothing written) when the queue is full, unless `over`."""
         size = 1 + len(record)
+        if self.bytes + size > self.capacity and not over:
+            return False
         tail = self._segments[-1]
         path = self._seg_path(tail)
         if _exists(path) and os.stat(path)[6] + size > self.segment_bytes:
@@ -190,6 +176,17 @@ class Outbox:
             f.write(bytes([len(record)]) + record)
         self.count += 1
         self.bytes += size
+        return True
+
+    def requeue(self):
+        """Move the oldest record to the tail, the same bytes, and return its seq: written
+        there before the head moves past it, so a power cut between leaves it queued twice
+        (one rating, sent twice, which the collector absorbs), never not at all. The queue
+        may pass its capacity by this record for a moment: it is no new rating."""
+        self.append(self.peek(), True)
+        moved = []  # type: list[int]
+        self.forget(lambda seq: not moved, moved.append)
+        return moved[0]
 
     def oldest(self, limit, skip=0):
         """Up to `limit` records not yet acknowledged, oldest first, after the `skip` oldest."""
@@ -227,35 +224,30 @@ class Outbox:
         a rating pressed before the clock was known goes with, every copy of it. littlefs
         commits a file's change whole when it is closed, so a power cut leaves the record
         as it was or stamped. False when no such record is queued."""
-        found = self._find(seq)
-        if found is None:
-            return False
-        n, offset = found
-        with open(self._seg_path(n), "r+b") as f:
-            f.seek(offset + _TIME_AT)
-            f.write(struct.pack("<q", ts))
-        return True
-
-    def _find(self, seq):
-        """(segment, offset) of the queued record of this seq, or None; reads each record's
-        length and seq only."""
-        head = bytearray(5)
+        head = bytearray(5)  # a record's length and seq: all that is read of each
         segments = self._segments
         offset = self._off
         for n in segments[segments.index(self._seg) if self._seg in segments else 0 :]:
+            path = self._seg_path(n)
+            found = None
             try:
-                with open(self._seg_path(n), "rb") as f:
-                    while True:
-                        f.seek(offset)
-                        if f.readinto(head) < len(head):
-                            break
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    while f.readinto(head) == len(head):
                         if struct.unpack_from("<I", head, 1)[0] == seq:
-                            return n, offset
+                            found = offset
+                            break
                         offset += 1 + head[0]
+                        f.seek(offset)
             except OSError:
                 pass
+            if found is not None:
+                with open(path, "r+b") as f:
+                    f.seek(found + _TIME_AT)
+                    f.write(struct.pack("<q", ts))
+                return True
             offset = 0
-        return None
+        return False
 
     def peek(self):
         """The oldest record not yet acknowledged, or None."""

@@ -8,8 +8,8 @@
 # every 10 ms. Past 2^30 ms an ESP32's count is a long int (31-bit small ints): each
 # reading then allocates a few bytes for the garbage collector, and keeps none.
 #
-# The simulated board starts its ticks where it is told and can let time pass at once
-# (board_unix.py); every board's ticks wrap at WRAP, as an ESP32's do.
+# Every board's ticks wrap at WRAP, as an ESP32's do; the simulated board starts its own
+# where it is told and lets time pass at once, by moving _shift (board_unix.py).
 import time
 
 WRAP = 1 << 30  # an ESP32's ticks period; the Unix port's (2^62) is a multiple of it
@@ -22,37 +22,15 @@ except AttributeError:  # CPython, for unit tests and scale mode
         return int(time.monotonic() * 1000)  # type: ignore[attr-defined]  # CPython only
 
 
-_shift = 0  # the simulated board's: where its ticks start, and time let pass at once
-
-
-def _ticks():
-    """The board's ticks, wrapping at WRAP."""
-    return (_board_ticks() + _shift) & (WRAP - 1)  # type: ignore[operator]  # opaque in the stubs
-
-
-_last = _ticks()
+_shift = 0  # added to the board's ticks: the simulated board's (board_unix.py moves it)
+_last = _board_ticks() & (WRAP - 1)  # type: ignore[operator]  # opaque in the stubs
 _ms = 0
 
 
 def ms():
     """Milliseconds since start-up."""
     global _last, _ms
-    now = _ticks()
+    now = (_board_ticks() + _shift) & (WRAP - 1)  # type: ignore[operator]
     _ms += (now - _last) & (WRAP - 1)
     _last = now
     return _ms
-
-
-def start_at(ticks):
-    """The simulated board: its ticks read `ticks` from now on (ms() goes on unchanged)."""
-    global _shift, _last
-    ms()
-    _shift = (_shift + ticks - _last) & (WRAP - 1)
-    _last = _ticks()
-
-
-def elapse(delta):
-    """The simulated board: `delta` ms (under WRAP) pass at once, as if it stood still."""
-    global _shift
-    ms()
-    _shift = (_shift + delta) & (WRAP - 1)

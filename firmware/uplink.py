@@ -289,19 +289,14 @@ class Uplink:
                 self._epoch = self.board.wall_ms() - ms()  # every late stamp alike from now
             if self._epoch is None and ms() - self.started < TIME_WAIT_MS:
                 return None  # and nothing after it goes before it
-            if self._epoch is not None and self._stamped(seq, at + self._epoch):
-                fields["ts"] = at + self._epoch
-            else:
+            try:
+                if self._epoch is not None and self.outbox.stamp(seq, at + self._epoch):
+                    fields["ts"] = at + self._epoch
+            except OSError as e:  # the flash failing: it goes undated instead, for good
+                self.board.emit("stamp_failed", seq=seq, reason=repr(e))
+            if fields["ts"] is None:
                 self._undated_upto = seq
         return protocol.encode(contract.rating(**fields))
-
-    def _stamped(self, seq, ts):
-        """Whether ts is now written into the record of this seq (else it goes undated)."""
-        try:
-            return self.outbox.stamp(seq, ts)
-        except OSError as e:
-            self.board.emit("stamp_failed", seq=seq, reason=repr(e))
-            return False
 
     def _on_ack(self, message):
         """Forget the acknowledged ratings at the head of the queue; keep the rest in mind
@@ -351,35 +346,28 @@ class Uplink:
         never ends the link: a failure in handling it (a flash write's OSError, a heap too
         small for its JSON) is reported, and it is acknowledged all the same (mqtt.py does,
         after this: a power cut before then brings it again)."""
-        kind = self._kind(topic)
+        prefix = self.topic_prefix
+        kind = topic[len(prefix) :] if topic.startswith(prefix) else None
         try:
-            self._handle(kind, payload)
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                message = None
+            if kind == "ack":
+                self._on_ack(message)
+            elif kind == "config":
+                self._on_config(message)
+            elif kind == "prompt":
+                if isinstance(message, dict):
+                    self.on_prompt(contract.clean_ticket(message.get("ticket")))
+                else:
+                    self.board.emit("prompt_rejected", payload=repr(message))
         except Exception as e:
             self.board.emit("message_failed", kind=kind, reason=repr(e))
 
-    def _handle(self, kind, payload):
-        try:
-            message = json.loads(bytes(payload))  # CPython's json takes no memoryview
-        except ValueError:
-            message = None
-        if kind == "ack":
-            self._on_ack(message)
-        elif kind == "config":
-            self._on_config(message)
-        elif kind == "prompt":
-            if isinstance(message, dict):
-                self.on_prompt(contract.clean_ticket(message.get("ticket")))
-            else:
-                self.board.emit("prompt_rejected", payload=repr(message))
-
     def _on_too_large(self, topic, length):
-        """A message larger than the contract allows was let go unread (mqtt.py)."""
-        self.board.emit("too_large", kind=self._kind(topic), bytes=length)
-
-    def _kind(self, topic):
-        """One of the terminal's own topics by its kind (config, prompt, ack), or None."""
-        prefix = self.topic_prefix
-        return topic[len(prefix) :] if topic.startswith(prefix) else None
+        """A message longer than the terminal reads was let go unread (mqtt.py)."""
+        self.board.emit("too_large", kind=topic[len(self.topic_prefix) :], bytes=length)
 
     def _on_config(self, message):
         try:

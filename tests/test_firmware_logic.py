@@ -111,9 +111,7 @@ def test_mqtt_client_receives_retained_and_acks_qos1(mosquitto):
     async def scenario():
         client = mqtt.MQTTClient("fw-logic-2", "127.0.0.1", mosquitto.port, keepalive=10)
         got = []
-        client.on_message = lambda topic, payload, retained: got.append(
-            (topic, bytes(payload), retained)
-        )
+        client.on_message = lambda topic, payload, retained: got.append((topic, payload, retained))
         await client.connect(clean_session=True)
         await client.subscribe("t/fw/config", qos=1)
         reader = asyncio.create_task(client.read_loop())

@@ -19,7 +19,6 @@ from array import array
 from time import ticks_diff, ticks_us
 
 import board_unix
-import settings as settings_mod
 import store
 import uplink
 import vfs
@@ -97,11 +96,22 @@ async def baseline():
     return {"mode": "baseline", "ms": times}
 
 
+def defaults():
+    """The settings' defaults, the settings module gone after, as main.py leaves it: the
+    terminal's heap holds no more than on a board."""
+    import settings
+
+    try:
+        return settings.DEFAULTS.copy()
+    finally:
+        del sys.modules["settings"]
+
+
 async def run_terminal():
     mount()
     board = BenchBoard()
     broker_port = 1 if mode == "fill" else port
-    values = settings_mod.DEFAULTS.copy()
+    values = defaults()
     values.update(
         {
             "site": "bench",
