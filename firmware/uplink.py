@@ -214,7 +214,9 @@ class Uplink:
         """Keep the oldest IN_FLIGHT ratings out, each sent once on this connection; when the
         head of the queue has waited the ack wait since it last moved (or since the last
         round), send every one not yet acknowledged again, and wait twice as long next time.
-        Two numbers, not a table per rating: the heap of a terminal is small."""
+        Two numbers, not a table per rating: the heap of a terminal is small. The first pass
+        of a connection sends every one, a rating moved behind newer ones (_requeue) too."""
+        fresh = True
         while True:
             self._wake.clear()
             now = ms()
@@ -238,8 +240,9 @@ class Uplink:
                     if self._stalled >= STALLED_ROUNDS:
                         self._requeue()
                 pause = self._ack_wait
-            if await self._send_window(again) is None:
+            if await self._send_window(again or fresh) is None:
                 pause = min(pause, 1000)  # one waits for the clock to stamp it
+            fresh = False
             self._send_at = now + pause
             await self._wake.wait()
 
