@@ -64,6 +64,7 @@ def state(where: DeviceTopic, payload: bytes, received_ns: int) -> DeviceReport 
         "boot": checks.optional_integer(msg, "boot", 0),
         "fw": checks.optional_text(msg, "fw", FW),
         "dropped": checks.optional_integer(msg, "dropped", 0),
+        "requeued": checks.optional_integer(msg, "requeued", 0),
     }
     stuck = msg.get("stuck_keys")
     if isinstance(stuck, list):

@@ -183,6 +183,10 @@ def test_state_and_last_will_become_online_points():
     will = device.state(DEVICE, b'{"v":1,"online":false}', 6000000)
     assert will is not None
     assert will.point() == "device,device=ev-a1b2c3d4e5f6,site=sjz-yuhua online=0i 6000000"
+    troubled = b'{"v":1,"online":true,"boot":3,"dropped":2,"requeued":1}'
+    counted = device.state(DEVICE, troubled, 1)
+    assert counted is not None
+    assert counted.point().endswith("online=1i,boot=3i,dropped=2i,requeued=1i 1")
     assert device.state(DEVICE, b"", 7) is None  # a cleared retained message
     with pytest.raises(Rejected):
         device.state(DEVICE, b'{"v":1,"online":"yes"}', 8)
