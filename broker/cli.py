@@ -2,7 +2,7 @@
 
     svc-broker init DIR [--listen HOST:PORT] [--hostname NAME]
     svc-broker add-device DIR SITE DEVICE --out FILE
-    svc-broker add-service DIR NAME --role collector|tools --out FILE
+    svc-broker add-service DIR NAME --role collector|tools --out FILE [--owner USER]
     svc-broker remove DIR NAME
 
 No password is printed: each goes only into its --out file (0600).
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p_svc.add_argument("--role", choices=acl.ROLES, required=True)
     p_svc.add_argument("--out", type=Path, required=True, help="its settings file (TOML)")
     p_svc.add_argument("--replace", action="store_true", help="a new password for an account")
+    p_svc.add_argument("--owner", help="the system user the service runs as: --out is theirs")
     p_rm = sub.add_parser("remove", help="an account gone (a device's name is site/device)")
     p_rm.add_argument("dir", type=Path)
     p_rm.add_argument("name")
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             credentials.add_device(folder, args.site, args.device, args.out, args.replace)
         else:
             name = args.name
-            credentials.add_service(folder, name, args.role, args.out, args.replace)
+            credentials.add_service(
+                folder, name, args.role, args.out, replace=args.replace, owner=args.owner
+            )
         told = folder.reload()
         print(
             f"account {name} ({folder.accounts[name]}): settings in {args.out}; "

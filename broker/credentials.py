@@ -5,6 +5,7 @@ else but as a hash in the broker's password file."""
 from __future__ import annotations
 
 import json
+import pwd
 from pathlib import Path
 
 from broker.folder import BrokerSetupError, Folder, write_file
@@ -18,11 +19,21 @@ def add_device(folder: Folder, site: str, device: str, out: Path, replace: bool 
     return password
 
 
-def add_service(folder: Folder, name: str, role: str, out: Path, replace: bool = False) -> str:
-    """A collector's or a tool's account, and its settings file (write_service); returns the
-    password. A running broker takes it once reloaded."""
+def add_service(
+    folder: Folder,
+    name: str,
+    role: str,
+    out: Path,
+    *,
+    replace: bool = False,
+    owner: str | None = None,
+) -> str:
+    """A collector's or a tool's account, and its settings file (write_service), given to
+    `owner` when named (the system user the service runs as); returns the password. A running
+    broker takes it once reloaded."""
+    owner_ids = _owner_ids(owner)
     password = folder.add_account(name, role, replace)
-    write_service(folder, name, password, out)
+    write_service(folder, name, role, password, out, owner_ids=owner_ids)
     return password
 
 
@@ -51,9 +62,19 @@ def write_device(folder: Folder, site: str, device: str, password: str, out: Pat
     _secret(out, json.dumps(values, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_service(folder: Folder, name: str, password: str, out: Path) -> None:
+def write_service(
+    folder: Folder,
+    name: str,
+    role: str,
+    password: str,
+    out: Path,
+    *,
+    owner_ids: tuple[int, int] | None = None,
+) -> None:
     """A settings file in the collector's TOML (its keys are the SVC_ variables' names), which
-    svc-collector reads as it is and the other tools read for the broker's address."""
+    svc-collector reads as it is and the other tools read for the broker's address. A
+    collector's also names the broker's roster, so that it takes ratings only from terminals
+    with an account."""
     host = folder.hostname
     lines = [
         f"# {name}'s account on {folder.url}, written by svc-broker; keep it secret",
@@ -61,9 +82,23 @@ def write_service(folder: Folder, name: str, password: str, out: Path) -> None:
         f"mqtt_ca_file = {json.dumps(str(folder.ca_cert))}",
         f"client_id = {json.dumps(name)}",
     ]
-    _secret(out, "\n".join(lines) + "\n")
+    if role == "collector":
+        lines.append(f"known_devices = {json.dumps(str(folder.roster))}")
+    _secret(out, "\n".join(lines) + "\n", owner_ids)
 
 
-def _secret(path: Path, text: str) -> None:
+def _owner_ids(owner: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of the user a settings file is for; checked before any account is made."""
+    if owner is None:
+        return None
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError:
+        raise BrokerSetupError(f"--owner {owner}: no such user (useradd it first)") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _secret(path: Path, text: str, owner_ids: tuple[int, int] | None = None) -> None:
+    """Written 0600, and given to its owner before it takes its place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_file(path, text, 0o600)
+    write_file(path, text, 0o600, owner=owner_ids)

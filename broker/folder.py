@@ -10,7 +10,9 @@
 
 Run as root, Mosquitto drops to its `user` (mosquitto by default) after opening its listener,
 and reads the password file and ACL as that user, on start and on every reload (SIGHUP): the
-files it reads belong to that user's group, and the folder lets the group in.
+files it reads belong to that user's group. The folder lets everyone in, for what is public in
+it (ca.crt, server.crt, devices.txt: the collector reads the CA and the roster under an account
+of its own); each secret is closed to others by its own mode.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from firmware import contract
 STATE = "svc-broker.json"
 PASSWORD_BYTES = 18  # 24 characters of URL-safe base64
 DEFAULT_PORT = 8883
+FOLDER_MODE = 0o755  # ca.crt, server.crt and devices.txt are 0644; the rest 0640 or 0600
 
 
 class BrokerSetupError(RuntimeError):
@@ -58,6 +61,10 @@ class Folder:
         return self.path / "ca.crt"
 
     @property
+    def roster(self) -> Path:
+        return self.path / "devices.txt"
+
+    @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
@@ -69,7 +76,10 @@ class Folder:
     # --- the files ---
 
     def save(self) -> None:
-        """svc-broker.json, and every file written from it."""
+        """svc-broker.json, and every file written from it. The folder is open to every
+        user (FOLDER_MODE), so a service under an account of its own reads what is public in
+        it, the CA and the roster; what is secret is closed file by file."""
+        _own(self.path, FOLDER_MODE, self._group())
         state = {
             "listen": self.listen,
             "hostname": self.hostname,
@@ -85,7 +95,7 @@ class Folder:
         roster = "# known devices, written by svc-broker: site/device\n" + "".join(
             f"{name}\n" for name in devices
         )
-        write_file(self.path / "devices.txt", roster, 0o644)
+        write_file(self.roster, roster, 0o644)
 
     def _mosquitto_conf(self) -> str:
         host, _, port = self.listen.rpartition(":")
@@ -228,7 +238,7 @@ def init(
     folder = Folder(path.resolve(), listen, name, root, user)
     path.mkdir(parents=True, exist_ok=True)
     group = folder._group()
-    _own(path, 0o750, group)
+    _own(path, FOLDER_MODE, group)
     data = path / "data"  # Mosquitto's own: it writes there
     data.mkdir(exist_ok=True)
     os.chmod(data, 0o750)
@@ -277,12 +287,21 @@ def _own(path: Path, mode: int, group: int | None) -> None:
         os.chown(path, 0, group)
 
 
-def write_file(path: Path, text: str, mode: int, group: int | None = None) -> None:
+def write_file(
+    path: Path,
+    text: str,
+    mode: int,
+    group: int | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Written whole or not at all (a reloading broker never reads half a file), with this
-    mode from the start (a secret is never readable by others, even for a moment)."""
+    mode from the start (a secret is never readable by others, even for a moment); in
+    Mosquitto's `group`, or given to `owner` (uid, gid)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     _own(tmp, mode, group)
+    if owner is not None:
+        os.chown(tmp, *owner)
     os.replace(tmp, path)

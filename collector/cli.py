@@ -11,20 +11,34 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from collector import logs, metrics, settings
+from collector import latest, logs, metrics, preflight, settings
 from collector.deadletter import DeadLetters
-from collector.influx import InfluxHttp
+from collector.influx import InfluxError, InfluxHttp
 from collector.service import Collector
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svc-collector", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML settings file (also SVC_CONFIG)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "latest"),
+        default="run",
+        help="run: the service (the default); latest: print the newest stored ratings",
+    )
+    parser.add_argument("-n", type=int, default=20, help="latest: how many ratings (20)")
     args = parser.parse_args(argv)
     try:
         config = settings.load(config_file=args.config)
     except settings.SettingsError as e:
         print(f"svc-collector: {e}", file=sys.stderr)
+        return 2
+    if args.command == "latest":
+        return _latest(config, args.n)
+    if found := preflight.problems(config):
+        for problem in found:
+            print(f"svc-collector: {problem}", file=sys.stderr)
         return 2
     logs.configure(config.log_level)
     log = structlog.get_logger("collector")
@@ -45,11 +59,30 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    influx = urlsplit(config.influx_url)  # a 1.x server's URL may carry a password: not logged
-    where = f"{influx.scheme}://{influx.hostname}" + (f":{influx.port}" if influx.port else "")
+    where = _where(config.influx_url)
     log.info("starting", mqtt=f"{config.mqtt.host}:{config.mqtt.port}", influx=where)
     collector.run()
     return 1 if collector.failed else 0
+
+
+def _latest(config: settings.Settings, count: int) -> int:
+    influx = InfluxHttp(config.influx_url, config.influx_db, config.influx_token)
+    try:
+        found = latest.rows(influx, max(count, 1))
+    except InfluxError as e:
+        print(f"svc-collector: InfluxDB at {_where(config.influx_url)}: {e}", file=sys.stderr)
+        return 1
+    if not found:
+        print(f"no rating stored in {config.influx_db} yet")
+        return 0
+    print(latest.table(found))
+    return 0
+
+
+def _where(url: str) -> str:
+    """An InfluxDB URL without what it may carry of a password."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 if __name__ == "__main__":

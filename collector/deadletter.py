@@ -9,7 +9,9 @@ the acknowledgements while the disk refuses (full, or failing) instead of stoppi
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -30,6 +32,10 @@ class DeadLetters:
         self._pending: list[str] = []  # records not yet on disk, in order
         self._failing = False
         path.parent.mkdir(parents=True, exist_ok=True)
+        # there from the start, so that reading it (operations.md) works before the first; a
+        # disk that refuses is told by flush(), when there is something to keep
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
 
     def record(self, topic: str, payload: bytes, reason: str, kind: str) -> None:
         """Count, log and keep one record for the next flush(); never raises."""

@@ -22,6 +22,8 @@ class KnownDevices:
         self._stamp: tuple[int, int] | None = None  # (mtime ns, size) of what was read
         self._looked_at = 0.0
         self._look()
+        if self._stamp is None:  # an empty roster would dead-letter the whole hall
+            raise OSError(f"cannot read the roster of known devices {path}")
 
     def knows(self, site: str, device: str) -> bool:
         name = f"{site}/{device}"

@@ -219,7 +219,10 @@ class Collector:
             log.info("subscribed", filters=filters)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        log.warning("mqtt_disconnected", reason=str(reason))
+        if self._stop.is_set():  # our own disconnect, at a normal stop
+            log.info("mqtt_disconnected", reason=str(reason))
+        else:
+            log.warning("mqtt_disconnected", reason=str(reason))
 
     def health(self) -> dict[str, bool]:
         return {"broker": self.client.is_connected(), "influx": self.writer.ping()}

@@ -154,6 +154,8 @@ class Storage(threading.Thread):
         lines = [
             (i, p.line) for i, p in enumerate(points) if p.line is not None and i not in refused
         ]
+        new: set[int] = set()
+        copied = 0
         for i, verdict in verdicts:
             judged = points[i].judged
             assert judged is not None
@@ -161,13 +163,24 @@ class Storage(threading.Thread):
                 self._refuse(points[i], verdict.conflict, "conflict", refused, i)
             elif not verdict.new:
                 self.metrics.copies.inc()
+                copied += 1
             else:
+                new.add(i)
                 why = judged.suspect_why
                 lines.append((i, judged.rating.point(judged.received_ms, verdict.undated_ns, why)))
                 if verdict.undated_ns is not None:
                     r = judged.rating
                     doubled.append((r.site, r.device, r.seq))
         self._write_lines(points, lines, refused)
+        # counts, never content: what a hall's IT person looks for to see that it works
+        kept = [i for i, _ in lines if i not in refused]
+        log.info(
+            "stored",
+            ratings=sum(i in new for i in kept),
+            copies=copied,
+            reports=sum(i not in new for i in kept),
+            dead_lettered=len(refused),
+        )
         if doubled and (deleted := copies.settle(self.writer, doubled)):
             log.info("undated_settled", deleted=deleted)
 
