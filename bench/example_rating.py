@@ -1,4 +1,5 @@
-"""The rating the benches send, built by the contract's own function (PROTOCOL.md's example)."""
+"""The rating the benches send, built by the contract's own function (the example of
+docs/contract.md)."""
 
 from __future__ import annotations
 

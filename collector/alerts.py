@@ -1,4 +1,5 @@
-"""Alerts for the hall manager (PROTOCOL.md `alert`): poor ratings, trends, device trouble.
+"""Alerts for the hall manager (the contract's `alert`, docs/contract.md): poor ratings, trends,
+device trouble.
 
 - `poor_rating`: each rating with score <= 2, once per (site, device, seq) while remembered;
 - `trend`: at one counter, at least `trend_min` ratings in the last `trend_window_s` of press

@@ -1,7 +1,8 @@
 """A rating sent again is that rating: each rating of a batch is new, a copy, or a conflict.
 
-`(site, device, seq)` identifies a rating (PROTOCOL.md). Before a batch is written, one request
-asks InfluxDB for what is stored under the batch's seqs, and each rating is classified:
+`(site, device, seq)` identifies a rating (the contract, docs/contract.md). Before a batch is
+written, one request asks InfluxDB for what is stored under the batch's seqs, and each rating
+is classified:
 
 - **new**: nothing stored under its seq (nor earlier in the batch): it is written;
 - **a copy**: the stored rating has the same content (point time, counter, staff, mode, reason,

@@ -1,4 +1,5 @@
-"""Telemetry and state messages checked against PROTOCOL.md, and their `device` points."""
+"""Telemetry and state messages checked against the contract (docs/contract.md), and their
+`device` points."""
 
 from __future__ import annotations
 

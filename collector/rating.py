@@ -1,4 +1,4 @@
-"""A rating message checked against PROTOCOL.md, and the point it becomes."""
+"""A rating message checked against the contract (docs/contract.md), and the point it becomes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which ratings look fake (DOMAIN.md, "Honest ratings"): flagged and kept, never dropped.
+"""Which ratings look fake (docs/domain.md, "Honest ratings"): flagged and kept, never dropped.
 
 The rules, each a `suspect_why` value:
 - `fast_press`: in prompt mode, pressed within 500 ms of the prompt;

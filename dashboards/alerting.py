@@ -3,7 +3,7 @@
 The rules (each an InfluxQL query, reduced and compared by Grafana's server-side expressions):
 - `svc-poor-rating`: every honest poor rating (score <= 2) at a counter, within 2 minutes;
 - `svc-poor-trend`: at one counter, at least 4 honest ratings within 15 minutes and half or
-  more of them poor (DOMAIN.md's common trigger);
+  more of them poor (the common trigger of docs/domain.md);
 - `svc-terminal-offline`: a terminal whose latest report is its last will, for 5 minutes;
   muted outside opening hours (`svc-outside-opening-hours`), so only a terminal offline
   while the hall is open reaches anyone;

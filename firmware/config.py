@@ -1,4 +1,4 @@
-# What a hall sets on a terminal: the retained config topic (PROTOCOL.md),
+# What a hall sets on a terminal: the retained config topic (docs/contract.md),
 # checked field by field. A message with any bad field is ignored whole, with
 # the reason, and the current config kept; a good one is merged and saved so
 # that a reboot without network keeps it.

@@ -1,4 +1,4 @@
-# The wire and storage contract (../shared/PROTOCOL.md with docs/contract.md's
+# The wire and storage contract (docs/contract.md: the contract and the project's
 # extensions), each rule written once.
 #
 # Plain MicroPython: it ships in the terminal's image (`import contract`) and
@@ -82,7 +82,7 @@ def valid_name(kind: str, value: object) -> bool:
 
 
 def name_pattern(kind: str) -> str:
-    """The rule as a regular expression's text, as PROTOCOL.md writes it."""
+    """The rule as a regular expression's text, as the contract (docs/contract.md) writes it."""
     first, rest, shortest, longest = NAMES[kind]
     if first == rest:
         return "[%s]{%d,%d}" % (rest, shortest, longest)

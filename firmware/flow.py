@@ -1,4 +1,4 @@
-# The rating flow at one window, as DOMAIN.md describes it: a state machine
+# The rating flow at one window, as docs/domain.md describes it: a state machine
 # with no I/O. The terminal feeds it prompts, clerk-key and button presses and
 # clock ticks; it answers with what to show and what happened.
 #

@@ -25,8 +25,8 @@ def state(online, boot=None):
 
 
 def telemetry(boot, uptime_s, rssi, heap_free, queue, battery_mv, stats, stuck_keys, time_known):
-    """PROTOCOL.md's telemetry, with the compatible extensions dropped, requeued (both among
-    the stats), stuck_keys and time_known."""
+    """The contract's telemetry (docs/contract.md), with the compatible extensions dropped,
+    requeued (both among the stats), stuck_keys and time_known."""
     message = {
         "v": contract.VERSION,
         "boot": boot,

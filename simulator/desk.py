@@ -1,6 +1,6 @@
 """The hall's front desk: logs clerks in and out of terminals, as a hall's tool would.
 
-Each change is a retained `config` message (PROTOCOL.md) on the terminal's own topic, with
+Each change is a retained `config` message (docs/contract.md) on the terminal's own topic, with
 the clerk's staff number and name, or nulls when nobody is logged in; a terminal that is
 off the network meanwhile gets it when it comes back.
 """

@@ -1,8 +1,9 @@
 """svc-sim verify: InfluxDB against the ground truth, rating by rating.
 
 For every device in the truth file, each rating must be stored exactly once, as sent: its
-(site, device, seq) once, with the time PROTOCOL.md derives from ts and seq, and the same
-score, reason, counter, staff, mode, wait_ms and aspects. Anything else is a difference:
+(site, device, seq) once, with the time the contract (docs/contract.md) derives from ts and
+seq, and the same score, reason, counter, staff, mode, wait_ms and aspects. Anything else is
+a difference:
 - lost: a rating of the truth that InfluxDB does not hold;
 - doubled: a rating InfluxDB holds more than once (two points with one seq);
 - wrong: a rating held once but with a field or the time not as sent;

@@ -1,4 +1,4 @@
-"""Messages shared by several tests, as PROTOCOL.md shows them."""
+"""Messages shared by several tests, as the contract (docs/contract.md) shows them."""
 
 from __future__ import annotations
 

@@ -83,7 +83,8 @@ def test_arbitrary_topics_parse_only_into_valid_names(topic):
 def _generic_rating_line(
     r: rating.Rating, received_ms: int, undated_ns: int, why: str | None
 ) -> str:
-    """The rating point as PROTOCOL.md's storage rules state it, through the generic encoder."""
+    """The rating point as the contract's storage rules (docs/contract.md) state it, through the
+    generic encoder."""
     tags = {
         "site": r.site,
         "device": r.device,

@@ -1,4 +1,5 @@
-"""Rating messages and topics checked against PROTOCOL.md, and the points they become."""
+"""Rating messages and topics checked against the contract (docs/contract.md), and the points
+they become."""
 
 from __future__ import annotations
 

@@ -193,7 +193,8 @@ def test_a_growing_queue_alerts_once_until_it_empties():
     st.lists(st.floats(-0.06, 0.06), min_size=6, max_size=6),
 )
 def test_the_quick_check_never_spares_a_machine(base_gap, wobble):
-    """`regular` as DOMAIN.md words it, the full test alone, against the judge's two-step one."""
+    """`regular` as docs/domain.md words it, the full test alone, against the judge's two-step
+    one."""
     gaps = [round(base_gap * (1 + w)) for w in wobble]
     mean = statistics.fmean(gaps)
     expected = "regular" if statistics.pstdev(gaps) / mean < 0.02 else None

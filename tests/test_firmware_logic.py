@@ -79,7 +79,7 @@ def test_bad_broker_urls_are_refused(url):
 
 def test_rating_message_has_the_contract_fields_and_the_collector_takes_it():
     message = contract.rating(**{k: v for k, v in RATING_EXAMPLE.items() if k != "v"})
-    assert message == RATING_EXAMPLE  # PROTOCOL.md's example, its version filled in
+    assert message == RATING_EXAMPLE  # the contract's example (docs/contract.md), version filled in
     encoded = protocol.encode(message)
     assert b" " not in encoded
     parsed = collector_rating.parse(DeviceTopic("s", "d", "rating"), encoded)
