@@ -2,9 +2,10 @@
 
 A device's username is `{site}/{device}`, so Mosquitto's `%u` fills two topic levels: a
 `pattern` line lets each device publish on its own topics and read its own, and no other's.
-Collectors read what devices publish and write the rest of the collectors' kinds; tools
-write what tools publish. Mosquitto checks reads when it delivers, not when a client
-subscribes: a device may subscribe to `#` and receive nothing it may not read.
+Collectors read what devices publish, and the logins tools publish (`config`: the clerks'
+names), and write the rest of the collectors' kinds; tools write what tools publish.
+Mosquitto checks reads when it delivers, not when a client subscribes: a device may
+subscribe to `#` and receive nothing it may not read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Mapping
 from firmware import contract
 
 ROLES = ("collector", "tools")  # service roles; "device" is every account named site/device
+# kinds a service role reads besides what devices publish: the collector stores the clerks'
+# names the logins carry (docs/contract.md, "clerk")
+READS = {"collector": ("config",)}
 
 
 def _device_lines(root: str) -> list[str]:
@@ -29,7 +33,7 @@ def _service_lines(root: str, role: str) -> list[str]:
     for kind, (_qos, _retain, publisher) in contract.DEVICE_TOPICS.items():
         if publisher == role:
             lines.append(f"topic write {root}/+/+/{kind}")
-        elif publisher == "device" and role == "collector":
+        elif (publisher == "device" and role == "collector") or kind in READS.get(role, ()):
             lines.append(f"topic read {root}/+/+/{kind}")
     for kind, (_qos, _retain, publisher) in contract.SITE_TOPICS.items():
         if publisher == role:

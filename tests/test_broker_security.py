@@ -133,6 +133,33 @@ def test_a_device_reads_only_its_own_config_prompt_and_acks_and_writes_no_config
         peer.close()
 
 
+def test_a_collector_reads_every_login_and_writes_no_config(hall: Hall):
+    """The collector learns the clerks' names from the retained logins, every terminal's and
+    those set before it connected too; it may not set a terminal's config."""
+    hall.add_device(SITE, "t01")
+    hall.add_service(TOOLS, "tools")
+    hall.add_service(COLLECTOR, "collector")
+    tools = logged_in(hall, TOOLS)
+    login = '{"v":1,"staff":"E1","staff_name":"张敏"}'.encode()
+    tools.publish(topic("t01", "config"), login, retain=True)
+    tools.publish(topic("t09", "config", "ha02"), b'{"v":1,"staff":null}', retain=True)
+    collector = logged_in(hall, COLLECTOR)
+    collector.subscribe(f"{ROOT}/+/+/config")
+    wait_for(lambda: len(collector.messages), lambda n: n >= 2)
+    assert sorted(collector.messages) == [
+        (topic("t01", "config"), login, True),
+        (topic("t09", "config", "ha02"), b'{"v":1,"staff":null}', True),
+    ]
+    collector.publish(topic("t01", "config"), b'{"v":1,"staff":"FORGED"}', retain=True)
+    t01 = logged_in(hall, f"{SITE}/t01")
+    t01.subscribe(topic("t01", "config"))
+    wait_for(lambda: t01.messages)
+    quiet()
+    assert t01.messages == [(topic("t01", "config"), login, True)]
+    for peer in (tools, collector, t01):
+        peer.close()
+
+
 def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
     for device in ("t01", "t02"):
         hall.add_device(SITE, device)
@@ -232,6 +259,7 @@ def test_the_acl_follows_the_contracts_publishers():
         "topic read r/v1/+/+/rating",
         "topic read r/v1/+/+/state",
         "topic read r/v1/+/+/telemetry",
+        "topic read r/v1/+/+/config",  # the logins: the clerks' names
         "topic write r/v1/+/+/ack",
         "topic write r/v1/+/alert",
     ]
