@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import structlog
 
-from collector import device, topics
+from collector import clerk, device, topics
 from collector import rating as rating_msg
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
@@ -49,8 +49,8 @@ class Judged(NamedTuple):
 
 
 class Point(NamedTuple):
-    """What one message stores: a device point's line, or a judged rating; with the message,
-    for the dead-letter file, and what alerts may follow from it once stored."""
+    """What one message stores: a device or clerk point's line, or a judged rating; with the
+    message, for the dead-letter file, and what alerts may follow from it once stored."""
 
     topic: str
     payload: bytes
@@ -117,6 +117,7 @@ class Checker:
         self.dead = dead
         self.metrics = metrics
         self.known = known  # None: every device the broker lets through is taken
+        self.names: dict[tuple[str, str], str] = {}  # clerks' names written, by (site, staff)
 
     def batch(self, deliveries: list[Delivery]) -> Batch:
         """The messages checked, as one batch for storage."""
@@ -133,7 +134,12 @@ class Checker:
     def check(self, delivery: Delivery) -> Checked:
         """The message checked: its point (None after it went to the dead-letter file) and the
         ack of a rating with a seq, stored or dead-lettered alike (its terminal may forget
-        it)."""
+        it); a login (config) gives its clerk's name, and is never dead-lettered."""
+        if delivery.topic.endswith("/config"):
+            return self._config(delivery)
+        return self._message(delivery)
+
+    def _message(self, delivery: Delivery) -> Checked:
         where = None
         try:
             where = topics.parse(delivery.topic, self.root)
@@ -179,6 +185,28 @@ class Checker:
             raise Rejected("unknown_device", f"{where.site}/{where.device} is not on the roster")
         if where.kind == "rating" and delivery.retained:
             raise Rejected("retained", "a rating must not be published retained")
+
+    def _config(self, delivery: Delivery) -> Checked:
+        """A login's clerk name, as a `clerk` point when it is not the name this process last
+        wrote for that (site, staff): a reconnect's retained logins write nothing new. A config
+        is no rating: one a terminal would ignore is counted and logged, not dead-lettered."""
+        try:
+            where = topics.parse(delivery.topic, self.root)
+            found = clerk.login(where.site, delivery.payload)
+        except (topics.TopicError, Rejected) as e:
+            self.metrics.rejected.labels("config").inc()
+            kind = e.kind if isinstance(e, Rejected) else "bad_topic"
+            log.warning("config_ignored", topic=delivery.topic[:200], kind=kind, reason=str(e))
+            return NOTHING
+        except Exception:  # a bug of ours: never fatal, the name waits for the next login
+            self.metrics.rejected.labels("config").inc()
+            log.exception("check_failed", topic=delivery.topic[:200])
+            return NOTHING
+        if found is None or self.names.get((found.site, found.staff)) == found.name:
+            return NOTHING
+        self.names[(found.site, found.staff)] = found.name
+        point = Point(delivery.topic, delivery.payload, found.point(delivery.received_ns), None)
+        return Checked(point, None)
 
     def _rating(self, where: topics.DeviceTopic, delivery: Delivery) -> Checked:
         parsed = rating_msg.parse(where, delivery.payload)

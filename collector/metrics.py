@@ -20,7 +20,7 @@ from prometheus_client import (
 
 log = structlog.get_logger("collector")
 
-KINDS = frozenset({"rating", "telemetry", "state"})
+KINDS = frozenset({"rating", "telemetry", "state", "config"})
 
 
 class Metrics:

@@ -105,15 +105,22 @@ class Collector:
 
     @property
     def filters(self) -> list[tuple[str, SubscribeOptions]]:
-        root = self.settings.topic_root
+        root = own = self.settings.topic_root
         if self.settings.share_group:  # several collectors share the load, each message to one
             root = f"$share/{self.settings.share_group}/{root}"
+        # the logins (the clerks' names) on a subscription of its own: a shared one is given
+        # no retained message, and a new collector must learn who is logged in now
         return [
             (
-                f"{root}/+/+/{kind}",
+                f"{prefix}/+/+/{kind}",
                 SubscribeOptions(qos=contract.DEVICE_TOPICS[kind][0], retainAsPublished=True),
             )
-            for kind in ("rating", "state", "telemetry")
+            for prefix, kind in (
+                (root, "rating"),
+                (root, "state"),
+                (root, "telemetry"),
+                (own, "config"),
+            )
         ]
 
     @property
