@@ -1,0 +1,146 @@
+"""Runs the install guide's commands, as written, as root, on a machine of the test's making.
+
+Started by tests/test_install_guide.py under `unshare --pid --mount --net --fork`: this process
+is the namespace's first, so every server the guide starts ends with it. Inside, /etc, /var,
+/root, /opt and /usr/local are overlays whose changes land in the test's folder, so `useradd`,
+`/etc/mosquitto/svc` and `/var/lib/svc-collector` are real paths the host never sees; the
+network is a loopback of its own, so the guide's fixed ports (8883, 8086, 8088, 9108) are free;
+/opt/svc-rating is the checkout under test; `broker.hall1.example` is 127.0.0.1, as the hall's
+DNS would make it; systemctl and journalctl are tests/guide/systemd.py. Where the guide has a
+person plug in a board, a real firmware instance under the MicroPython Unix port takes the
+board's place, with the settings file the guide made.
+
+    python -m tests.guide.sandbox PLAN.json TRANSCRIPT.json WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from simulator.terminal_process import FirmwareTerminal
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+OVERLAID = ("/etc", "/var", "/root", "/opt", "/usr/local")
+HOSTNAME = "broker.hall1.example"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STEP_TIMEOUT_S = 120
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True)
+
+
+def make_machine(work: Path) -> None:
+    sh("mount", "--make-rprivate", "/")
+    sh("ip", "link", "set", "lo", "up")
+    sh("mount", "-t", "proc", "proc", "/proc")  # this namespace's processes only
+    for target in OVERLAID:
+        layer = work / "layers" / target.strip("/").replace("/", "_")
+        (layer / "upper").mkdir(parents=True)
+        (layer / "work").mkdir()
+        options = f"lowerdir={target},upperdir={layer / 'upper'},workdir={layer / 'work'}"
+        sh("mount", "-t", "overlay", "overlay", "-o", options, target)
+    sh("mount", "-t", "tmpfs", "tmpfs", "/run")
+    with open("/etc/hosts", "a") as hosts:
+        hosts.write(f"\n127.0.0.1 {HOSTNAME}\n")
+    Path("/opt/svc-rating").mkdir()
+    sh("mount", "--bind", str(CHECKOUT), "/opt/svc-rating")
+    for tool in ("systemctl", "journalctl"):
+        wrapper = work / tool
+        run = f"exec {sys.executable} -m tests.guide.systemd {tool}"
+        wrapper.write_text(f'#!/bin/sh\ncd {CHECKOUT} && {run} "$@"\n')
+        wrapper.chmod(0o755)
+        sh("mount", "--bind", str(wrapper), f"/usr/bin/{tool}")
+
+
+class Board:
+    """What a person does with the hardware, where the guide has them do it."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.terminal: FirmwareTerminal | None = None
+
+    def plugged_in(self) -> str:
+        """The deployed terminal: the guide's settings file on a real firmware instance."""
+        settings = json.loads(Path("/root/ev-hall1-03.json").read_text())
+        self.terminal = FirmwareTerminal(self.work / "terminal", settings)
+        self.terminal.start()
+        self.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
+        return "connected"
+
+    def took_config(self) -> str:
+        assert self.terminal is not None
+        took = self.terminal.wait_for(
+            lambda e: e["ev"] == "config" and "staff" in e["changed"], timeout_s=30
+        )
+        return json.dumps(took)
+
+    def customer_rates(self) -> str:
+        """The prompt opened the window; the customer presses the top score."""
+        assert self.terminal is not None
+        opened = self.terminal.wait_for(lambda e: e["ev"] == "opened", timeout_s=30)
+        self.terminal.press(4)
+        rated = self.terminal.wait_for(lambda e: e["ev"] == "rated", timeout_s=30)
+        self.terminal.wait_acked(rated["seq"], timeout_s=60)
+        return json.dumps({"opened": opened, "rated": rated})
+
+    def close(self) -> None:
+        if self.terminal is not None:
+            self.terminal.stop()
+
+
+def run(plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
+    board = Board(work)
+    env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root", "LOGNAME": "root"}
+    transcript: list[dict[str, Any]] = []
+    try:
+        for step in plan:
+            entry: dict[str, Any] = {"command": step["command"], "ran": step["run"]}
+            transcript.append(entry)
+            if step["run"]:
+                done = subprocess.run(
+                    ["bash", "-c", step["command"]],
+                    cwd="/root",
+                    env=env,
+                    capture_output=True,
+                    timeout=STEP_TIMEOUT_S,
+                    check=False,
+                )
+                entry.update(
+                    rc=done.returncode,
+                    stdout=done.stdout.decode(errors="replace"),
+                    stderr=done.stderr.decode(errors="replace"),
+                )
+                if done.returncode and not step.get("fails"):
+                    break
+            if step.get("then"):
+                entry["then"] = getattr(board, step["then"])()
+    except Exception as e:  # reported to the test with the transcript so far
+        transcript.append({"error": repr(e)})
+        ps = subprocess.run(["ps", "-eo", "user:20,args"], capture_output=True, check=False)
+        transcript.append({"processes": ps.stdout.decode()})
+    finally:
+        board.close()
+        for name in ("svc-collector", "mosquitto", "influxdb"):
+            journal = Path("/var/log/guide-journal") / f"{name}.service.log"
+            if journal.exists():
+                transcript.append({"journal": name, "text": journal.read_text()[-4000:]})
+    return transcript
+
+
+def main() -> int:
+    plan_file, transcript_file, work = sys.argv[1:]
+    make_machine(Path(work))
+    plan = json.loads(Path(plan_file).read_text())
+    Path(transcript_file).write_text(json.dumps(run(plan, Path(work)), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main())
