@@ -20,7 +20,10 @@ the `appraisal` and `appraisal_hours` measurements that the 员工考核 dashboa
   it in each and still be ranked;
 - a hall's row counts its ratings with nobody logged in too; a clerk's row counts only theirs;
 - {aspect}_rated and {aspect}_mean: in the aspect mode (docs/contract.md), the rated ratings
-  that answered attitude (efficiency) and their mean score; absent where no terminal used it.
+  that answered attitude (efficiency) and their mean score; absent where no terminal used it;
+- staff_name: a clerk row's name, the latest the logins gave for the staff number (the
+  collector's `clerk` points): in that hall for a row in a hall, in any hall for a row over
+  every hall; exported only, never stored.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Row:
     # per aspect: the rated ratings that answered it, and the sum of their answers
     aspects: dict[str, list[int]] = field(default_factory=lambda: {a: [0, 0] for a in ASPECTS})
     rank: int | None = None
+    staff_name: str | None = None  # the clerk's latest name; None for a hall, or none known
 
     @property
     def scope(self) -> str:
@@ -192,7 +196,30 @@ def compute(
         hours = row(found).hours
         slot = (local.isoweekday(), local.hour)  # every Monday 09:00 of the month in one
         hours[slot] = hours.get(slot, 0) + int(found["n"])
-    return _arrange(clerks, min_ratings)
+    rows = _arrange(clerks, min_ratings)
+    _name(influx, rows)
+    return rows
+
+
+def _name(influx: InfluxHttp, rows: list[Row]) -> None:
+    """Give each clerk row its name: the latest `clerk` point's for the staff number, of the
+    row's hall, or of any hall for a row over every hall (the collector writes a point when a
+    login brings a name it has not written, so the latest is the name now)."""
+    in_hall: dict[tuple[str, str], str] = {}
+    anywhere: dict[str, tuple[int, str]] = {}
+    query = 'SELECT last("name") AS "name" FROM "clerk" GROUP BY "site", "staff"'
+    for found in influx.query(query):
+        staff, name, when = str(found["staff"]), str(found["name"]), int(found["time"])
+        in_hall[(str(found["site"]), staff)] = name
+        if staff not in anywhere or when >= anywhere[staff][0]:
+            anywhere[staff] = (when, name)
+    for row in rows:
+        if row.staff is None:
+            continue
+        if row.site is not None:
+            row.staff_name = in_hall.get((row.site, row.staff))
+        else:
+            row.staff_name = anywhere.get(row.staff, (0, None))[1]
 
 
 def _arrange(clerks: dict[tuple[str, str], Row], min_ratings: int) -> list[Row]:

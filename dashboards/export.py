@@ -1,7 +1,8 @@
 """The appraisal as CSV (the columns fixed by the appraisal office) or XLSX (Chinese headers).
 
 A clerk's row over every hall has no site: its cell is empty in the CSV, and 全部营业厅 in the
-XLSX, where a reader looks for a word rather than a blank.
+XLSX, where a reader looks for a word rather than a blank. Each row says what it is (`scope`:
+`clerk`, in a hall or over every hall, or `hall`) and a clerk's row carries the clerk's name.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ COLUMNS = (
         for aspect, name in ASPECT_NAMES.items()
         for column in ((f"{aspect}_rated", f"{name}:评价数"), (f"{aspect}_mean", f"{name}:平均分"))
     ),
+    # appended with the clerks' names: the row's kind, and the name (empty for a hall's row)
+    ("scope", "范围"),
+    ("staff_name", "姓名"),
 )
 SHARES = ("satisfaction", "wilson_low")
 MEANS = tuple(f"{aspect}_mean" for aspect in ASPECT_NAMES)
@@ -58,6 +62,8 @@ def values(row: Row) -> dict[str, Value]:
         **{f"reason_{reason}": row.reasons[reason] for reason in REASONS},
         **{f"{aspect}_rated": row.aspect_rated(aspect) for aspect in ASPECT_NAMES},
         **{f"{aspect}_mean": row.aspect_mean(aspect) for aspect in ASPECT_NAMES},
+        "scope": "hall" if row.staff is None else "clerk",
+        "staff_name": row.staff_name,
     }
 
 

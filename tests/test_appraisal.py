@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from collector import lineprotocol, rating
+from collector import clerk, lineprotocol, rating
 from collector.influx import InfluxHttp
 from collector.topics import DeviceTopic
 from dashboards import appraisal, export
@@ -119,7 +119,7 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         table = list(csv.reader(f))
     assert table[0] == [name for name, _ in export.COLUMNS]
-    assert table[0] == [
+    assert table[0][:-2] == [
         "site",
         "staff",
         "rated",
@@ -140,7 +140,12 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
         "efficiency_rated",
         "efficiency_mean",
     ]
+    assert table[0][-2:] == ["scope", "staff_name"]  # appended: the columns before as they were
     got = {(row[0], row[1]): dict(zip(table[0], row, strict=True)) for row in table[1:]}
+    names = {c.staff: c.name for hall in km.scenario.halls for c in hall.clerks}  # as logged in
+    assert {k: (got[k]["scope"], got[k]["staff_name"]) for k in got} == {
+        (site, staff): ("clerk", names[staff]) if staff else ("hall", "") for site, staff in got
+    }
     assert set(got) == set(want)
     assert len(table) - 1 == len(want)  # a clerk who moved counters is one row, under their number
     for key, figures in want.items():
@@ -165,6 +170,10 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     cells = list(sheet.values)
     assert list(cells[0]) == [header for _, header in export.COLUMNS]
     assert cells[0][:3] == ("营业厅", "工号", "有效评价")
+    assert cells[0][-2:] == ("范围", "姓名")
+    assert [row[-2:] for row in cells[1:]] == [
+        ("clerk", names[row[1]]) if row[1] else ("hall", None) for row in cells[1:]
+    ]
     halls_bold = [sheet.cell(i + 1, 1).font.bold for i, row in enumerate(cells) if i and not row[1]]
     assert halls_bold and all(halls_bold)  # a hall's row stands out under its clerks
     everywhere = [row[1] for row in cells if row[0] == export.ALL_HALLS]
@@ -404,6 +413,57 @@ def test_a_clerk_in_several_halls_has_a_row_over_all_of_them(own_month, tmp_path
     halls = next(p for p in board.panels if p.title.startswith("营业厅对比"))
     found = own_month.query(expand(halls.queries[0].influxql, when))
     assert {f["site"]: f["有效评价"] for f in found} == {"hall-a": 55, "hall-b": 20}
+
+
+def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_path):
+    """`scope` and `staff_name` appended to the CSV and the XLSX: a clerk row's name is the
+    latest the collector stored for the staff number in the row's hall, and in any hall for the
+    row over every hall (whenever it came: a name is not the month's); empty for a hall's row
+    and for a clerk no login named. The stored appraisal is as it was."""
+    store_ratings(own_month, "hall-a", "K01", 9, 10)
+    store_ratings(own_month, "hall-b", "K01", 9, 10)
+    store_ratings(own_month, "hall-a", "K02", 9, 10)
+    later = int(dt.datetime(2026, 12, 3, 9, tzinfo=SHANGHAI).timestamp()) * 10**9
+    logins = [
+        ("hall-a", "K01", "张敏"),
+        ("hall-a", "K01", "张敏敏"),  # renamed in hall-a
+        ("hall-b", "K01", "Zhang Min"),  # and the latest of all in hall-b
+        ("hall-b", "K09", "赵六"),  # nobody rated them
+    ]
+    own_month.write(
+        [clerk.Login(*login).point(later + i * 10**9) for i, login in enumerate(logins)]
+    )
+    got = exported(own_month, "2026-11", 10, tmp_path)
+    assert {key: (row["scope"], row["staff_name"]) for key, row in got.items()} == {
+        ("hall-a", "K01"): ("clerk", "张敏敏"),
+        ("hall-a", "K02"): ("clerk", ""),
+        ("hall-a", ""): ("hall", ""),
+        ("hall-b", "K01"): ("clerk", "Zhang Min"),
+        ("hall-b", ""): ("hall", ""),
+        ("", "K01"): ("clerk", "Zhang Min"),
+        ("", "K02"): ("clerk", ""),
+    }
+    with (tmp_path / "2026-11.csv").open(encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[:3] == ["site", "staff", "rated"] and header[-2:] == ["scope", "staff_name"]
+    assert header[-4:-2] == ["efficiency_rated", "efficiency_mean"]  # the older columns first
+    db = ["--influx", own_month.url, "--db", own_month.database, "--min-ratings", "10"]
+    assert appraisal_main(["2026-11", *db, "--out", str(tmp_path / "2026-11.xlsx")]) == 0
+    cells = list(openpyxl.load_workbook(tmp_path / "2026-11.xlsx").active.values)
+    assert cells[0][-2:] == ("范围", "姓名")
+    assert [(row[0], row[1], *row[-2:]) for row in cells[1:]] == [
+        ("hall-a", "K01", "clerk", "张敏敏"),
+        ("hall-a", "K02", "clerk", None),
+        ("hall-a", None, "hall", None),
+        ("hall-b", "K01", "clerk", "Zhang Min"),
+        ("hall-b", None, "hall", None),
+        (export.ALL_HALLS, "K01", "clerk", "Zhang Min"),
+        (export.ALL_HALLS, "K02", "clerk", None),
+    ]
+    fields = own_month.query('SHOW FIELD KEYS FROM "appraisal"')
+    assert fields and not any("name" in f["fieldKey"] for f in fields)
+    tags = own_month.query('SHOW TAG KEYS FROM "appraisal"')
+    assert {t["tagKey"] for t in tags} == {"month", "scope", "site", "staff"}
 
 
 def test_a_month_is_stored_in_one_spelling_whichever_is_given(own_month, tmp_path, capsys):
