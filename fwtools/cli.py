@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from fwtools import deploy, image
+from fwtools.unix_port import FirmwareError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     put = commands.add_parser("deploy", help="build, then copy image and settings to a board")
     put.add_argument("--port", required=True, help="serial port, for example /dev/ttyUSB0")
     put.add_argument("--settings", type=Path, required=True, help="the device's settings.json")
-    put.add_argument("--out", type=Path, default=Path("build/image"))
+    put.add_argument(
+        "--out",
+        type=Path,
+        help="keep the image here (default: built in a temporary folder, removed when done)",
+    )
     put.add_argument(
         "--romfs",
         action="store_true",
@@ -30,20 +36,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.command == "deploy":
-            deploy.check_settings(args.settings)
-        files = image.build(args.out)
-        romfs = image.write_romfs(files, args.out.with_name(args.out.name + ".romfs"))
         if args.command == "build":
+            files = image.build(args.out)
+            romfs = image.write_romfs(files, romfs_path(args.out))
             for path in [*files, romfs]:
                 print(path)
             return 0
-        cmds = deploy.commands(args.port, files, args.settings, romfs if args.romfs else None)
-        deploy.run(cmds, args.dry_run)
-    except (image.BuildError, deploy.DeployError) as e:
+        deploy.check_settings(args.settings)
+        if not args.dry_run:
+            deploy.check_port(args.port)
+        if args.out is not None:
+            put_image(args, args.out)
+        else:  # nothing left behind, on a dry run either
+            with tempfile.TemporaryDirectory(prefix="svc-firmware-") as folder:
+                put_image(args, Path(folder) / "image")
+    except (image.BuildError, deploy.DeployError, FirmwareError) as e:
         print(f"svc-firmware: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def romfs_path(out: Path) -> Path:
+    return out.with_name(out.name + ".romfs")
+
+
+def put_image(args: argparse.Namespace, out: Path) -> None:
+    """Build the image into `out` (its ROMFS image beside it with --romfs), then run (or with
+    --dry-run only print) the mpremote command that puts it and the settings on the board."""
+    files = image.build(out)
+    romfs = image.write_romfs(files, romfs_path(out)) if args.romfs else None
+    deploy.run(deploy.commands(args.port, files, args.settings, romfs), args.dry_run, args.port)
 
 
 if __name__ == "__main__":

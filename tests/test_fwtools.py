@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from fwtools import image
+import pytest
+
+from fwtools import cli, image
+from fwtools import deploy as fw_deploy
 from fwtools.unix_port import FIRMWARE_DIR, run_script
 from tests.terminals import make_terminal
 
@@ -84,7 +90,9 @@ def test_the_romfs_image_runs_in_place(tmp_path, micropython):
     assert rom_bytes < 0.75 * fs_bytes, (rom_bytes, fs_bytes)
 
 
-def deploy(tmp_path, settings: dict, *extra: str) -> subprocess.CompletedProcess[str]:
+def deploy(
+    tmp_path, settings: dict, *extra: str, port: str = "/dev/ttyUSB7"
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "device.json"
     path.write_text(json.dumps(settings))
     return subprocess.run(
@@ -92,7 +100,7 @@ def deploy(tmp_path, settings: dict, *extra: str) -> subprocess.CompletedProcess
             str(SVC_FIRMWARE),
             "deploy",
             "--port",
-            "/dev/ttyUSB7",
+            port,
             "--settings",
             str(path),
             "--out",
@@ -159,7 +167,10 @@ def test_the_install_guides_settings_file_is_one_a_terminal_starts_with(tmp_path
     """docs/install.md's example, as a hall's IT person would copy it, given its account by
     the guide's own svc-broker commands."""
     guide = (FIRMWARE_DIR.parent / "docs" / "install.md").read_text()
-    [example] = re.findall(r"```json\n(.*?)```", guide, re.S)
+    # a ```json block, or a here-document that writes the file
+    [example] = re.findall(r"```json\n(.*?)```", guide, re.S) or re.findall(
+        r"^ *cat > \S+\.json <<'EOF'\n(.*?)^ *EOF$", guide, re.S | re.M
+    )
     [init] = re.findall(r"^svc-broker init (\S+) (.*)$", guide, re.M)
     [add] = re.findall(r"^ *svc-broker add-device (\S+) (\S+) (\S+) --out (\S+)$", guide, re.M)
     assert add[0] == init[0]  # the same broker folder
@@ -176,3 +187,200 @@ def test_the_install_guides_settings_file_is_one_a_terminal_starts_with(tmp_path
     assert values["broker"].startswith("mqtts://") and values["counter"] == "03"
     result = deploy(tmp_path, values, "--dry-run")
     assert result.returncode == 0, result.stderr
+
+
+# What a hall's IT person writes before `svc-broker add-device` (docs/install.md, section 4).
+HALL_ONLY = {"wifi_ssid": "hall", "wifi_password": "secret", "counter": "03", "voice_module": True}
+
+
+def files_under(folder: Path) -> set[Path]:
+    return set(folder.rglob("*"))
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """An empty current folder, the settings file beside it, and a temporary folder of the
+    test's own: what a deploy leaves anywhere there shows."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "hall").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return tmp_path
+
+
+def settings_file(folder: Path, values: dict) -> Path:
+    path = folder / "hall" / "ev-hall1-03.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+@pytest.mark.parametrize("extra", [[], ["--romfs"]])
+def test_a_dry_run_writes_nothing_and_prints_the_command(here, capfd, extra):
+    """Issue #19: the dry run left the built image behind in the current folder."""
+    settings = settings_file(here, GOOD)
+    before = files_under(here)
+    argv = ["deploy", "--port", "/dev/ttyUSB0", "--settings", str(settings), "--dry-run"]
+    assert cli.main(argv + extra) == 0
+    out, err = capfd.readouterr()
+    assert not err
+    assert files_under(here) == before  # nothing new in the current folder, nor anywhere else
+    assert not any((here / "here").iterdir()) and not any((here / "tmp").iterdir())
+    [line] = out.strip().splitlines()
+    cmd = shlex.split(line)
+    assert Path(cmd[0]).name == "mpremote" and cmd[1:3] == ["connect", "/dev/ttyUSB0"]
+    copied = [cmd[i + 2] for i in range(len(cmd)) if cmd[i : i + 2] == ["fs", "cp"]]
+    assert copied[-1] == str(settings) and cmd[-1] == "reset"
+    expected = {"main.py"} if extra else {p.name for p in image.image_sources()}
+    assert {Path(p).stem for p in copied[:-1]} == {Path(n).stem for n in expected}
+
+
+NO_BOARD_CHECKS = ("cable", "ls /dev/ttyUSB* /dev/ttyACM*", "dialout", "other program")
+
+
+def test_deploy_to_a_port_that_does_not_exist_says_so_in_one_line(tmp_path):
+    result = deploy(tmp_path, GOOD, port="/dev/ttyNOPE")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert "/dev/ttyNOPE" in line and "no such port" in line
+    assert all(check in line for check in NO_BOARD_CHECKS), line
+    assert "Traceback" not in result.stderr and not result.stdout
+    assert not (tmp_path / "img").exists()  # refused before anything is built
+
+
+def no_board_line(capfd, port: str) -> str:
+    out, err = capfd.readouterr()
+    [line] = err.splitlines()
+    assert port in line and all(check in line for check in NO_BOARD_CHECKS), line
+    assert "Traceback" not in err and not out
+    return line
+
+
+def test_deploy_to_a_port_that_is_no_board_says_so_in_one_line(here, capfd, monkeypatch):
+    """A character device no serial port (/dev/null), and a terminal with nothing behind it
+    (a pseudo-terminal's, on which mpremote would wait for ever): one line, in bounded time."""
+    settings = str(settings_file(here, GOOD))
+    assert cli.main(["deploy", "--port", "/dev/null", "--settings", settings]) == 2
+    assert "cannot be opened" in no_board_line(capfd, "/dev/null")
+    monkeypatch.setattr(fw_deploy, "PROBE_TIMEOUT_S", 3)
+    master, slave = os.openpty()
+    try:
+        port = os.ttyname(slave)
+        started = time.monotonic()
+        assert cli.main(["deploy", "--port", port, "--settings", settings]) == 2
+        assert time.monotonic() - started < 20
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "no MicroPython REPL answered" in no_board_line(capfd, port)
+    assert not any((here / "here").iterdir()) and not any((here / "tmp").iterdir())
+
+
+FAKE_MPREMOTE = """#!{python}
+import sys
+with open({log!r}, "a") as log:
+    log.write(repr(sys.argv[1:]) + "\\n")
+if sys.argv[3:] == ["eval", "1"]:
+    print(1)
+    sys.exit(0)
+print("cp main.py :main.py")
+if {fail!r}:
+    raise OSError(5, "Input/output error")
+"""
+
+
+def fake_mpremote(folder: Path, monkeypatch, fail: bool) -> Path:
+    """An mpremote that answers the probe, then copies (or fails to), and logs its runs."""
+    log, fake = folder / "mpremote.log", folder / "mpremote"
+    fake.write_text(FAKE_MPREMOTE.format(python=sys.executable, log=str(log), fail=fail))
+    fake.chmod(0o755)
+    monkeypatch.setattr(fw_deploy, "mpremote", lambda: str(fake))
+    return log
+
+
+def test_a_deploy_probes_the_board_then_runs_the_command_it_prints(here, capfd, monkeypatch):
+    log = fake_mpremote(here / "hall", monkeypatch, fail=False)
+    settings = str(settings_file(here, GOOD))
+    master, slave = os.openpty()  # a character device to stand for the board's port
+    try:
+        port = os.ttyname(slave)
+        assert cli.main(["deploy", "--port", port, "--settings", settings]) == 0
+    finally:
+        os.close(master)
+        os.close(slave)
+    out, err = capfd.readouterr()
+    assert not err
+    printed, progress = out.splitlines()
+    assert progress == "cp main.py :main.py"
+    probe, run = (eval(line) for line in log.read_text().splitlines())
+    assert probe == ["connect", port, "eval", "1"]
+    assert run == shlex.split(printed)[1:]
+    assert not any((here / "here").iterdir()) and not any((here / "tmp").iterdir())
+
+
+def test_a_copy_that_fails_says_so_in_one_line(here, capfd, monkeypatch):
+    fake_mpremote(here / "hall", monkeypatch, fail=True)
+    settings = str(settings_file(here, GOOD))
+    master, slave = os.openpty()
+    try:
+        port = os.ttyname(slave)
+        assert cli.main(["deploy", "--port", port, "--settings", settings]) == 2
+    finally:
+        os.close(master)
+        os.close(slave)
+    out, err = capfd.readouterr()
+    assert out.splitlines()[1:] == ["cp main.py :main.py"]  # mpremote's progress, as it came
+    [line] = err.splitlines()
+    assert port in line and "Input/output error" in line and "Traceback" not in err
+    assert not any((here / "tmp").iterdir())
+
+
+ACCOUNT_KEYS = "site, device, broker, broker_user, broker_password, broker_ca"
+
+
+@pytest.mark.parametrize("extra", [["--dry-run"], []])
+def test_settings_not_yet_given_an_account_say_what_to_run(tmp_path, extra):
+    """Issue #19: the hall's part of the file, deployed before `svc-broker add-device`."""
+    result = deploy(tmp_path, HALL_ONLY, *extra, port="/dev/ttyNOPE")
+    assert result.returncode == 2 and not result.stdout
+    [line] = result.stderr.splitlines()
+    path = tmp_path / "device.json"
+    assert f"{path} has no {ACCOUNT_KEYS}:" in line
+    assert f"svc-broker add-device DIR SITE DEVICE --out {path}" in line
+    assert "None" not in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "img").exists()
+
+
+def test_settings_with_part_of_an_account_name_what_is_missing(tmp_path):
+    named = {**HALL_ONLY, "site": "sjz-yuhua", "device": "ev-a1b2c3d4e5f6"}
+    result = deploy(tmp_path, {**named, "broker": "mqtts://broker.hall1:8883"}, "--dry-run")
+    assert result.returncode == 2
+    assert "has no broker_user, broker_password, broker_ca:" in result.stderr
+    assert "add-device DIR sjz-yuhua ev-a1b2c3d4e5f6 --out" in result.stderr
+    account = {"broker_user": "sjz-yuhua/ev-a1b2c3d4e5f6", "broker_password": "pw"}
+    result = deploy(tmp_path, {**named, "broker": "mqtts://b:8883", **account}, "--dry-run")
+    assert result.returncode == 2 and "has no broker_ca:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b'{"wifi_ssid": "hall",', "not JSON"),
+        (b"\xff\xfe{}", "not JSON"),
+        (b'["wifi_ssid"]', "must be a JSON object"),
+        (None, "cannot read"),
+    ],
+)
+def test_a_settings_file_that_cannot_be_read_says_so_in_one_line(tmp_path, content, why):
+    path = tmp_path / "ev-hall1-03.json"
+    if content is not None:
+        path.write_bytes(content)
+    result = subprocess.run(
+        [str(SVC_FIRMWARE), "deploy", "--port", "/dev/ttyNOPE", "--settings", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and not result.stdout
+    [line] = result.stderr.splitlines()
+    assert str(path) in line and why in line and "Traceback" not in result.stderr
