@@ -3,7 +3,8 @@
 A device's username is `{site}/{device}`, so Mosquitto's `%u` fills two topic levels: a
 `pattern` line lets each device publish on its own topics and read its own, and no other's.
 Collectors read what devices publish, and the logins tools publish (`config`: the clerks'
-names), and write the rest of the collectors' kinds; tools write what tools publish.
+names), and write the rest of the collectors' kinds; tools write what tools publish, and
+read the terminals' `state` (the login a terminal took), none of their ratings or telemetry.
 Mosquitto checks reads when it delivers, not when a client subscribes: a device may
 subscribe to `#` and receive nothing it may not read.
 """
@@ -16,8 +17,9 @@ from firmware import contract
 
 ROLES = ("collector", "tools")  # service roles; "device" is every account named site/device
 # kinds a service role reads besides what devices publish: the collector stores the clerks'
-# names the logins carry (docs/contract.md, "clerk")
-READS = {"collector": ("config",)}
+# names the logins carry (docs/contract.md, "clerk"); tools read a login back from the
+# terminal's retained state (its counter and staff), never a rating or telemetry
+READS = {"collector": ("config",), "tools": ("state",)}
 
 
 def _device_lines(root: str) -> list[str]:

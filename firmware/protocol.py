@@ -18,10 +18,20 @@ def encode(message):
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def state(online, boot=None):
+def state(online, boot=None, counter=None, staff=None):
+    """The retained state; the will is {"v":1,"online":false}. Online, it carries the compatible
+    extensions counter and staff: the config's (null while none is set), so that whoever set
+    a login can read back that the terminal took it."""
     if not online:
         return {"v": contract.VERSION, "online": False}
-    return {"v": contract.VERSION, "online": True, "fw": FW_VERSION, "boot": boot}
+    return {
+        "v": contract.VERSION,
+        "online": True,
+        "fw": FW_VERSION,
+        "boot": boot,
+        "counter": counter,
+        "staff": staff,
+    }
 
 
 def telemetry(boot, uptime_s, rssi, heap_free, queue, battery_mv, stats, stuck_keys, time_known):

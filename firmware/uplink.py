@@ -373,23 +373,29 @@ class Uplink:
         self.board.emit("too_large", kind=topic[len(self.topic_prefix) :], bytes=length)
 
     def _on_config(self, message):
+        config = self.config
+        login = (config["counter"], config["staff"])  # the state says them: read back
         try:
-            changed = self.config.apply(message)
+            changed = config.apply(message)
         except ConfigError as e:
             self.board.emit("config_rejected", reason=str(e))
             return
         except OSError as e:  # in use all the same, and saved when it comes again
             self.board.emit("config_unsaved", reason=repr(e))
-            return
-        self.board.emit("config", changed=changed)
+            changed = ()
+        else:
+            self.board.emit("config", changed=changed)
         if "telemetry_s" in changed:
             self.report_now()
+        if (config["counter"], config["staff"]) != login:
+            self.state_changed()
 
     # --- state and telemetry ---
 
     def _state(self):
         """The retained state's payload as things are now."""
-        state = protocol.state(True, self.counters.boot)
+        config = self.config
+        state = protocol.state(True, self.counters.boot, config["counter"], config["staff"])
         if self.stuck:
             state["stuck_keys"] = self.stuck
         for name in ("dropped", "requeued"):

@@ -160,6 +160,40 @@ def test_a_collector_reads_every_login_and_writes_no_config(hall: Hall):
         peer.close()
 
 
+def test_tools_read_a_terminals_state_and_none_of_its_ratings_or_telemetry(hall: Hall):
+    """A login is read back from the terminal's retained state (its counter and staff), as
+    the install guide does with mosquitto_sub; a tools account hears nothing else a terminal
+    publishes."""
+    hall.add_device(SITE, "t01")
+    hall.add_service(TOOLS, "tools")
+    t01 = logged_in(hall, f"{SITE}/t01")
+    state = b'{"v":1,"online":true,"fw":"0.4.0","boot":0,"counter":"03","staff":"E1023"}'
+    t01.publish(topic("t01", "state"), state, retain=True)
+    tools = logged_in(hall, TOOLS)
+    tools.subscribe(f"{ROOT}/#")
+    wait_for(lambda: tools.messages)
+    assert tools.messages == [(topic("t01", "state"), state, True)]
+    t01.publish(topic("t01", "rating"), rating(1))
+    t01.publish(topic("t01", "telemetry"), b'{"v":1,"boot":0,"uptime_s":5}')
+    t01.publish(topic("t01", "telemetry"), b'{"v":1,"boot":0,"uptime_s":6}', retain=True)
+    logout = b'{"v":1,"online":true,"fw":"0.4.0","boot":0,"counter":"03","staff":null}'
+    t01.publish(topic("t01", "state"), logout, retain=True)
+    wait_for(lambda: len(tools.messages), lambda n: n >= 2)
+    quiet()
+    assert tools.messages == [
+        (topic("t01", "state"), state, True),
+        (topic("t01", "state"), logout, False),  # live, as it was published
+    ]
+    tools.close()
+    again = logged_in(hall, TOOLS)
+    again.subscribe(topic("t01", "#"))
+    wait_for(lambda: again.messages)
+    quiet()
+    assert again.messages == [(topic("t01", "state"), logout, True)]  # the retained telemetry not
+    for peer in (t01, again):
+        peer.close()
+
+
 def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
     for device in ("t01", "t02"):
         hall.add_device(SITE, device)
@@ -264,7 +298,11 @@ def test_the_acl_follows_the_contracts_publishers():
         "topic write r/v1/+/alert",
     ]
     tools_block = text.split("user tl\n")[1].strip().splitlines()
-    assert tools_block == ["topic write r/v1/+/+/config", "topic write r/v1/+/+/prompt"]
+    assert tools_block == [
+        "topic read r/v1/+/+/state",  # a login read back
+        "topic write r/v1/+/+/config",
+        "topic write r/v1/+/+/prompt",
+    ]
 
 
 @pytest.mark.parametrize(

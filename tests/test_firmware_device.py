@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import time
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
@@ -214,6 +217,59 @@ def test_a_stuck_key_is_reported_and_not_counted(terminal, listener, topic_root)
     assert not terminal.of_kind("rated")  # the held key rated nothing; the window then closed
     freed = listener.wait("state", seen + 1)[seen:]  # the state as it was at the release
     assert "stuck_keys" not in freed[-1] and freed[-1]["online"] is True
+
+
+def retained(broker, topic):
+    """What a client subscribing now is given at once, as `mosquitto_sub -C 1 -W 3` shows it:
+    the topic's retained message, or None when none comes within 3 s."""
+    got: queue.Queue[object] = queue.Queue()
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.on_message = lambda _c, _u, m: got.put(json.loads(m.payload) if m.retain else None)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        return got.get(timeout=3)
+    except queue.Empty:
+        return None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_login_set_by_config_is_read_back_from_the_retained_state(
+    terminal, listener, mosquitto, topic_root
+):
+    """As a hall's IT person checks a login: the config published, the terminal's retained
+    state says the counter and clerk it took, at once; a logout says staff null. A config that
+    changes neither publishes no state."""
+    state_topic = device_topic(topic_root, "state")
+    config_topic = device_topic(topic_root, "config")
+    booted = wait_for(lambda: retained(mosquitto, state_topic))
+    assert booted == {
+        "v": 1,
+        "online": True,
+        "fw": booted["fw"],
+        "boot": 0,
+        "counter": "01",  # the deploy-time settings' (make_terminal)
+        "staff": "E1001",
+    }
+    login = {"v": 1, "counter": "03", "staff": "E1023", "staff_name": "张敏"}
+    listener.publish(config_topic, login, retain=True)
+    state = wait_for(
+        lambda: retained(mosquitto, state_topic), lambda s: s and s["staff"] == "E1023"
+    )
+    assert state == {**booted, "counter": "03", "staff": "E1023"}
+    assert listener.wait("state", 2)[-1] == state  # published as soon as it was taken
+    seen = len(listener.of("state"))
+    listener.publish(config_topic, {"v": 1, "window_s": 20}, retain=True)
+    terminal.wait_for(lambda e: e["ev"] == "config" and e["changed"] == ["window_s"])
+    time.sleep(1)
+    assert len(listener.of("state")) == seen  # the login unchanged: no state
+    listener.publish(config_topic, {"v": 1, "staff": None, "staff_name": None}, retain=True)
+    state = wait_for(lambda: retained(mosquitto, state_topic), lambda s: s and s["staff"] is None)
+    assert state == {**booted, "counter": "03", "staff": None}
+    assert not terminal.of_kind("disconnected")
 
 
 def test_a_bad_config_is_ignored_and_a_good_one_kept_across_a_reboot(

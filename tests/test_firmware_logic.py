@@ -10,6 +10,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector import device as collector_device
 from collector import rating as collector_rating
 from collector.topics import DeviceTopic
 from fwtools.unix_port import firmware_module
@@ -86,9 +87,16 @@ def test_rating_message_has_the_contract_fields_and_the_collector_takes_it():
     assert (parsed.seq, parsed.score, parsed.wait_ms) == (1042, 4, 1830)
 
 
-def test_state_messages_carry_online_fw_and_boot():
-    assert protocol.state(False) == {"v": 1, "online": False}
-    assert protocol.state(True, 3) == {"v": 1, "online": True, "fw": protocol.FW_VERSION, "boot": 3}
+def test_state_messages_carry_online_fw_boot_and_the_login():
+    assert protocol.state(False) == {"v": 1, "online": False}  # the will, as it always was
+    fw = protocol.FW_VERSION
+    base = {"v": 1, "online": True, "fw": fw, "boot": 3}
+    assert protocol.state(True, 3) == {**base, "counter": None, "staff": None}  # nobody set
+    state = protocol.encode(protocol.state(True, 3, "03", "E1023"))
+    assert json.loads(state) == {**base, "counter": "03", "staff": "E1023"}
+    stored = collector_device.state(DeviceTopic("s", "d", "state"), state, 1)
+    assert stored is not None  # the collector takes it and stores no login
+    assert stored.point() == f'device,device=d,site=s online=1i,boot=3i,fw="{fw}" 1'
 
 
 def test_clock_counts_from_1970():
