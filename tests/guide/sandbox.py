@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,15 @@ class Board:
         took = self.terminal.wait_for(
             lambda e: e["ev"] == "config" and "staff" in e["changed"], timeout_s=30
         )
+        time.sleep(1.0)  # the person types the next command; the new state is on its way
         return json.dumps(took)
 
     def customer_rates(self) -> str:
         """The prompt opened the window; the customer presses the top score."""
         assert self.terminal is not None
         opened = self.terminal.wait_for(lambda e: e["ev"] == "opened", timeout_s=30)
-        self.terminal.press(4)
+        time.sleep(1.0)  # a customer reads the prompt: a press within 500 ms would be suspect
+        self.terminal.press(0)  # the leftmost key: 5, with the default buttons
         rated = self.terminal.wait_for(lambda e: e["ev"] == "rated", timeout_s=30)
         self.terminal.wait_acked(rated["seq"], timeout_s=60)
         return json.dumps({"opened": opened, "rated": rated})
@@ -122,9 +125,9 @@ def run(plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
                 entry["then"] = getattr(board, step["then"])()
     except Exception as e:  # reported to the test with the transcript so far
         transcript.append({"error": repr(e)})
-        ps = subprocess.run(["ps", "-eo", "user:20,args"], capture_output=True, check=False)
-        transcript.append({"processes": ps.stdout.decode()})
     finally:
+        ps = subprocess.run(["ps", "-ww", "-eo", "user:20,args"], capture_output=True, check=False)
+        transcript.append({"processes": ps.stdout.decode()})
         board.close()
         for name in ("svc-collector", "mosquitto", "influxdb"):
             journal = Path("/var/log/guide-journal") / f"{name}.service.log"

@@ -1,0 +1,150 @@
+"""What a hall's IT person sees of svc-collector: a file it cannot use named with its fix, a
+line for each stored batch, a quiet normal stop, `svc-collector latest`, and a dead-letter file
+that is there to read from the start."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from collector import latest
+from collector.influx import InfluxHttp
+from devstack import InfluxServer, MosquittoServer
+from tests.samples import RATING_EXAMPLE
+from tests.servers import start_collector, wait_for
+
+UNPRIVILEGED = "nobody"
+
+
+def run_collector(
+    args: list[str], env: dict[str, str], user: str | None = None, timeout_s: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    prefix = []
+    if user:
+        entry = pwd.getpwnam(user)
+        prefix = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "collector.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the collector as another user")
+def test_a_file_the_collectors_user_cannot_read_is_named_with_its_fix():
+    with tempfile.TemporaryDirectory() as folder:  # pytest's own is closed to other users
+        where = Path(folder)
+        where.chmod(0o755)
+        a_file_the_collectors_user_cannot_read_is_named_with_its_fix(where)
+
+
+def a_file_the_collectors_user_cannot_read_is_named_with_its_fix(tmp_path: Path) -> None:
+    closed = tmp_path / "broker"  # as svc-broker made its folder before #19: 0750
+    closed.mkdir()
+    (closed / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    (closed / "devices.txt").write_text("sjz-yuhua/ev-0001\n")
+    closed.chmod(0o750)
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, pwd.getpwnam(UNPRIVILEGED).pw_uid, -1)
+    env = {
+        "SVC_MQTT_URL": "mqtts://c:p@127.0.0.1:1",
+        "SVC_MQTT_CA_FILE": str(closed / "ca.crt"),
+        "SVC_KNOWN_DEVICES": str(closed / "devices.txt"),
+        "SVC_STATE_DIR": str(state),
+        "SVC_HTTP": "",
+    }
+    done = run_collector([], env, UNPRIVILEGED)
+    assert done.returncode == 2, done
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 2, lines  # the CA and the roster, one line each, no traceback
+    for line, name in zip(lines, ("ca.crt", "devices.txt"), strict=True):
+        assert str(closed / name) in line and f"as user {UNPRIVILEGED}" in line, line
+        assert "Permission denied" in line and f"chmod o+x {closed}" in line, line
+    closed.chmod(0o755)  # what svc-broker now does: the collector starts, and keeps trying
+    with pytest.raises(subprocess.TimeoutExpired) as running:
+        run_collector([], {**env, "SVC_MQTT_URL": "mqtt://127.0.0.1:1"}, UNPRIVILEGED, 5)
+    assert b'"starting"' in running.value.stderr and b"cannot read" not in running.value.stderr
+
+
+def test_a_state_folder_it_cannot_write_is_named(tmp_path: Path):
+    (tmp_path / "state").write_text("a file where the folder should be")
+    env = {"SVC_STATE_DIR": str(tmp_path / "state"), "SVC_HTTP": ""}
+    done = run_collector([], env)
+    assert done.returncode == 2
+    assert f"cannot write in {tmp_path / 'state'} (state_dir" in done.stderr.decode()
+
+
+def test_an_unreadable_roster_never_means_an_empty_one(tmp_path: Path):
+    from collector.known import KnownDevices  # noqa: PLC0415 (the module under test)
+
+    with pytest.raises(OSError, match=r"devices\.txt"):
+        KnownDevices(tmp_path / "devices.txt")
+
+
+def test_each_stored_batch_is_logged_and_a_normal_stop_is_quiet(
+    mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
+    tmp_path: Path,
+    topic_root: str,
+    database: str,
+    publisher,
+):
+    proc = start_collector(mosquitto, influxdb, tmp_path / "c", topic_root, database)
+    assert (tmp_path / "c" / "deadletter.jsonl").read_text() == ""  # there before any
+    topic = f"{topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
+    for seq in (1, 2):
+        payload = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq}
+        publisher.publish(topic, json.dumps(payload), qos=1).wait_for_publish(5)
+    assert proc.wait_logged("stored", 1)
+    publisher.publish(
+        topic, json.dumps({**RATING_EXAMPLE, "seq": 1, "ts": RATING_EXAMPLE["ts"] + 1}), qos=1
+    )
+    assert '"copies": 1' in wait_for(proc.log, lambda log: '"copies": 1' in log)
+    assert proc.stop() == 0
+    events = [json.loads(line) for line in proc.log().splitlines() if line.startswith("{")]
+    stored = [e for e in events if e["event"] == "stored"]
+    assert sum(e["ratings"] for e in stored) == 2 and sum(e["copies"] for e in stored) == 1
+    assert all(e["level"] == "info" for e in stored)
+    assert not any(str(RATING_EXAMPLE["staff"]) in json.dumps(e) for e in stored)  # counts only
+    after_stop = events[next(i for i, e in enumerate(events) if e["event"] == "stopping") :]
+    assert [e["event"] for e in after_stop][-1] == "stopped"
+    assert {e["level"] for e in after_stop} == {"info"}, after_stop
+
+
+def test_latest_shows_the_newest_ratings_newest_first(
+    mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
+    tmp_path: Path,
+    topic_root: str,
+    database: str,
+    publisher,
+):
+    env = {"SVC_INFLUX_URL": influxdb.url, "SVC_INFLUX_DB": database}
+    done = run_collector(["latest"], env)
+    assert done.returncode == 1 and b"database not found" in done.stderr  # none made yet
+    proc = start_collector(mosquitto, influxdb, tmp_path / "c", topic_root, database)
+    done = run_collector(["latest"], env)
+    assert done.returncode == 0 and done.stdout.decode() == f"no rating stored in {database} yet\n"
+    topic = f"{topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
+    for seq in range(1, 4):
+        payload = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq * 1000}
+        publisher.publish(topic, json.dumps(payload), qos=1).wait_for_publish(5)
+    influx = InfluxHttp(influxdb.url, database)
+    assert len(wait_for(lambda: latest.rows(influx, 10), lambda rows: len(rows) == 3)) == 3
+    proc.stop()
+    done = run_collector(["latest", "-n", "2"], env)
+    assert done.returncode == 0, done
+    header, *rows = done.stdout.decode().splitlines()
+    assert header.split() == list(latest.COLUMNS)
+    assert [row.split()[8] for row in rows] == ["3", "2"]  # seq, newest first
+    assert all("ev-a1b2c3d4e5f6" in row and "E1023" in row for row in rows)
