@@ -4,6 +4,7 @@
     svc-broker add-device DIR SITE DEVICE --out FILE
     svc-broker add-service DIR NAME --role collector|tools --out FILE [--owner USER]
     svc-broker remove DIR NAME
+    svc-broker rewrite DIR      (after an upgrade: every file again, from svc-broker.json)
 
 No password is printed: each goes only into its --out file (0600).
 """
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p_rm = sub.add_parser("remove", help="an account gone (a device's name is site/device)")
     p_rm.add_argument("dir", type=Path)
     p_rm.add_argument("name")
+    p_rw = sub.add_parser("rewrite", help="write the configuration, ACL and roster again")
+    p_rw.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "init":
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"broker set up in {folder.path}: {folder.url}; mosquitto -c {folder.conf}")
             return 0
         folder = load(args.dir)
+        if args.command == "rewrite":
+            folder.save()
+            print(f"{folder.path} written again; {folder.reload()} running broker(s) reloaded")
+            return 0
         if args.command == "remove":
             folder.remove_account(args.name)
             print(f"account {args.name} removed; {folder.reload()} running broker(s) reloaded")

@@ -4,6 +4,7 @@ it refuses. (tests/test_broker_security.py starts the broker from such a folder.
 from __future__ import annotations
 
 import json
+import pwd
 import stat
 import subprocess
 import sys
@@ -86,3 +87,56 @@ def test_it_refuses_a_second_account_a_second_init_and_bad_names(tmp_path: Path)
     assert (
         svc_broker("add-device", tmp_path / "nowhere", "ha01", "t1", "--out", out).returncode == 2
     )
+
+
+def test_the_folder_lets_every_user_read_what_is_public_and_nothing_secret(tmp_path: Path):
+    folder = tmp_path / "svc"
+    assert svc_broker("init", folder, "--hostname", "broker.h1").returncode == 0
+    out = tmp_path / "c.toml"
+    done = svc_broker(
+        "add-service", folder, "c1", "--role", "collector", "--owner", "nobody", "--out", out
+    )
+    assert done.returncode == 0, done.stderr
+    account = tomllib.loads(out.read_text())
+    assert account["known_devices"] == str((folder / "devices.txt").resolve())
+    assert (
+        out.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        and stat.S_IMODE(out.stat().st_mode) == 0o600
+    )
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir() if p.is_file()}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    for public in ("ca.crt", "server.crt", "devices.txt"):
+        assert modes.pop(public) == 0o644, public
+    assert all(mode & 0o007 == 0 for mode in modes.values()), modes  # the rest closed to others
+    nobody = svc_broker(
+        "add-service",
+        folder,
+        "c2",
+        "--role",
+        "collector",
+        "--owner",
+        "nobody-at-all",
+        "--out",
+        tmp_path / "x.toml",
+    )
+    assert nobody.returncode == 2 and "no such user" in nobody.stderr
+    assert "c2" not in load(folder).accounts  # refused before any account was made
+
+
+def test_rewrite_brings_a_folder_of_an_older_version_up_to_date(tmp_path: Path):
+    folder = tmp_path / "svc"
+    assert svc_broker("init", folder, "--hostname", "broker.h1").returncode == 0
+    assert (
+        svc_broker(
+            "add-service", folder, "t1", "--role", "tools", "--out", tmp_path / "t.toml"
+        ).returncode
+        == 0
+    )
+    acl = (folder / "acl").read_text()
+    (folder / "acl").write_text(acl.replace("topic read svc/v1/+/+/state\n", ""))  # as before #19
+    folder.chmod(0o750)
+    done = svc_broker("rewrite", folder)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "acl").read_text() == acl
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert svc_broker("rewrite", tmp_path / "none").returncode == 2
