@@ -18,8 +18,9 @@ from firmware import contract
 ROLES = ("collector", "tools")  # service roles; "device" is every account named site/device
 # kinds a service role reads besides what devices publish: the collector stores the clerks'
 # names the logins carry (docs/contract.md, "clerk"); tools read a login back from the
-# terminal's retained state (its counter and staff), never a rating or telemetry
-READS = {"collector": ("config",), "tools": ("state",)}
+# terminal's retained state (its counter and staff), and a hall's alerts, to pass them on to
+# its managers (a notifier, the hall console), never a rating or telemetry
+READS = {"collector": ("config",), "tools": ("state", "alert")}
 
 
 def _device_lines(root: str) -> list[str]:
@@ -40,6 +41,8 @@ def _service_lines(root: str, role: str) -> list[str]:
     for kind, (_qos, _retain, publisher) in contract.SITE_TOPICS.items():
         if publisher == role:
             lines.append(f"topic write {root}/+/{kind}")
+        elif kind in READS.get(role, ()):
+            lines.append(f"topic read {root}/+/{kind}")
     return lines
 
 

@@ -5,6 +5,7 @@
     svc-broker add-service DIR NAME --role collector|tools --out FILE [--owner USER]
     svc-broker remove DIR NAME
     svc-broker rewrite DIR      (after an upgrade: every file again, from svc-broker.json)
+    svc-broker renew DIR        (a new server certificate from the hall's CA, same names)
 
 No password is printed: each goes only into its --out file (0600).
 """
@@ -20,7 +21,7 @@ from broker.folder import DEFAULT_PORT, BrokerSetupError, init, load
 from firmware import contract
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svc-broker", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_init = sub.add_parser("init", help="write a new broker folder")
@@ -47,38 +48,52 @@ def main(argv: list[str] | None = None) -> int:
     p_rm.add_argument("name")
     p_rw = sub.add_parser("rewrite", help="write the configuration, ACL and roster again")
     p_rw.add_argument("dir", type=Path)
-    args = parser.parse_args(argv)
+    p_rn = sub.add_parser("renew", help="a new server certificate, signed by the hall's CA")
+    p_rn.add_argument("dir", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        if args.command == "init":
-            folder = init(args.dir, args.listen, args.hostname, args.topic_root, args.user)
-            print(f"broker set up in {folder.path}: {folder.url}; mosquitto -c {folder.conf}")
-            return 0
-        folder = load(args.dir)
-        if args.command == "rewrite":
-            folder.save()
-            print(f"{folder.path} written again; {folder.reload()} running broker(s) reloaded")
-            return 0
-        if args.command == "remove":
-            folder.remove_account(args.name)
-            print(f"account {args.name} removed; {folder.reload()} running broker(s) reloaded")
-            return 0
-        if args.command == "add-device":
-            name = f"{args.site}/{args.device}"
-            credentials.add_device(folder, args.site, args.device, args.out, args.replace)
-        else:
-            name = args.name
-            credentials.add_service(
-                folder, name, args.role, args.out, replace=args.replace, owner=args.owner
-            )
-        told = folder.reload()
-        print(
-            f"account {name} ({folder.accounts[name]}): settings in {args.out}; "
-            f"{told} running broker(s) reloaded"
-        )
+        print(_run(args))
     except BrokerSetupError as e:
         print(f"svc-broker: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file it cannot read or write, named
+        print(f"svc-broker: {e.filename or args.dir}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _run(args: argparse.Namespace) -> str:
+    """Do what the command line asks; what to tell the person."""
+    if args.command == "init":
+        folder = init(args.dir, args.listen, args.hostname, args.topic_root, args.user)
+        return f"broker set up in {folder.path}: {folder.url}; mosquitto -c {folder.conf}"
+    folder = load(args.dir)
+    if args.command == "renew":
+        until = folder.renew_server()
+        return f"{folder.path}/server.crt renewed, valid until {until:%Y-%m-%d}; restart Mosquitto"
+    if args.command == "rewrite":
+        folder.save()
+        return f"{folder.path} written again; {folder.reload()} running broker(s) reloaded"
+    if args.command == "remove":
+        folder.remove_account(args.name)
+        return f"account {args.name} removed; {folder.reload()} running broker(s) reloaded"
+    if args.command == "add-device":
+        name = f"{args.site}/{args.device}"
+        credentials.add_device(folder, args.site, args.device, args.out, args.replace)
+    else:
+        name = args.name
+        credentials.add_service(
+            folder, name, args.role, args.out, replace=args.replace, owner=args.owner
+        )
+    told = folder.reload()
+    return (
+        f"account {name} ({folder.accounts[name]}): settings in {args.out}; "
+        f"{told} running broker(s) reloaded"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ else but as a hash in the broker's password file."""
 from __future__ import annotations
 
 import json
+import os
 import pwd
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def _owner_ids(owner: str | None) -> tuple[int, int] | None:
     """(uid, gid) of the user a settings file is for; checked before any account is made."""
     if owner is None:
         return None
+    if os.geteuid() != 0:
+        raise BrokerSetupError(f"--owner {owner}: only root can give a file to another user")
     try:
         entry = pwd.getpwnam(owner)
     except KeyError:

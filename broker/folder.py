@@ -17,6 +17,7 @@ of its own); each secret is closed to others by its own mode.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pwd
@@ -96,6 +97,17 @@ class Folder:
             f"{name}\n" for name in devices
         )
         write_file(self.roster, roster, 0o644)
+
+    def renew_server(self) -> datetime.datetime:
+        """A new certificate and key for the broker, for the names the old one gave, signed
+        by the hall's CA: its clients, which trust the CA, take it without a change. Returns
+        when it expires."""
+        ca = pki.Issued((self.path / "ca.crt").read_bytes(), (self.path / "ca.key").read_bytes())
+        names = pki.names_of((self.path / "server.crt").read_bytes())
+        server = pki.make_server(ca, names)
+        write_file(self.path / "server.key", server.key_pem.decode(), 0o640, self._group())
+        write_file(self.path / "server.crt", server.cert_pem.decode(), 0o644)
+        return pki.expires(server.cert_pem)
 
     def _mosquitto_conf(self) -> str:
         host, _, port = self.listen.rpartition(":")
@@ -297,11 +309,18 @@ def write_file(
     """Written whole or not at all (a reloading broker never reads half a file), with this
     mode from the start (a secret is never readable by others, even for a moment); in
     Mosquitto's `group`, or given to `owner` (uid, gid)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    _own(tmp, mode, group)
-    if owner is not None:
-        os.chown(tmp, *owner)
-    os.replace(tmp, path)
+    # a name of its own, made by this call (O_EXCL), and changed by its descriptor: a link
+    # planted in the folder under a name it could guess is never followed
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), mode)
+            if group is not None:
+                os.fchown(f.fileno(), 0, group)
+            if owner is not None:
+                os.fchown(f.fileno(), *owner)
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -103,3 +103,16 @@ def make_server(ca: Issued, hostnames: list[str]) -> Issued:
         .sign(ca_key, hashes.SHA256())
     )
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def names_of(cert_pem: bytes) -> list[str]:
+    """The DNS names and IP addresses a certificate names, in its order."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    alternative = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [
+        str(name.value) for name in alternative if isinstance(name, x509.DNSName | x509.IPAddress)
+    ]
+
+
+def expires(cert_pem: bytes) -> datetime.datetime:
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc

@@ -37,15 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "latest":
         return _latest(config, args.n)
     if found := preflight.problems(config):
-        for problem in found:
-            print(f"svc-collector: {problem}", file=sys.stderr)
-        return 2
+        return _refuse(found)
     logs.configure(config.log_level)
     log = structlog.get_logger("collector")
     writer = InfluxHttp(config.influx_url, config.influx_db, config.influx_token)
     stats = metrics.Metrics()
     dead = DeadLetters(config.state_dir / "deadletter.jsonl", stats.rejected)
-    collector = Collector(config, writer, dead, stats)
+    try:
+        collector = Collector(config, writer, dead, stats)
+    except OSError as e:  # what changed since the checks: the roster, the CA, the spool
+        return _refuse([preflight.startup_problem(e, str(e.filename or "its files"))])
     if config.http:
         try:
             metrics.serve(config.http, stats, collector.health)
@@ -63,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("starting", mqtt=f"{config.mqtt.host}:{config.mqtt.port}", influx=where)
     collector.run()
     return 1 if collector.failed else 0
+
+
+def _refuse(found: list[preflight.Problem]) -> int:
+    """One line each; 2 when only a person can mend them (systemd then stops restarting)."""
+    for problem in found:
+        print(f"svc-collector: {problem.text}", file=sys.stderr)
+    return 2 if all(problem.setup for problem in found) else 1
 
 
 def _latest(config: settings.Settings, count: int) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import Counter
 
-from collector.disk import append_synced
+from collector.disk import append_synced, sync_folder
 
 log = structlog.get_logger("collector")
 
@@ -32,10 +32,12 @@ class DeadLetters:
         self._pending: list[str] = []  # records not yet on disk, in order
         self._failing = False
         path.parent.mkdir(parents=True, exist_ok=True)
-        # there from the start, so that reading it (operations.md) works before the first; a
-        # disk that refuses is told by flush(), when there is something to keep
+        # there from the start, so that reading it (operations.md) works before the first, and
+        # its name durable; a disk that refuses is told by flush(), when there is something to keep
         with contextlib.suppress(OSError):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
+                sync_folder(path.parent)
 
     def record(self, topic: str, payload: bytes, reason: str, kind: str) -> None:
         """Count, log and keep one record for the next flush(); never raises."""

@@ -5,6 +5,7 @@ at once for a device not on it (its first rating may follow its account by milli
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
@@ -21,9 +22,13 @@ class KnownDevices:
         self._names: frozenset[str] = frozenset()
         self._stamp: tuple[int, int] | None = None  # (mtime ns, size) of what was read
         self._looked_at = 0.0
+        self._unreadable: Exception | None = None
         self._look()
         if self._stamp is None:  # an empty roster would dead-letter the whole hall
-            raise OSError(f"cannot read the roster of known devices {path}")
+            failed = self._unreadable
+            code = failed.errno if isinstance(failed, OSError) else errno.EINVAL  # not UTF-8
+            why = f"the roster of known devices cannot be read: {failed}"
+            raise OSError(code, why, str(path))
 
     def knows(self, site: str, device: str) -> bool:
         name = f"{site}/{device}"
@@ -41,8 +46,9 @@ class KnownDevices:
             if stamp == self._stamp:
                 return
             text = self.path.read_text()
-        except OSError as e:
+        except (OSError, UnicodeDecodeError) as e:
             log.error("roster_unreadable", path=str(self.path), error=str(e), kept=len(self._names))
+            self._unreadable = e
             return
         lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
         self._names = frozenset(line for line in lines if line)

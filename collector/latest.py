@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from collector.influx import InfluxHttp
+from collector.influx import InfluxError, InfluxHttp
 
 COLUMNS = ("time", "site", "device", "counter", "staff", "score", "reason", "seq", "suspect")
 
 
 def rows(influx: InfluxHttp, count: int) -> list[dict[str, Any]]:
-    """The newest `count` ratings, newest first."""
-    return influx.query(f"SELECT * FROM rating ORDER BY time DESC LIMIT {int(count)}")
+    """The newest `count` ratings, newest first; InfluxError for an answer without times."""
+    found = influx.query(f"SELECT * FROM rating ORDER BY time DESC LIMIT {int(count)}")
+    if not all(isinstance(row.get("time"), int) for row in found):
+        raise InfluxError("/query: an answer whose rows have no time in ns")
+    return found
 
 
 def table(found: list[dict[str, Any]], tz: dt.tzinfo | None = None) -> str:

@@ -4,6 +4,7 @@ it refuses. (tests/test_broker_security.py starts the broker from such a folder.
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import stat
 import subprocess
@@ -11,9 +12,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
-from broker.folder import load
+from broker import credentials, pki
+from broker.folder import BrokerSetupError, load
 from firmware import contract
 from fwtools.deploy import check_settings
 
@@ -140,3 +143,49 @@ def test_rewrite_brings_a_folder_of_an_older_version_up_to_date(tmp_path: Path):
     assert (folder / "acl").read_text() == acl
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     assert svc_broker("rewrite", tmp_path / "none").returncode == 2
+
+
+def test_renew_gives_a_new_server_certificate_the_same_ca_and_names_accept(tmp_path: Path):
+    folder = tmp_path / "svc"
+    assert (
+        svc_broker("init", folder, "--listen", "10.0.0.5:8883", "--hostname", "b.h1").returncode
+        == 0
+    )
+    old_cert, old_key = (folder / "server.crt").read_bytes(), (folder / "server.key").read_bytes()
+    done = svc_broker("renew", folder)
+    assert done.returncode == 0, done.stderr
+    cert = x509.load_pem_x509_certificate((folder / "server.crt").read_bytes())
+    assert (folder / "server.key").read_bytes() != old_key
+    assert cert.serial_number != x509.load_pem_x509_certificate(old_cert).serial_number
+    assert pki.names_of((folder / "server.crt").read_bytes()) == pki.names_of(old_cert)
+    assert pki.names_of(old_cert) == ["b.h1", "10.0.0.5"]
+    ca = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)  # every client that trusts the CA takes it
+    assert f"valid until {cert.not_valid_after_utc:%Y-%m-%d}" in done.stdout
+    assert stat.S_IMODE((folder / "server.key").stat().st_mode) == 0o640
+
+
+def test_a_link_planted_where_a_settings_file_is_written_is_never_followed(tmp_path: Path):
+    folder = tmp_path / "svc"
+    assert svc_broker("init", folder, "--hostname", "b.h1").returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_text("root's own")
+    victim.chmod(0o644)
+    out = tmp_path / "shared" / "c.toml"
+    out.parent.mkdir()
+    for guess in (".c.toml.tmp", ".c.toml.", "c.toml.tmp"):
+        (out.parent / guess).symlink_to(victim)
+    done = svc_broker("add-service", folder, "c1", "--role", "collector", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert victim.read_text() == "root's own" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert tomllib.loads(out.read_text())["client_id"] == "c1"
+
+
+def test_owner_needs_root_and_is_refused_before_any_account(tmp_path: Path, monkeypatch):
+    folder = tmp_path / "svc"
+    assert svc_broker("init", folder, "--hostname", "b.h1").returncode == 0
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # as a user other than root
+    with pytest.raises(BrokerSetupError, match="only root"):
+        credentials.add_service(load(folder), "c1", "collector", tmp_path / "c.toml", owner="root")
+    assert "c1" not in load(folder).accounts
+    assert not (tmp_path / "c.toml").exists()

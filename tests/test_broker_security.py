@@ -194,6 +194,29 @@ def test_tools_read_a_terminals_state_and_none_of_its_ratings_or_telemetry(hall:
         peer.close()
 
 
+def test_tools_hear_a_halls_alerts_and_only_a_collector_raises_them(hall: Hall):
+    """A notifier (or the hall console) under a tools account passes the collector's alerts on
+    to the hall's managers; no tools account or terminal may raise one."""
+    hall.add_device(SITE, "t01")
+    hall.add_service(TOOLS, "tools")
+    hall.add_service(COLLECTOR, "collector")
+    tools = logged_in(hall, TOOLS)
+    tools.subscribe(f"{ROOT}/+/alert")
+    t01 = logged_in(hall, f"{SITE}/t01")
+    t01.subscribe(f"{ROOT}/+/alert")
+    collector = logged_in(hall, COLLECTOR)
+    alert = b'{"v":1,"type":"poor_rating","device":"t01","ts":1}'
+    collector.publish(f"{ROOT}/{SITE}/alert", alert)
+    wait_for(lambda: tools.messages)
+    tools.publish(f"{ROOT}/{SITE}/alert", b'{"v":1,"type":"forged"}')
+    t01.publish(f"{ROOT}/{SITE}/alert", b'{"v":1,"type":"forged"}')
+    quiet()
+    assert tools.messages == [(f"{ROOT}/{SITE}/alert", alert, False)]
+    assert t01.messages == []
+    for peer in (tools, t01, collector):
+        peer.close()
+
+
 def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
     for device in ("t01", "t02"):
         hall.add_device(SITE, device)
@@ -302,6 +325,7 @@ def test_the_acl_follows_the_contracts_publishers():
         "topic read r/v1/+/+/state",  # a login read back
         "topic write r/v1/+/+/config",
         "topic write r/v1/+/+/prompt",
+        "topic read r/v1/+/alert",  # passed on to the hall's managers
     ]
 
 

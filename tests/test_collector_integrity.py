@@ -388,10 +388,13 @@ def test_a_new_spool_file_is_synced_with_its_folder(tmp_path, monkeypatch):
 def test_dead_letters_are_synced_to_disk_before_they_count_as_kept(tmp_path, monkeypatch):
     calls = synced(monkeypatch)
     dead = DeadLetters(tmp_path / "deadletter.jsonl", Metrics().rejected)
+    assert calls == ["folder"]  # the empty file made at start, its name durable
     dead.record("t", b"{", "malformed JSON", "malformed_json")
-    assert calls == []  # kept in memory until flushed
+    assert calls == ["folder"]  # kept in memory until flushed
     assert dead.flush()
-    assert calls == ["file", "folder"]
+    assert calls == ["folder", "file"]
+    DeadLetters(tmp_path / "deadletter.jsonl", Metrics().rejected)
+    assert calls == ["folder", "file"]  # there already: nothing to make
     assert json.loads(dead.path.read_text())["kind"] == "malformed_json"
 
 

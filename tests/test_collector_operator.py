@@ -4,6 +4,7 @@ that is there to read from the start."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from collector import latest
-from collector.influx import InfluxHttp
+from collector.influx import InfluxError, InfluxHttp
 from devstack import InfluxServer, MosquittoServer
 from tests.samples import RATING_EXAMPLE
 from tests.servers import start_collector, wait_for
@@ -148,3 +149,43 @@ def test_latest_shows_the_newest_ratings_newest_first(
     assert header.split() == list(latest.COLUMNS)
     assert [row.split()[8] for row in rows] == ["3", "2"]  # seq, newest first
     assert all("ev-a1b2c3d4e5f6" in row and "E1023" in row for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("make", "words", "code"),
+    [
+        (os.mkfifo, "not a regular file", 2),  # never waited on
+        (lambda p: p.mkdir(), "a folder, not a file", 2),
+        (lambda p: None, "No such file or directory", 2),
+        (lambda p: p.write_bytes(b"sjz-yuhua/\xff\xfe\n"), "cannot be read", 2),  # not UTF-8
+    ],
+    ids=["fifo", "folder", "missing", "not-utf8"],
+)
+def test_an_odd_roster_stops_the_start_in_one_line(tmp_path: Path, make, words: str, code: int):
+    roster = tmp_path / "devices.txt"
+    make(roster)
+    env = {"SVC_KNOWN_DEVICES": str(roster), "SVC_STATE_DIR": str(tmp_path / "s"), "SVC_HTTP": ""}
+    done = run_collector([], env, timeout_s=20)
+    said = [line for line in done.stderr.decode().splitlines() if not line.startswith("{")]
+    assert done.returncode == code and len(said) == 1, done  # and no traceback
+    assert said[0].startswith("svc-collector: ") and str(roster) in said[0], said
+    assert words in said[0], said
+
+
+def test_a_full_or_failing_disk_is_restarted_not_left_stopped():
+    """Only a set-up mistake stops the collector for good (exit 2, the unit's
+    RestartPreventExitStatus); a disk that refuses (ENOSPC, EIO, EROFS) exits 1, restarted."""
+    from collector import preflight  # noqa: PLC0415 (the module under test)
+
+    for code, setup in ((errno.EACCES, True), (errno.ENOENT, True), (errno.ENOSPC, False)):
+        assert preflight.startup_problem(OSError(code, "x"), "f").setup is setup
+    assert "RestartPreventExitStatus=2" in Path("collector/svc-collector.service").read_text()
+
+
+def test_latest_says_an_odd_answer_in_one_line(influxdb: InfluxServer, database: str):
+    class Odd(InfluxHttp):
+        def query(self, q: str) -> list[dict[str, object]]:
+            return [{"time": "2026-12-07T00:00:00Z", "seq": 1}]  # epoch not honoured
+
+    with pytest.raises(InfluxError, match="no time in ns"):
+        latest.rows(Odd(influxdb.url, database), 5)
