@@ -1,14 +1,17 @@
 """Runs the install guide's commands, as written, as root, on a machine of the test's making.
 
 Started by tests/test_install_guide.py under `unshare --pid --mount --net --fork`: this process
-is the namespace's first, so every server the guide starts ends with it. Inside, /etc, /var,
-/root, /opt and /usr/local are overlays whose changes land in the test's folder, so `useradd`,
-`/etc/mosquitto/svc` and `/var/lib/svc-collector` are real paths the host never sees; the
-network is a loopback of its own, so the guide's fixed ports (8883, 8086, 8088, 9108) are free;
-/opt/svc-rating is the checkout under test; `broker.hall1.example` is 127.0.0.1, as the hall's
-DNS would make it; systemctl and journalctl are tests/guide/systemd.py. Where the guide has a
-person plug in a board, a real firmware instance under the MicroPython Unix port takes the
-board's place, with the settings file the guide made.
+is the namespace's first, so every server the guide starts ends with it. Inside:
+- /etc, /var, /root, /opt and /usr are overlays whose changes land in the test's folder, so
+  `useradd`, `/etc/mosquitto/svc` and `/var/lib/svc-collector` are real paths the host never
+  sees;
+- /dev is the namespace's own, with no serial port: a board on the host's USB is never reached;
+- the network is a loopback of its own, so the guide's fixed ports (8883, 8086, 8088, 9108) are
+  free, and `broker.hall1.example` is 127.0.0.1, as the hall's DNS would make it;
+- /opt/svc-rating is the checkout under test, read-only;
+- systemctl and journalctl are tests/guide/systemd.py (the machine's PID 1 is not systemd).
+Where the guide has a person plug in a board, a real firmware instance under the MicroPython
+Unix port takes the board's place, with the settings file the guide made.
 
     python -m tests.guide.sandbox PLAN.json TRANSCRIPT.json WORKDIR
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -26,7 +30,10 @@ from typing import Any
 from simulator.terminal_process import FirmwareTerminal
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-OVERLAID = ("/etc", "/var", "/root", "/opt", "/usr/local")
+OVERLAID = ("/etc", "/var", "/root", "/opt", "/usr")  # /bin, /lib, /sbin are /usr's on Debian 12
+# the device nodes a shell and the services need; no serial port, no disk: a board the host has
+# on USB is never reached by the guide's deploy
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
 HOSTNAME = "broker.hall1.example"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STEP_TIMEOUT_S = 120
@@ -47,16 +54,41 @@ def make_machine(work: Path) -> None:
         options = f"lowerdir={target},upperdir={layer / 'upper'},workdir={layer / 'work'}"
         sh("mount", "-t", "overlay", "overlay", "-o", options, target)
     sh("mount", "-t", "tmpfs", "tmpfs", "/run")
-    with open("/etc/hosts", "a") as hosts:
-        hosts.write(f"\n127.0.0.1 {HOSTNAME}\n")
-    Path("/opt/svc-rating").mkdir()
+    make_devices()
+    hosts = Path("/etc/hosts")
+    text = hosts.read_text() if hosts.exists() else ""
+    hosts.unlink(missing_ok=True)  # a link would lead out of the overlay
+    hosts.write_text(f"{text}\n127.0.0.1 {HOSTNAME}\n")  # as the hall's DNS would answer
+    Path("/opt/svc-rating").mkdir(exist_ok=True)
     sh("mount", "--bind", str(CHECKOUT), "/opt/svc-rating")
+    sh("mount", "-o", "remount,bind,ro", "/opt/svc-rating")  # the checkout is only read
     for tool in ("systemctl", "journalctl"):
         wrapper = work / tool
         run = f"exec {sys.executable} -m tests.guide.systemd {tool}"
         wrapper.write_text(f'#!/bin/sh\ncd {CHECKOUT} && {run} "$@"\n')
         wrapper.chmod(0o755)
+        Path(f"/usr/bin/{tool}").touch()  # in the /usr overlay, where there is none
         sh("mount", "--bind", str(wrapper), f"/usr/bin/{tool}")
+
+
+def make_devices() -> None:
+    """A /dev of the namespace's own."""
+    sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/dev")
+    for name, (major, minor) in DEVICES.items():
+        os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"/dev/{name}", 0o666)
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"/dev/{name}")
+    for folder in ("pts", "shm"):
+        Path(f"/dev/{folder}").mkdir()
+    sh("mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666", "devpts", "/dev/pts")
+    os.symlink("pts/ptmx", "/dev/ptmx")
+    sh("mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/dev/shm")
 
 
 class Board:
