@@ -21,9 +21,10 @@ the `appraisal` and `appraisal_hours` measurements that the 员工考核 dashboa
 - a hall's row counts its ratings with nobody logged in too; a clerk's row counts only theirs;
 - {aspect}_rated and {aspect}_mean: in the aspect mode (docs/contract.md), the rated ratings
   that answered attitude (efficiency) and their mean score; absent where no terminal used it;
-- staff_name: a clerk row's name, the latest the logins gave for the staff number (the
-  collector's `clerk` points): in that hall for a row in a hall, in any hall for a row over
-  every hall; exported only, never stored.
+- staff_name: a clerk row's name, the latest the logins gave for the staff number before the
+  month's end (the collector's `clerk` points), so a re-run of an old month names its clerks
+  as they were: in that hall for a row in a hall, in any hall for a row over every hall;
+  exported only, never stored.
 """
 
 from __future__ import annotations
@@ -197,17 +198,21 @@ def compute(
         slot = (local.isoweekday(), local.hour)  # every Monday 09:00 of the month in one
         hours[slot] = hours.get(slot, 0) + int(found["n"])
     rows = _arrange(clerks, min_ratings)
-    _name(influx, rows)
+    _name(influx, rows, _ns(after))
     return rows
 
 
-def _name(influx: InfluxHttp, rows: list[Row]) -> None:
-    """Give each clerk row its name: the latest `clerk` point's for the staff number, of the
-    row's hall, or of any hall for a row over every hall (the collector writes a point when a
-    login brings a name it has not written, so the latest is the name now)."""
+def _name(influx: InfluxHttp, rows: list[Row], before_ns: int) -> None:
+    """Give each clerk row its name: the latest `clerk` point's before the month's end
+    (before_ns) for the staff number, of the row's hall, or of any hall for a row over every
+    hall (the collector writes a point when a login brings a name other than the last stored,
+    so the latest then is the name the month was worked under, whenever this runs)."""
     in_hall: dict[tuple[str, str], str] = {}
     anywhere: dict[str, tuple[int, str]] = {}
-    query = 'SELECT last("name") AS "name" FROM "clerk" GROUP BY "site", "staff"'
+    query = (
+        f'SELECT last("name") AS "name" FROM "clerk" WHERE time < {before_ns} '
+        'GROUP BY "site", "staff"'
+    )
     for found in influx.query(query):
         staff, name, when = str(found["staff"]), str(found["name"]), int(found["time"])
         in_hall[(str(found["site"]), staff)] = name

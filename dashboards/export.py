@@ -1,13 +1,21 @@
 """The appraisal as CSV (the columns fixed by the appraisal office) or XLSX (Chinese headers).
 
 A clerk's row over every hall has no site: its cell is empty in the CSV, and 全部营业厅 in the
-XLSX, where a reader looks for a word rather than a blank. Each row says what it is (`scope`:
-`clerk`, in a hall or over every hall, or `hall`) and a clerk's row carries the clerk's name.
+XLSX, where a reader looks for a word rather than a blank. Each row says what it is (`scope`,
+the row's own: `clerk` in a hall, `clerk_all` over every hall, `hall`) and a clerk's row
+carries the clerk's name.
+
+A text cell may hold what a tools account typed (a clerk's name), so `values`, which both
+files write, leaves control characters out of every text (an XLSX cannot hold most of them
+at all); and text a spreadsheet would take for a formula (a leading = + - @) stays text: after
+an apostrophe in the CSV, as Excel marks text typed so, and as a string cell in the XLSX,
+shown as written.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -42,13 +50,20 @@ COLUMNS = (
 SHARES = ("satisfaction", "wilson_low")
 MEANS = tuple(f"{aspect}_mean" for aspect in ASPECT_NAMES)
 ALL_HALLS = "全部营业厅"  # the XLSX's site cell of a clerk's row over every hall
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (Cc)
+FORMULA = ("=", "+", "-", "@")  # a cell starting so is a formula to a spreadsheet
 
 Value = str | int | float | None
 
 
+def cell_text(text: str) -> str:
+    """A text cell as both files write it: without control characters."""
+    return CONTROL.sub("", text)
+
+
 def values(row: Row) -> dict[str, Value]:
-    """A row's cells by column name; None for an empty cell."""
-    return {
+    """A row's cells by column name, text as `cell_text` makes it; None for an empty cell."""
+    cells: dict[str, Value] = {
         "site": row.site,
         "staff": row.staff,
         "rated": row.rated,
@@ -62,9 +77,10 @@ def values(row: Row) -> dict[str, Value]:
         **{f"reason_{reason}": row.reasons[reason] for reason in REASONS},
         **{f"{aspect}_rated": row.aspect_rated(aspect) for aspect in ASPECT_NAMES},
         **{f"{aspect}_mean": row.aspect_mean(aspect) for aspect in ASPECT_NAMES},
-        "scope": "hall" if row.staff is None else "clerk",
+        "scope": row.scope,
         "staff_name": row.staff_name,
     }
+    return {k: cell_text(v) or None if isinstance(v, str) else v for k, v in cells.items()}
 
 
 def write(rows: list[Row], path: Path) -> None:
@@ -90,6 +106,8 @@ def _csv(rows: list[Row], path: Path) -> None:
 def _text(name: str, value: Value) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA) else value
     if name in SHARES:
         return f"{value:.6f}"
     if name in MEANS:
@@ -110,6 +128,9 @@ def _xlsx(rows: list[Row], path: Path) -> None:
         if row.site is None:
             cells["site"] = ALL_HALLS
         sheet.append([cells[name] for name, _ in COLUMNS])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):  # shown as written, never run as a formula
+                cell.data_type = "s"
         if row.staff is None:  # a hall's row, under its clerks
             for cell in sheet[sheet.max_row]:
                 cell.font = Font(bold=True)

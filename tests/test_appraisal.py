@@ -143,8 +143,14 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     assert table[0][-2:] == ["scope", "staff_name"]  # appended: the columns before as they were
     got = {(row[0], row[1]): dict(zip(table[0], row, strict=True)) for row in table[1:]}
     names = {c.staff: c.name for hall in km.scenario.halls for c in hall.clerks}  # as logged in
-    assert {k: (got[k]["scope"], got[k]["staff_name"]) for k in got} == {
-        (site, staff): ("clerk", names[staff]) if staff else ("hall", "") for site, staff in got
+    stored = km.influx.query('SELECT "name", "staff" FROM "clerk"')  # the collector's points
+    logins = {f["staff"]: f["name"] for f in stored}
+    assert logins.items() <= names.items() and {k[1] for k in got if k[1]} <= set(logins)
+    ended = int(appraisal.month_bounds("2026-11", "Asia/Shanghai")[1].timestamp()) * 10**9
+    assert min(f["time"] for f in stored) >= ended  # at their receipt: after the simulated month
+    assert {k: (got[k]["scope"], got[k]["staff_name"]) for k in got} == {  # so no name in it
+        (site, staff): (("clerk" if site else "clerk_all") if staff else "hall", "")
+        for site, staff in got
     }
     assert set(got) == set(want)
     assert len(table) - 1 == len(want)  # a clerk who moved counters is one row, under their number
@@ -171,9 +177,9 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     assert list(cells[0]) == [header for _, header in export.COLUMNS]
     assert cells[0][:3] == ("营业厅", "工号", "有效评价")
     assert cells[0][-2:] == ("范围", "姓名")
-    assert [row[-2:] for row in cells[1:]] == [
-        ("clerk", names[row[1]]) if row[1] else ("hall", None) for row in cells[1:]
-    ]
+    kinds = [(row[0] == export.ALL_HALLS, bool(row[1])) for row in cells[1:]]
+    scopes = {(False, True): "clerk", (True, True): "clerk_all", (False, False): "hall"}
+    assert [row[-2:] for row in cells[1:]] == [(scopes[kind], None) for kind in kinds]
     halls_bold = [sheet.cell(i + 1, 1).font.bold for i, row in enumerate(cells) if i and not row[1]]
     assert halls_bold and all(halls_bold)  # a hall's row stands out under its clerks
     everywhere = [row[1] for row in cells if row[0] == export.ALL_HALLS]
@@ -416,23 +422,27 @@ def test_a_clerk_in_several_halls_has_a_row_over_all_of_them(own_month, tmp_path
 
 
 def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_path):
-    """`scope` and `staff_name` appended to the CSV and the XLSX: a clerk row's name is the
-    latest the collector stored for the staff number in the row's hall, and in any hall for the
-    row over every hall (whenever it came: a name is not the month's); empty for a hall's row
-    and for a clerk no login named. The stored appraisal is as it was."""
+    """`scope` (the row's own: clerk, clerk_all, hall) and `staff_name` appended to the CSV and
+    the XLSX: a clerk row's name is the latest the collector stored before the month's end for
+    the staff number in the row's hall, and in any hall for the row over every hall (whenever
+    it came before then: a name is not the month's, and a later one is not the month's
+    either); empty for a hall's row and for a clerk no login named by then. The stored
+    appraisal is as it was."""
     store_ratings(own_month, "hall-a", "K01", 9, 10)
     store_ratings(own_month, "hall-b", "K01", 9, 10)
     store_ratings(own_month, "hall-a", "K02", 9, 10)
-    later = int(dt.datetime(2026, 12, 3, 9, tzinfo=SHANGHAI).timestamp()) * 10**9
+    earlier = int(dt.datetime(2026, 10, 3, 9, tzinfo=SHANGHAI).timestamp()) * 10**9
+    end = int(dt.datetime(2026, 12, 1, tzinfo=SHANGHAI).timestamp()) * 10**9  # the month's end
     logins = [
-        ("hall-a", "K01", "张敏"),
-        ("hall-a", "K01", "张敏敏"),  # renamed in hall-a
-        ("hall-b", "K01", "Zhang Min"),  # and the latest of all in hall-b
-        ("hall-b", "K09", "赵六"),  # nobody rated them
+        ("hall-a", "K01", "张敏", earlier),  # a month before
+        ("hall-a", "K01", "张敏敏", earlier + 10**9),  # renamed in hall-a
+        ("hall-b", "K01", "Zhang Min", end - 10**9),  # and the latest of all, in hall-b
+        ("hall-b", "K09", "赵六", earlier),  # nobody rated them
+        ("hall-a", "K01", "李华", end),  # after the month: K01 is someone else's number now
+        ("hall-b", "K01", "李华", end + 10**9),
+        ("hall-a", "K02", "王五", end + 10**9),  # named only after the month
     ]
-    own_month.write(
-        [clerk.Login(*login).point(later + i * 10**9) for i, login in enumerate(logins)]
-    )
+    own_month.write([clerk.Login(*login[:3]).point(login[3]) for login in logins])
     got = exported(own_month, "2026-11", 10, tmp_path)
     assert {key: (row["scope"], row["staff_name"]) for key, row in got.items()} == {
         ("hall-a", "K01"): ("clerk", "张敏敏"),
@@ -440,9 +450,11 @@ def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_p
         ("hall-a", ""): ("hall", ""),
         ("hall-b", "K01"): ("clerk", "Zhang Min"),
         ("hall-b", ""): ("hall", ""),
-        ("", "K01"): ("clerk", "Zhang Min"),
-        ("", "K02"): ("clerk", ""),
+        ("", "K01"): ("clerk_all", "Zhang Min"),
+        ("", "K02"): ("clerk_all", ""),
     }
+    rows = appraisal.compute(own_month, "2026-11", min_ratings=10)
+    assert [r.scope for r in rows] == [row["scope"] for row in got.values()]  # one rule
     with (tmp_path / "2026-11.csv").open(encoding="utf-8-sig", newline="") as f:
         header = next(csv.reader(f))
     assert header[:3] == ["site", "staff", "rated"] and header[-2:] == ["scope", "staff_name"]
@@ -457,13 +469,54 @@ def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_p
         ("hall-a", None, "hall", None),
         ("hall-b", "K01", "clerk", "Zhang Min"),
         ("hall-b", None, "hall", None),
-        (export.ALL_HALLS, "K01", "clerk", "Zhang Min"),
-        (export.ALL_HALLS, "K02", "clerk", None),
+        (export.ALL_HALLS, "K01", "clerk_all", "Zhang Min"),
+        (export.ALL_HALLS, "K02", "clerk_all", None),
     ]
     fields = own_month.query('SHOW FIELD KEYS FROM "appraisal"')
     assert fields and not any("name" in f["fieldKey"] for f in fields)
     tags = own_month.query('SHOW TAG KEYS FROM "appraisal"')
     assert {t["tagKey"] for t in tags} == {"month", "scope", "site", "staff"}
+
+
+def test_a_name_is_written_as_text_without_its_control_characters(own_month, tmp_path):
+    """Whatever a tools account set as a name, the month's files are written and show it as
+    text: control characters (which an XLSX cannot hold) left out, and a name a spreadsheet
+    would run as a formula kept text (after an apostrophe in the CSV, a string cell in the
+    XLSX), in every text cell alike."""
+    names = {
+        "K01": ("Zhang\x0bMin", "ZhangMin"),
+        "K02": ('=HYPERLINK("http://x.cn/","张敏")', """'=HYPERLINK("http://x.cn/","张敏")"""),
+        "K03": ("+86 123", "'+86 123"),
+        "K04": ("@SUM(A1)", "'@SUM(A1)"),
+        "K05": ("-1+2", "'-1+2"),
+        "K06": ("\x07\x1b\x7f", ""),  # nothing left: no name
+        "K07": ("\t李\r华\x85", "李华"),  # a C1 control character too
+    }
+    within = int(dt.datetime(2026, 11, 20, 9, tzinfo=SHANGHAI).timestamp()) * 10**9
+    for staff in names:
+        store_ratings(own_month, "hall-a", staff, 9, 10)
+    own_month.write(
+        [clerk.Login("hall-a", staff, name[0]).point(within) for staff, name in names.items()]
+    )
+    got = exported(own_month, "2026-11", 10, tmp_path)
+    for staff, (_, shown) in names.items():
+        assert got[("hall-a", staff)]["staff_name"] == shown, staff
+        assert got[("", staff)]["staff_name"] == shown, staff
+    db = ["--influx", own_month.url, "--db", own_month.database, "--min-ratings", "10"]
+    assert appraisal_main(["2026-11", *db, "--out", str(tmp_path / "2026-11.xlsx")]) == 0
+    sheet = openpyxl.load_workbook(tmp_path / "2026-11.xlsx").active
+    header = [c.value for c in sheet[1]]
+    column = header.index("姓名") + 1
+    cells = {
+        (sheet.cell(i, 1).value, sheet.cell(i, 2).value): sheet.cell(i, column)
+        for i in range(2, sheet.max_row + 1)
+    }
+    for staff, (_, shown) in names.items():
+        for site in ("hall-a", export.ALL_HALLS):
+            cell = cells[(site, staff)]
+            assert cell.value == (shown.removeprefix("'") or None), staff
+            assert cell.value is None or cell.data_type == "s", staff  # never a formula
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
 
 
 def test_a_month_is_stored_in_one_spelling_whichever_is_given(own_month, tmp_path, capsys):
