@@ -39,7 +39,7 @@ NOT_RUN = {
     "ESP32_GENERIC-<version>.bin": "an ESP32 on USB",
     "git -C /opt/svc-rating pull": "the project's upstream repository",
 }
-DEPLOY = "svc-firmware deploy --port /dev/ttyUSB0 --settings ev-hall1-03.json"
+DEPLOY = "svc-firmware deploy --port /dev/ttyUSB0 --settings /root/terminals/ev-hall1-03.json"
 # what the person does with the hardware after a command (tests/guide/sandbox.py, Board), by
 # the command's start; the deploy is the real one, not its --dry-run
 PUBLISH = "XDG_CONFIG_HOME=/root/svc-tools mosquitto_pub"
@@ -110,7 +110,7 @@ def test_every_command_of_the_guides_is_found_and_every_exception_is_one_of_them
     assert set(NOT_RUN) <= lines, set(NOT_RUN) - lines
     assert lines >= FAILS
     hooks = [s["then"] for s in steps if s["then"]]
-    assert hooks == ["plugged_in", "took_config", "customer_rates"], hooks
+    assert hooks == ["plugged_in", "took_config", "customer_rates", "took_config"], hooks
     assert len(steps) > 40
     heredoc = next(s for s in steps if s["command"].startswith("cat > ev-hall1-03.json"))
     assert heredoc["command"].endswith("EOF") and '"counter": "03"' in heredoc["command"]
@@ -176,7 +176,10 @@ def test_a_hall_installs_and_runs_it_from_the_guides_alone(tmp_path: Path):
     def err(start: str) -> str:
         return str(entry(start)["stderr"])
 
-    assert "0.0.0.0:8883" in out("ss -ltn") and "1883" not in out("ss -ltn")
+    influx = out("ss -ltn | grep -E")
+    assert "127.0.0.1:8086" in influx and "127.0.0.1:8088" in influx and "*:8086" not in influx
+    broker = out("ss -ltn | grep 8883")
+    assert "0.0.0.0:8883" in broker and "1883" not in broker
     assert json.loads(out("curl -s --retry 10"))["status"] == "ok"
     # the collector, run by the unit as its own user, read the CA and roster and stored
     assert '"subscribed"' in out("journalctl -u svc-collector -n 20")
@@ -200,7 +203,11 @@ def test_a_hall_installs_and_runs_it_from_the_guides_alone(tmp_path: Path):
     assert '"stored"' in out("journalctl -u svc-collector -n 50 --no-pager | grep")
     assert out("jq -r .kind") == ""  # no dead letter, and the file is there to read
     assert out("find /var/lib/svc-collector/spool -name '*.jsonl' -exec cat").strip() == "0"
-    restored = json.loads(out("curl -s -G 127.0.0.1:8086/query"))
+    restored = json.loads(
+        out("curl -s -G 127.0.0.1:8086/query --data-urlencode db=service_quality_check")
+    )
     assert restored["results"][0]["series"][0]["values"][0][1] == 1, restored
+    assert "notAfter=" in out("openssl x509 -enddate")
+    assert "renewed, valid until" in out("svc-broker renew")
     users = next(e for e in transcript if "processes" in e)["processes"]
     assert re.search(r"^svc-collector\s+.*svc-collector --config", users, re.M), users

@@ -100,7 +100,7 @@ class Board:
 
     def plugged_in(self) -> str:
         """The deployed terminal: the guide's settings file on a real firmware instance."""
-        settings = json.loads(Path("/root/ev-hall1-03.json").read_text())
+        settings = json.loads(Path("/root/terminals/ev-hall1-03.json").read_text())
         self.terminal = FirmwareTerminal(self.work / "terminal", settings)
         self.terminal.start()
         self.terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=60)
@@ -133,14 +133,18 @@ def run(plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
     board = Board(work)
     env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root", "LOGNAME": "root"}
     transcript: list[dict[str, Any]] = []
+    where = work / "cwd"
+    where.write_text("/root")
     try:
         for step in plan:
             entry: dict[str, Any] = {"command": step["command"], "ran": step["run"]}
             transcript.append(entry)
             if step["run"]:
+                # the folder carries over from one command to the next, as in a person's shell
+                script = f"{step['command']}\nstatus=$?\npwd > {where}\nexit $status\n"
                 done = subprocess.run(
-                    ["bash", "-c", step["command"]],
-                    cwd="/root",
+                    ["bash", "-c", script],
+                    cwd=where.read_text().strip(),
                     env=env,
                     capture_output=True,
                     timeout=STEP_TIMEOUT_S,
