@@ -10,6 +10,10 @@ import pwd
 from pathlib import Path
 
 from broker.folder import BrokerSetupError, Folder, write_file
+from fwtools.unix_port import firmware_module
+
+# The keys of a terminal's settings file that svc-broker writes, as its firmware names them.
+ACCOUNT_KEYS: tuple[str, ...] = firmware_module("settings").ACCOUNT_KEYS
 
 
 def add_device(folder: Folder, site: str, device: str, out: Path, replace: bool = False) -> str:
@@ -39,15 +43,10 @@ def add_service(
 
 
 def device_settings(folder: Folder, site: str, device: str, password: str) -> dict[str, str]:
-    """A terminal's settings for reaching the broker: its URL, the account and the CA."""
-    return {
-        "site": site,
-        "device": device,
-        "broker": folder.url,
-        "broker_user": f"{site}/{device}",
-        "broker_password": password,
-        "broker_ca": folder.ca_cert.read_text(),
-    }
+    """A terminal's settings for reaching the broker, ACCOUNT_KEYS in their order: its site
+    and device, the broker's URL, the account (user, password) and the CA."""
+    account = (site, device, folder.url, f"{site}/{device}", password, folder.ca_cert.read_text())
+    return dict(zip(ACCOUNT_KEYS, account, strict=True))
 
 
 def write_device(folder: Folder, site: str, device: str, password: str, out: Path) -> None:

@@ -24,6 +24,20 @@ DEFAULTS = {
     "queue_bytes": 256 * 1024,
     "reconnect_max_s": 60,
 }
+# What each other setting must be; site and device follow their name rules, broker is a URL.
+TEXT = ("topic_root", "ntp_host")
+TEXT_OR_NULL = ("broker_user", "broker_password", "broker_ca", "wifi_ssid", "wifi_password")
+FLAGS = ("clerk_key", "voice_module")
+NUMBERS = {  # a whole number from, to
+    "keepalive_s": (1, 65535),  # MQTT's two bytes
+    "queue_bytes": (1, 16 * 1024 * 1024),  # the flash of the largest ESP32 module
+    "reconnect_max_s": (1, 3600),
+}
+PORTS = (1, 65535)
+# The keys `svc-broker add-device` writes (broker/credentials.py), which `svc-firmware deploy`
+# asks for: the terminal's names and its broker account. Here for the tools; the terminal
+# drops this module once the settings are read, so they cost its heap nothing.
+ACCOUNT_KEYS = ("site", "device", "broker", "broker_user", "broker_password", "broker_ca")
 
 
 class SettingsError(Exception):
@@ -45,7 +59,21 @@ def parse_broker_url(url, user=None, password=None):
     host, _, port = rest.partition(":")
     if not host:
         raise SettingsError("broker URL has no host")
-    return host, int(port) if port else contract.BROKER_PORTS[scheme], user, password
+    number = contract.BROKER_PORTS[scheme]
+    if port:
+        try:
+            number = int(port)
+        except ValueError:
+            number = 0  # not shown: a URL's malformed account could be read as its port
+    return host, whole_number("broker URL's port", number, PORTS), user, password
+
+
+def whole_number(name, value, limits):
+    """value, when it is a whole number within limits (from, to); a bool is none."""
+    low, high = limits
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SettingsError("%s must be a whole number from %d to %d" % (name, low, high))
+    return value
 
 
 def pem_to_der(pem):
@@ -62,7 +90,10 @@ def pem_to_der(pem):
             body.append(line)
     if not body:
         raise SettingsError("broker_ca holds no PEM certificate")
-    return binascii.a2b_base64("".join(body))
+    try:
+        return binascii.a2b_base64("".join(body))
+    except ValueError:  # CPython's binascii.Error is one
+        raise SettingsError("broker_ca's certificate is not base64")
 
 
 def resolve_broker(values):
@@ -83,12 +114,31 @@ def resolve_broker(values):
 
 def load(path, default_device=None):
     """The settings, defaults filled in; the device id defaults to the board's."""
+    saved = store.load(path, {})
+    if not isinstance(saved, dict):
+        raise SettingsError("%s must be a JSON object" % path)
     values = dict(DEFAULTS)
-    values.update(store.load(path, {}))
+    values.update(saved)
     if values["device"] is None:
         values["device"] = default_device
     for key in ("site", "device"):
         if not contract.valid_name(key, values[key]):
             raise SettingsError("%s %r breaks %s" % (key, values[key], contract.name_pattern(key)))
+    check(values)
     resolve_broker(values)
     return values
+
+
+def check(values):
+    """Each setting of TEXT, TEXT_OR_NULL, FLAGS and NUMBERS of the right type and range, or a
+    SettingsError naming the first that is not: the terminal would fail on it later (a Wi-Fi
+    name that is a list, a keepalive that is text...), far from its cause. No value is shown:
+    some are secrets."""
+    for key in TEXT + TEXT_OR_NULL:
+        if not isinstance(values[key], str) and (key in TEXT or values[key] is not None):
+            raise SettingsError("%s must be text%s" % (key, "" if key in TEXT else " or null"))
+    for key in FLAGS:
+        if not isinstance(values[key], bool):
+            raise SettingsError("%s must be true or false" % key)
+    for key in NUMBERS:
+        whole_number(key, values[key], NUMBERS[key])

@@ -17,8 +17,9 @@ class DeployError(RuntimeError):
     """The settings file is not one a terminal could start with, or the board is not there."""
 
 
-# What `svc-broker add-device` writes (broker/credentials.py, device_settings).
-ACCOUNT_KEYS = ("site", "device", "broker", "broker_user", "broker_password", "broker_ca")
+# What `svc-broker add-device` writes (broker/credentials.py, device_settings), as the
+# firmware's settings module names them.
+ACCOUNT_KEYS: tuple[str, ...] = firmware_module("settings").ACCOUNT_KEYS
 
 
 def check_settings(path: Path) -> dict[str, object]:
@@ -49,8 +50,10 @@ def check_settings(path: Path) -> dict[str, object]:
     firmware_settings = firmware_module("settings")  # the firmware's own check
     try:
         firmware_settings.load(str(path), default_device="ev-000000000000")
-    except firmware_settings.SettingsError as e:
-        raise DeployError(f"{path}: {e}") from None
+    except (firmware_settings.SettingsError, ValueError, TypeError) as e:
+        # its reason names the setting; a ValueError or TypeError it did not foresee is
+        # refused all the same, in one line
+        raise DeployError(f"{path}: {' '.join(str(e).split()) or type(e).__name__}") from None
     if not values.get("wifi_ssid"):
         raise DeployError(f"{path}: wifi_ssid is required on a board")
     return values

@@ -504,12 +504,20 @@ def test_a_full_queue_refuses_new_ratings_visibly(
         terminal.stop()
 
 
-def test_bad_settings_show_an_error_and_stop(mosquitto, micropython, tmp_path):
-    terminal = make_terminal(tmp_path / "t", mosquitto, "svc/v1", site="Not A Site")
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ({"site": "Not A Site"}, "site"),
+        ({"keepalive_s": "x"}, "keepalive_s must be a whole number"),  # failed each connect
+        ({"clerk_key": 1}, "clerk_key must be true or false"),  # MicroPython: 1 is no bool
+    ],
+)
+def test_bad_settings_show_an_error_and_stop(mosquitto, micropython, tmp_path, bad, why):
+    terminal = make_terminal(tmp_path / "t", mosquitto, "svc/v1", **bad)
     terminal.start()
     try:
         error = terminal.wait_for(lambda e: e["ev"] == "error")
-        assert "site" in error["msg"]
+        assert why in error["msg"]
         with pytest.raises(FirmwareError):
             terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=3)
     finally:

@@ -59,6 +59,71 @@ def test_a_settings_file_gives_the_broker_address_and_defaults(tmp_path):
         settings.load(str(path))
 
 
+CA = "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"broker": "mqtt://h:abc"}, "broker URL's port must be a whole number from 1 to 65535"),
+        ({"broker": "mqtt://h:65536"}, "broker URL's port must be a whole number"),
+        ({"broker": "mqtts://h", "broker_ca": 7}, "broker_ca must be text or null"),
+        (
+            {"broker": "mqtts://h", "broker_ca": CA % "MIIBx"},
+            "broker_ca's certificate is not base64",
+        ),
+        ({"broker_user": {"name": "u"}}, "broker_user must be text or null"),
+        ({"wifi_ssid": ["hall"]}, "wifi_ssid must be text or null"),
+        ({"wifi_ssid": True}, "wifi_ssid must be text or null"),
+        ({"topic_root": None}, "topic_root must be text"),
+        ({"ntp_host": 123}, "ntp_host must be text"),
+        ({"clerk_key": 1}, "clerk_key must be true or false"),
+        ({"voice_module": "no"}, "voice_module must be true or false"),
+        ({"keepalive_s": "x"}, "keepalive_s must be a whole number from 1 to 65535"),
+        ({"keepalive_s": True}, "keepalive_s must be a whole number"),
+        ({"keepalive_s": 30.0}, "keepalive_s must be a whole number"),
+        ({"keepalive_s": 0}, "keepalive_s must be a whole number"),
+        ({"queue_bytes": 16 * 1024 * 1024 + 1}, "queue_bytes must be a whole number from 1 to"),
+        ({"reconnect_max_s": 3601}, "reconnect_max_s must be a whole number from 1 to 3600"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_or_range_is_refused_by_name(tmp_path, changes, why):
+    """Refused at boot (the board shows why), not failed on later far from the cause."""
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"site": "sjz-yuhua", "device": "ev-1", **changes}))
+    with pytest.raises(settings.SettingsError) as refused:
+        settings.load(str(path))
+    assert why in str(refused.value)
+
+
+def test_settings_at_the_ends_of_their_ranges_are_taken(tmp_path):
+    path = tmp_path / "settings.json"
+    edges = {
+        "broker": "mqtts://u:p@h:65535",
+        "broker_ca": CA % "MIIB",
+        "wifi_ssid": None,
+        "wifi_password": None,
+        "topic_root": "",
+        "clerk_key": False,
+        "keepalive_s": 65535,
+        "queue_bytes": 1,
+        "reconnect_max_s": 3600,
+    }
+    path.write_text(json.dumps({"site": "sjz-yuhua", "device": "ev-1", **edges}))
+    loaded = settings.load(str(path))
+    assert loaded["broker_addr"] == ("h", 65535, "u", "p") and loaded["tls_ca"] == b"0\x82\x01"
+    lows = {"site": "sjz-yuhua", "broker": "mqtt://h:1", "keepalive_s": 1, "reconnect_max_s": 1}
+    path.write_text(json.dumps(lows))
+    assert settings.load(str(path), "ev-2")["broker_addr"] == ("h", 1, None, None)
+
+
+def test_a_settings_file_that_is_no_object_is_refused(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('["site"]')
+    with pytest.raises(settings.SettingsError, match="must be a JSON object"):
+        settings.load(str(path))
+
+
 @pytest.mark.parametrize(
     ("url", "addr"),
     [

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from broker import credentials
+from broker.folder import init
 from fwtools import cli, image
 from fwtools import deploy as fw_deploy
 from fwtools.unix_port import FIRMWARE_DIR, run_script
@@ -189,6 +191,52 @@ def test_the_install_guides_settings_file_is_one_a_terminal_starts_with(tmp_path
     assert result.returncode == 0, result.stderr
 
 
+TLS_ACCOUNT = {
+    "broker": "mqtts://broker.hall1",
+    "broker_user": "sjz-yuhua/ev-a1b2c3d4e5f6",
+    "broker_password": "pw",
+    "broker_ca": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+}
+
+
+@pytest.mark.parametrize(
+    "changes, setting",
+    [
+        ({**TLS_ACCOUNT, "broker": "mqtts://h:abc"}, "broker"),
+        ({"broker": "mqtt://dev:pw@10.0.0.2:99999999"}, "broker"),
+        ({"broker": "mqtt://dev:pw@10.0.0.2:0"}, "broker"),
+        ({**TLS_ACCOUNT, "broker_ca": 7}, "broker_ca"),
+        (
+            {**TLS_ACCOUNT, "broker_ca": TLS_ACCOUNT["broker_ca"].replace("MIIB", "MIIBx")},
+            "broker_ca",
+        ),
+        ({"wifi_ssid": ["hall"]}, "wifi_ssid"),
+        ({"wifi_ssid": True}, "wifi_ssid"),
+        ({"wifi_password": 1234}, "wifi_password"),
+        ({"keepalive_s": "x"}, "keepalive_s"),
+        ({"keepalive_s": 70000}, "keepalive_s"),
+        ({"keepalive_s": 30.0}, "keepalive_s"),
+        ({"broker_user": {"name": "dev"}}, "broker_user"),
+        ({"broker_password": ["pw"]}, "broker_password"),
+        ({"topic_root": 7}, "topic_root"),
+        ({"ntp_host": None}, "ntp_host"),
+        ({"queue_bytes": 0}, "queue_bytes"),
+        ({"reconnect_max_s": True}, "reconnect_max_s"),
+        ({"clerk_key": "yes"}, "clerk_key"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_or_range_is_refused_in_one_line(tmp_path, changes, setting):
+    """A review of deploy: these gave a traceback, or were copied to a board that would fail
+    on them after boot (a Wi-Fi name that is a list, a keepalive that is text...)."""
+    result = deploy(tmp_path, {**GOOD, **changes}, "--dry-run")
+    assert result.returncode == 2 and not result.stdout
+    [line] = result.stderr.splitlines()
+    prefix = f"svc-firmware: {tmp_path / 'device.json'}: "
+    assert line.startswith(prefix + setting) and "Traceback" not in result.stderr
+    assert "pw" not in line.removeprefix(prefix)  # no secret shown
+    assert not (tmp_path / "img").exists()
+
+
 # What a hall's IT person writes before `svc-broker add-device` (docs/install.md, section 4).
 HALL_ONLY = {"wifi_ssid": "hall", "wifi_password": "secret", "counter": "03", "voice_module": True}
 
@@ -360,6 +408,22 @@ def test_settings_with_part_of_an_account_name_what_is_missing(tmp_path):
     account = {"broker_user": "sjz-yuhua/ev-a1b2c3d4e5f6", "broker_password": "pw"}
     result = deploy(tmp_path, {**named, "broker": "mqtts://b:8883", **account}, "--dry-run")
     assert result.returncode == 2 and "has no broker_ca:" in result.stderr
+
+
+def test_the_account_keys_are_named_once_by_the_firmware(tmp_path):
+    """svc-broker writes the keys deploy asks for: both take them from the firmware."""
+    folder = init(tmp_path / "b", "127.0.0.1:1", "b.example")
+    written = credentials.device_settings(folder, "sjz-yuhua", "ev-a1b2c3", "pw")
+    assert tuple(written) == fw_deploy.ACCOUNT_KEYS == credentials.ACCOUNT_KEYS
+    assert ", ".join(fw_deploy.ACCOUNT_KEYS) == ACCOUNT_KEYS
+    assert written == {
+        "site": "sjz-yuhua",
+        "device": "ev-a1b2c3",
+        "broker": folder.url,
+        "broker_user": "sjz-yuhua/ev-a1b2c3",
+        "broker_password": "pw",
+        "broker_ca": folder.ca_cert.read_text(),
+    }
 
 
 @pytest.mark.parametrize(
