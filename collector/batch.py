@@ -192,7 +192,9 @@ class Checker:
         is no rating: one a terminal would ignore is counted and logged, not dead-lettered."""
         try:
             where = topics.parse(delivery.topic, self.root)
-            found = clerk.login(where.site, delivery.payload)
+            self._admit(where, delivery)  # a terminal off the roster names nobody
+            packet = clerk.packet_bytes(delivery.topic, delivery.payload, delivery.qos)
+            found = clerk.login(where.site, delivery.payload, packet)
         except (topics.TopicError, Rejected) as e:
             self.metrics.rejected.labels("config").inc()
             kind = e.kind if isinstance(e, Rejected) else "bad_topic"

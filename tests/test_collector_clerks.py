@@ -16,11 +16,13 @@ from collector.batch import Checker, Delivery, Point
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxHttp
+from collector.known import KnownDevices
 from collector.metrics import Metrics
 from collector.spool import Spool
 from collector.suspect import SuspectJudge
 from devstack import CollectorProcess, InfluxServer, collector_env
 from firmware import contract
+from fwtools.unix_port import firmware_module
 from tests.hall import COLLECTOR, SITE, TOOLS, Hall, Peer
 from tests.samples import RATING_EXAMPLE
 from tests.servers import wait_for
@@ -70,20 +72,58 @@ def test_a_config_naming_no_clerk_gives_nothing(payload):
     ("payload", "kind"),
     [
         (b"{broken", "malformed_json"),
-        (b"[1]", "malformed_json"),
-        (b'{"v":2,"staff":"E1","staff_name":"Li"}', "unknown_version"),
-        (b'{"v":1,"staff":"E 1","staff_name":"Li"}', "bad_field"),  # the contract's staff rule
-        (b'{"v":1,"staff":7,"staff_name":"Li"}', "bad_field"),
-        (b'{"v":1,"staff":"E1","staff_name":"' + b"x" * 33 + b'"}', "bad_field"),
-        (b'{"v":1,"staff":"E1","staff_name":["Li"]}', "bad_field"),
-        (b'{"v":1,"staff":"E1","staff_name":"Li","window_s":1}', "bad_field"),  # ignored whole
+        (b"[1]", "bad_config"),
+        (b'{"v":2,"staff":"E1","staff_name":"Li"}', "bad_config"),
+        (b'{"v":1,"staff":"E 1","staff_name":"Li"}', "bad_config"),  # the contract's staff rule
+        (b'{"v":1,"staff":7,"staff_name":"Li"}', "bad_config"),
+        (b'{"v":1,"staff":"E1","staff_name":"' + b"x" * 33 + b'"}', "bad_config"),
+        (b'{"v":1,"staff":"E1","staff_name":["Li"]}', "bad_config"),
+        (b'{"v":1,"staff":"E1","staff_name":"Li","window_s":1}', "bad_config"),  # ignored whole
         (b'{"v":1,"staff_name":"' + b"x" * 4096 + b'"}', "oversize"),
+        # a name no export could show: a control character, C0 or C1
+        (b'{"v":1,"staff":"E1","staff_name":"Zhang\\u000bMin"}', "bad_config"),
+        (b'{"v":1,"staff":"E1","staff_name":"Zhang\\u0085Min"}', "bad_config"),
+        (b'{"v":1,"staff":"E1","staff_name":"\\tLi"}', "bad_config"),
     ],
 )
 def test_a_config_a_terminal_would_ignore_is_rejected(payload, kind):
     with pytest.raises(Rejected) as rejected:
         clerk.login("ha01", payload)
     assert rejected.value.kind == kind and str(rejected.value)
+
+
+def test_the_terminals_own_check_of_a_config_decides(monkeypatch):
+    """Which configs a terminal ignores is firmware/config.py's rule, run as it is, not a
+    copy: a change to it is the collector's at once."""
+    config_fw = firmware_module("config")
+    assert clerk.config_fw is config_fw
+    calls = []
+
+    def changes(message):
+        calls.append(message)
+        raise config_fw.ConfigError("refused by the firmware")
+
+    monkeypatch.setattr(config_fw, "changes", changes)
+    with pytest.raises(Rejected, match="refused by the firmware"):
+        clerk.login("ha01", json.dumps(LOGIN).encode())
+    assert calls == [LOGIN]
+
+
+def test_a_config_longer_than_a_terminal_reads_names_nobody():
+    """A terminal lets a PUBLISH go unread when its remaining length (topic, packet id,
+    payload) is over contract.DEVICE_READ_BYTES: so does the collector, to the byte."""
+    topic = contract.topic(ROOT, SITE, "t01", "config")
+    body = json.dumps(LOGIN, ensure_ascii=False).encode()
+    room = contract.DEVICE_READ_BYTES - (2 + len(topic) + 2)  # the payload a terminal reads
+    fits = body[:-1] + b" " * (room - len(body)) + b"}"  # padded with JSON's own spaces
+    assert len(fits) == room
+    assert clerk.packet_bytes(topic, fits, 1) == contract.DEVICE_READ_BYTES
+    assert clerk.login(SITE, fits, clerk.packet_bytes(topic, fits, 1)) is not None
+    over = fits[:-1] + b" }"
+    with pytest.raises(Rejected) as rejected:
+        clerk.login(SITE, over, clerk.packet_bytes(topic, over, 1))
+    assert rejected.value.kind == "oversize"
+    assert clerk.login(SITE, over, clerk.packet_bytes(topic, over, 0)) is not None  # QoS 0: no id
 
 
 def test_a_name_is_written_when_it_is_news_to_the_collector(tmp_path: Path):
@@ -110,7 +150,7 @@ def test_a_bad_config_is_counted_and_logged_never_dead_lettered(tmp_path: Path):
         assert check.check(bad._replace(topic=topic, payload=config().payload)) == (None, None)
         assert check.check(bad._replace(payload=b"\xff")) == (None, None)
     assert [(e["event"], e["log_level"], e["kind"]) for e in logged] == [
-        ("config_ignored", "warning", "bad_field"),
+        ("config_ignored", "warning", "bad_config"),
         ("config_ignored", "warning", "bad_topic"),
         ("config_ignored", "warning", "malformed_json"),
     ]
@@ -118,6 +158,27 @@ def test_a_bad_config_is_counted_and_logged_never_dead_lettered(tmp_path: Path):
     assert metrics.rejected_total() == {"config": 3}
     assert check.dead.flush() and check.dead.path.read_text() == ""
     assert check.check(config()).point is not None  # and the next login is taken
+
+
+def test_a_config_a_terminal_would_not_read_or_off_the_roster_names_nobody(tmp_path: Path):
+    """As ratings are: a terminal not on the roster (when one is set) names nobody; nor does a
+    config too long for a terminal to read, nor a name with a control character. Each is
+    counted and logged as an ignored config."""
+    roster = tmp_path / "devices.txt"
+    roster.write_text(f"{SITE}/t01\n")
+    metrics = Metrics()
+    dead = DeadLetters(tmp_path / "deadletter.jsonl", metrics.rejected)
+    check = Checker(ROOT, SuspectJudge(), dead, metrics, KnownDevices(roster))
+    padded = {**LOGIN, "staff_name": "张敏", "pad": " " * contract.DEVICE_READ_BYTES}
+    long = json.dumps(padded, ensure_ascii=False).encode()
+    with capture_logs() as logged:
+        assert check.check(config(device="t09")) == (None, None)
+        assert check.check(config()._replace(payload=long)) == (None, None)
+        assert check.check(config(staff_name="Zhang\x0bMin")) == (None, None)
+    assert [e["kind"] for e in logged] == ["unknown_device", "oversize", "bad_config"]
+    assert metrics.rejected_total() == {"config": 3}
+    assert check.dead.flush() and check.dead.path.read_text() == ""
+    assert check.check(config()).point is not None  # the roster's terminal is heard
 
 
 def test_a_clerk_point_waits_in_the_spool_as_its_line(tmp_path: Path):
@@ -191,14 +252,21 @@ def test_a_malformed_config_is_counted_and_ratings_go_on(
     collector, publisher, influxdb, database, topic_root
 ):
     topic = contract.topic(topic_root, "sjz-yuhua", "ev-1", "config")
-    for payload in (b"{broken", b'{"v":1,"staff":"E 1","staff_name":"Li"}'):
+    long = json.dumps({**LOGIN, "staff_name": "Li", "pad": " " * contract.DEVICE_READ_BYTES})
+    control = json.dumps({**LOGIN, "staff_name": '=HYPERLINK("x")\x0b'})
+    for payload in (
+        b"{broken",
+        b'{"v":1,"staff":"E 1","staff_name":"Li"}',
+        long.encode(),  # a terminal would not read it
+        control.encode(),  # no export could show it
+    ):
         publisher.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
     rating = contract.topic(topic_root, "sjz-yuhua", "ev-1", "rating")
     publisher.publish(rating, json.dumps(RATING_EXAMPLE).encode(), qos=1).wait_for_publish(5)
     assert wait_for(lambda: influxdb.query("SELECT * FROM rating", database))
-    settled(collector, 2)
-    assert metric(collector, 'svc_messages_rejected_total{reason="config"}') == 2
-    assert collector.log().count('"event": "config_ignored"') == 2
+    settled(collector, 4)
+    assert metric(collector, 'svc_messages_rejected_total{reason="config"}') == 4
+    assert collector.log().count('"event": "config_ignored"') == 4
     assert (collector.state_dir / "deadletter.jsonl").read_text() == ""
     assert influxdb.query('SELECT * FROM "clerk"', database) == []
     second = {**RATING_EXAMPLE, "seq": 1043, "ts": RATING_EXAMPLE["ts"] + 5000}
