@@ -11,17 +11,49 @@ import pwd
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from collector import latest
 from collector.influx import InfluxError, InfluxHttp
-from devstack import InfluxServer, MosquittoServer
+from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from tests.samples import RATING_EXAMPLE
 from tests.servers import start_collector, wait_for
 
 UNPRIVILEGED = "nobody"
+
+
+@dataclass
+class Stack:
+    """The test's broker and database, and a collector on them when started."""
+
+    mosquitto: MosquittoServer
+    influxdb: InfluxServer
+    folder: Path
+    topic_root: str
+    database: str
+
+    @property
+    def topic(self) -> str:
+        return f"{self.topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
+
+    def start(self) -> CollectorProcess:
+        return start_collector(
+            self.mosquitto, self.influxdb, self.folder, self.topic_root, self.database
+        )
+
+
+@pytest.fixture
+def stack(
+    mosquitto: MosquittoServer,
+    influxdb: InfluxServer,
+    tmp_path: Path,
+    topic_root: str,
+    database: str,
+) -> Stack:
+    return Stack(mosquitto, influxdb, tmp_path / "c", topic_root, database)
 
 
 def run_collector(
@@ -92,17 +124,10 @@ def test_an_unreadable_roster_never_means_an_empty_one(tmp_path: Path):
         KnownDevices(tmp_path / "devices.txt")
 
 
-def test_each_stored_batch_is_logged_and_a_normal_stop_is_quiet(
-    mosquitto: MosquittoServer,
-    influxdb: InfluxServer,
-    tmp_path: Path,
-    topic_root: str,
-    database: str,
-    publisher,
-):
-    proc = start_collector(mosquitto, influxdb, tmp_path / "c", topic_root, database)
-    assert (tmp_path / "c" / "deadletter.jsonl").read_text() == ""  # there before any
-    topic = f"{topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
+def test_each_stored_batch_is_logged_and_a_normal_stop_is_quiet(stack: Stack, publisher):
+    proc = stack.start()
+    assert (proc.state_dir / "deadletter.jsonl").read_text() == ""  # there before any
+    topic = stack.topic
     for seq in (1, 2):
         payload = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq}
         publisher.publish(topic, json.dumps(payload), qos=1).wait_for_publish(5)
@@ -122,21 +147,14 @@ def test_each_stored_batch_is_logged_and_a_normal_stop_is_quiet(
     assert {e["level"] for e in after_stop} == {"info"}, after_stop
 
 
-def test_latest_shows_the_newest_ratings_newest_first(
-    mosquitto: MosquittoServer,
-    influxdb: InfluxServer,
-    tmp_path: Path,
-    topic_root: str,
-    database: str,
-    publisher,
-):
+def test_latest_shows_the_newest_ratings_newest_first(stack: Stack, publisher):
+    influxdb, database, topic = stack.influxdb, stack.database, stack.topic
     env = {"SVC_INFLUX_URL": influxdb.url, "SVC_INFLUX_DB": database}
     done = run_collector(["latest"], env)
     assert done.returncode == 1 and b"database not found" in done.stderr  # none made yet
-    proc = start_collector(mosquitto, influxdb, tmp_path / "c", topic_root, database)
+    proc = stack.start()
     done = run_collector(["latest"], env)
     assert done.returncode == 0 and done.stdout.decode() == f"no rating stored in {database} yet\n"
-    topic = f"{topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
     for seq in range(1, 4):
         payload = {**RATING_EXAMPLE, "seq": seq, "ts": RATING_EXAMPLE["ts"] + seq * 1000}
         publisher.publish(topic, json.dumps(payload), qos=1).wait_for_publish(5)
