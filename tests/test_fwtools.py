@@ -346,16 +346,22 @@ def fake_mpremote(folder: Path, monkeypatch, fail: bool) -> Path:
     return log
 
 
-def test_a_deploy_probes_the_board_then_runs_the_command_it_prints(here, capfd, monkeypatch):
-    log = fake_mpremote(here / "hall", monkeypatch, fail=False)
-    settings = str(settings_file(here, GOOD))
-    master, slave = os.openpty()  # a character device to stand for the board's port
+def deploy_on_a_pty(settings: Path) -> tuple[str, int]:
+    """svc-firmware deploy to a pseudo-terminal, a character device standing for the board's
+    port; its name and the exit code."""
+    master, slave = os.openpty()
     try:
         port = os.ttyname(slave)
-        assert cli.main(["deploy", "--port", port, "--settings", settings]) == 0
+        return port, cli.main(["deploy", "--port", port, "--settings", str(settings)])
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_a_deploy_probes_the_board_then_runs_the_command_it_prints(here, capfd, monkeypatch):
+    log = fake_mpremote(here / "hall", monkeypatch, fail=False)
+    port, code = deploy_on_a_pty(settings_file(here, GOOD))
+    assert code == 0
     out, err = capfd.readouterr()
     assert not err
     printed, progress = out.splitlines()
@@ -368,14 +374,8 @@ def test_a_deploy_probes_the_board_then_runs_the_command_it_prints(here, capfd, 
 
 def test_a_copy_that_fails_says_so_in_one_line(here, capfd, monkeypatch):
     fake_mpremote(here / "hall", monkeypatch, fail=True)
-    settings = str(settings_file(here, GOOD))
-    master, slave = os.openpty()
-    try:
-        port = os.ttyname(slave)
-        assert cli.main(["deploy", "--port", port, "--settings", settings]) == 2
-    finally:
-        os.close(master)
-        os.close(slave)
+    port, code = deploy_on_a_pty(settings_file(here, GOOD))
+    assert code == 2
     out, err = capfd.readouterr()
     assert out.splitlines()[1:] == ["cp main.py :main.py"]  # mpremote's progress, as it came
     [line] = err.splitlines()
