@@ -32,7 +32,9 @@ class Delivery(NamedTuple):
     dup: bool
     connection: int
     received_ns: int
-    retained: bool = False  # the publisher set the retain flag (the broker keeps a copy)
+    # the retain flag as delivered: on rating, state and telemetry (subscribed "retain as
+    # published") the publisher's; on config, a retained copy handed over at a subscribe
+    retained: bool = False
 
     @property
     def received_ms(self) -> int:
@@ -50,13 +52,15 @@ class Judged(NamedTuple):
 
 class Point(NamedTuple):
     """What one message stores: a device or clerk point's line, or a judged rating; with the
-    message, for the dead-letter file, and what alerts may follow from it once stored."""
+    message, for the dead-letter file, and what alerts may follow from it once stored. A clerk
+    point carries its login: storage writes its line only if the name is news (clerk.Names)."""
 
     topic: str
     payload: bytes
     line: str | None
     judged: Judged | None
     report: Rating | DeviceReport | None = None
+    login: clerk.Login | None = None
 
 
 class Ack(NamedTuple):
@@ -117,7 +121,6 @@ class Checker:
         self.dead = dead
         self.metrics = metrics
         self.known = known  # None: every device the broker lets through is taken
-        self.names: dict[tuple[str, str], str] = {}  # clerks' names written, by (site, staff)
 
     def batch(self, deliveries: list[Delivery]) -> Batch:
         """The messages checked, as one batch for storage."""
@@ -187,9 +190,9 @@ class Checker:
             raise Rejected("retained", "a rating must not be published retained")
 
     def _config(self, delivery: Delivery) -> Checked:
-        """A login's clerk name, as a `clerk` point when it is not the name this process last
-        wrote for that (site, staff): a reconnect's retained logins write nothing new. A config
-        is no rating: one a terminal would ignore is counted and logged, not dead-lettered."""
+        """A login's clerk name, as a `clerk` point with its login, live or a retained copy
+        handed over again, for storage to write if it is news (clerk.Names). A config is no
+        rating: one a terminal would ignore is counted and logged, not dead-lettered."""
         try:
             where = topics.parse(delivery.topic, self.root)
             self._admit(where, delivery)  # a terminal off the roster names nobody
@@ -204,11 +207,11 @@ class Checker:
             self.metrics.rejected.labels("config").inc()
             log.exception("check_failed", topic=delivery.topic[:200])
             return NOTHING
-        if found is None or self.names.get((found.site, found.staff)) == found.name:
+        if found is None:
             return NOTHING
-        self.names[(found.site, found.staff)] = found.name
-        point = Point(delivery.topic, delivery.payload, found.point(delivery.received_ns), None)
-        return Checked(point, None)
+        line = found.point(delivery.received_ns)
+        login = found._replace(replayed=delivery.retained)
+        return Checked(Point(delivery.topic, delivery.payload, line, None, login=login), None)
 
     def _rating(self, where: topics.DeviceTopic, delivery: Delivery) -> Checked:
         parsed = rating_msg.parse(where, delivery.payload)

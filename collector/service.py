@@ -109,17 +109,20 @@ class Collector:
         if self.settings.share_group:  # several collectors share the load, each message to one
             root = f"$share/{self.settings.share_group}/{root}"
         # the logins (the clerks' names) on a subscription of its own: a shared one is given
-        # no retained message, and a new collector must learn who is logged in now
+        # no retained message, and a new collector must learn who is logged in now. Not
+        # "retain as published": a config then comes with retain 1 only as a retained copy
+        # handed over at a subscribe (each start and reconnect), never news of a login now
+        # (clerk.py), with retain 0 when published, retained or not, while subscribed
         return [
             (
                 f"{prefix}/+/+/{kind}",
-                SubscribeOptions(qos=contract.DEVICE_TOPICS[kind][0], retainAsPublished=True),
+                SubscribeOptions(qos=contract.DEVICE_TOPICS[kind][0], retainAsPublished=published),
             )
-            for prefix, kind in (
-                (root, "rating"),
-                (root, "state"),
-                (root, "telemetry"),
-                (own, "config"),
+            for prefix, kind, published in (
+                (root, "rating", True),
+                (root, "state", True),
+                (root, "telemetry", True),
+                (own, "config", False),
             )
         ]
 

@@ -6,7 +6,8 @@ acknowledged, and is written to InfluxDB in order when it returns. A rating wait
 message it came in (topic and payload, checked again when read), with its receipt time and
 suspect verdict, not as a line: when the spool is written out each rating is sorted against
 what InfluxDB holds by then (copies.py), exactly like a rating that never waited, so a copy or
-a conflict that came during the outage is still found. A device point waits as its line. A file
+a conflict that came during the outage is still found. A device point waits as its line, a
+clerk point as its line with its login (live or replayed), decided when written. A file
 holds many batches, one JSON entry a line, until it passes SEGMENT_BYTES; a restart, or an
 append the disk refused, starts a new one. An append the disk refused is taken back, so a torn
 line (a crash mid-append: its batch never acknowledged) can only be a file's last, and is
@@ -24,10 +25,11 @@ from typing import Any
 import orjson
 import structlog
 
+from collector import clerk, topics
 from collector import rating as rating_msg
-from collector import topics
 from collector.batch import Judged, Point
 from collector.disk import append_synced
+from firmware import contract
 
 log = structlog.get_logger("collector")
 
@@ -38,6 +40,13 @@ UNREADABLE = "(spool)"  # the topic of a point read back from a line that is not
 
 
 def _entry(point: Point) -> dict[str, Any]:
+    if point.login is not None:
+        login = point.login
+        return {
+            "line": point.line,
+            "login": [login.site, login.staff, login.name],
+            "replayed": login.replayed,
+        }
     if point.judged is None:
         return {"line": point.line}
     where = point.judged.rating
@@ -55,6 +64,14 @@ def _point(raw: bytes) -> Point:
     """The point of one entry; raises ValueError (or its kin) when it is not one."""
     entry = orjson.loads(raw)
     line = entry.get("line")
+    if isinstance(line, str) and "login" in entry:
+        site, staff, name = entry["login"]
+        replayed = entry["replayed"]
+        named = contract.valid_name("site", site) and contract.valid_name("staff", staff)
+        if not (named and isinstance(name, str) and type(replayed) is bool):
+            raise ValueError("an entry's login is not what the spool writes")
+        login = clerk.Login(site, staff, name, replayed)
+        return Point(UNREADABLE, line.encode(), line, None, login=login)
     if isinstance(line, str):
         return Point(UNREADABLE, line.encode(), line, None)
     where = topics.device_topic(entry["site"], entry["device"], "rating")

@@ -3,7 +3,9 @@
 The MQTT side (service.py) checks each batch and hands it over; this thread writes its points
 after whatever the spool holds, or spools them while InfluxDB is down, and hands the batch
 back marked stored, so that only then are its messages acknowledged. Its work is waiting on
-HTTP, so it hardly competes for the interpreter with the thread that reads the broker.
+HTTP, so it hardly competes for the interpreter with the thread that reads the broker. Being
+the one writer, and writing in order, it also decides which logins' clerk points are news
+(clerk.Names), against what InfluxDB holds as each is written, a spooled one too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 
 import structlog
 
-from collector import copies
+from collector import clerk, copies
 from collector.batch import Batch, Judged, Point
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxError, InfluxHttp
@@ -59,6 +61,7 @@ class Storage(threading.Thread):
         # the oldest spool file's points set aside so far, by the start of their chunk: each
         # is dead-lettered once, however often InfluxDB fails while the file is written out
         self._drain_refused: dict[int, set[int]] = {}
+        self.names = clerk.Names()  # the clerks' names InfluxDB holds last, as far as known
         self.failed = False
 
     @property
@@ -152,8 +155,12 @@ class Storage(threading.Thread):
         rated = [(i, p.judged) for i, p in enumerate(points) if p.judged and i not in refused]
         verdicts, doubled = self._classify(points, rated, refused)
         lines = [
-            (i, p.line) for i, p in enumerate(points) if p.line is not None and i not in refused
+            (i, p.line)
+            for i, p in enumerate(points)
+            if p.line is not None and p.login is None and i not in refused
         ]
+        named = self._named(points, refused)
+        lines += [(i, line) for i, line, _ in named]
         new: set[int] = set()
         copied = 0
         for i, verdict in verdicts:
@@ -172,6 +179,7 @@ class Storage(threading.Thread):
                     r = judged.rating
                     doubled.append((r.site, r.device, r.seq))
         self._write_lines(points, lines, refused)
+        self.names.written([login for i, _, login in named if i not in refused])
         # counts, never content: what a hall's IT person looks for to see that it works
         kept = [i for i, _ in lines if i not in refused]
         log.info(
@@ -183,6 +191,17 @@ class Storage(threading.Thread):
         )
         if doubled and (deleted := copies.settle(self.writer, doubled)):
             log.info("undated_settled", deleted=deleted)
+
+    def _named(self, points: list[Point], refused: set[int]) -> list[tuple[int, str, clerk.Login]]:
+        """The clerk points to write, by index, with their lines and logins: those whose name
+        is news (clerk.Names); raises InfluxError while InfluxDB cannot say which are."""
+        found = [
+            (i, p.line, p.login)
+            for i, p in enumerate(points)
+            if p.line is not None and p.login is not None and i not in refused
+        ]
+        news = self.names.news(self.writer, [login for _, _, login in found])
+        return [point for point, new in zip(found, news, strict=True) if new]
 
     def _classify(
         self, points: list[Point], rated: list[tuple[int, Judged]], refused: set[int]

@@ -1,9 +1,12 @@
-"""The clerks' names from the logins (retained `config`): `clerk` points, written when a name is
-news to the collector; a config a terminal would ignore counted and logged, never dead-lettered."""
+"""The clerks' names from the logins (retained `config`): `clerk` points, written when a login
+published now brings a name other than the last InfluxDB holds, and for a retained copy handed
+over at a subscribe only when InfluxDB holds no name at all; a config a terminal would ignore
+counted and logged, never dead-lettered."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -12,29 +15,35 @@ import requests
 from structlog.testing import capture_logs
 
 from collector import clerk
-from collector.batch import Checker, Delivery, Point
+from collector.batch import Batch, Checker, Delivery, Point
 from collector.checks import Rejected
 from collector.deadletter import DeadLetters
 from collector.influx import InfluxHttp
 from collector.known import KnownDevices
 from collector.metrics import Metrics
 from collector.spool import Spool
+from collector.storage import Storage
 from collector.suspect import SuspectJudge
 from devstack import CollectorProcess, InfluxServer, collector_env
 from firmware import contract
 from fwtools.unix_port import firmware_module
 from tests.hall import COLLECTOR, SITE, TOOLS, Hall, Peer
+from tests.influx_proxy import influx_proxy
 from tests.samples import RATING_EXAMPLE
-from tests.servers import wait_for
+from tests.servers import start_collector, wait_for
 
 ROOT = contract.ROOT
 LOGIN = {"v": 1, "counter": "03", "staff": "E1023", "staff_name": "张敏"}
 
 
-def config(site: str = SITE, device: str = "t01", **changes: object) -> Delivery:
+def config(
+    site: str = SITE, device: str = "t01", *, retained: bool = False, **changes: object
+) -> Delivery:
+    """A login as paho hands it over: published now (retain 0), or a retained copy handed
+    over again at a subscribe (retain 1)."""
     topic = contract.topic(ROOT, site, device, "config")
     payload = json.dumps({**LOGIN, **changes}, ensure_ascii=False).encode()
-    return Delivery(topic, payload, 1, 1, False, 1, time.time_ns(), True)
+    return Delivery(topic, payload, 1, 1, False, 1, time.time_ns(), retained)
 
 
 def checker(tmp_path: Path) -> tuple[Checker, Metrics]:
@@ -126,19 +135,121 @@ def test_a_config_longer_than_a_terminal_reads_names_nobody():
     assert clerk.login(SITE, over, clerk.packet_bytes(topic, over, 0)) is not None  # QoS 0: no id
 
 
-def test_a_name_is_written_when_it_is_news_to_the_collector(tmp_path: Path):
+def test_a_login_is_checked_into_a_clerk_point_that_says_if_it_is_a_replay(tmp_path: Path):
     check, metrics = checker(tmp_path)
-    first = check.check(config())
-    assert first.ack is None and first.point is not None
-    assert first.point.line is not None and first.point.line.startswith("clerk,site=ha01,")
-    assert check.check(config()).point is None  # the same login again: a reconnect's retained
-    assert check.check(config(device="t02")).point is None  # at another counter of the hall
+    live = check.check(config())
+    assert live.ack is None and live.point is not None
+    assert live.point.line is not None and live.point.line.startswith("clerk,site=ha01,")
+    assert live.point.login == clerk.Login(SITE, "E1023", "张敏", replayed=False)
+    replay = check.check(config(retained=True)).point
+    assert replay is not None and replay.login == clerk.Login(SITE, "E1023", "张敏", True)
     assert check.check(config(staff=None, staff_name=None)).point is None  # logged out
-    assert check.check(config()).point is None  # and in again
-    assert check.check(config(staff_name="张敏敏")).point is not None  # the name changed
-    assert check.check(config(site="ha02")).point is not None  # another hall's
-    assert check.check(config(staff_name="张敏")).point is not None  # back as it was
     assert metrics.rejected_total() == {}
+
+
+def storing(tmp_path: Path, influx: InfluxHttp) -> Storage:
+    """The storing thread, started as the collector starts it."""
+    metrics = Metrics()
+    dead = DeadLetters(tmp_path / "deadletter.jsonl", metrics.rejected)
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    store = Storage(influx, spool, dead, metrics, threading.Event(), drain_batch=100)
+    store.make_database(once=True)
+    store.start()
+    return store
+
+
+def stored(store: Storage, check: Checker, *deliveries: Delivery) -> Batch:
+    store.submit(check.batch(list(deliveries)))
+    batch = store.done.get(timeout=15)
+    assert batch.stored
+    return batch
+
+
+def names(influx: InfluxHttp) -> list[tuple[str, str, str]]:
+    rows = influx.query('SELECT "name", "site", "staff" FROM "clerk"')
+    return [(r["site"], r["staff"], r["name"]) for r in rows]
+
+
+def test_a_name_is_written_when_it_is_news_to_influxdb(
+    influxdb: InfluxServer, database: str, tmp_path: Path
+):
+    """What InfluxDB holds decides, not what this process wrote: a login published now writes
+    its name when it is not the last stored for that hall and staff number; a retained copy
+    handed over at a subscribe (a terminal long retired may still hold one, with a staff
+    number since given to another clerk) only when none is stored at all."""
+    influx = InfluxHttp(influxdb.url, database)
+    influx.ensure_database()
+    influx.write([clerk.Login(SITE, "E1023", "李华").point(time.time_ns() - 10**9)])
+    check, _ = checker(tmp_path)
+    store = storing(tmp_path, influx)
+    try:
+        stored(store, check, config(retained=True))  # the retired terminal's, 张敏: not news
+        stored(store, check, config(device="t02", staff_name="李华", retained=True))
+        assert names(influx) == [(SITE, "E1023", "李华")]
+        stored(store, check, config(staff="E2", staff_name="王五"))  # a login now, new
+        stored(store, check, config(staff="E2", staff_name="王五"))  # the same again
+        stored(store, check, config(staff="E3", staff_name="赵六", retained=True))  # none stored
+        stored(
+            store,  # in one batch: the first of two replays names a clerk nobody named
+            check,
+            config(staff="E4", staff_name="钱七", retained=True),
+            config(device="t02", staff="E4", staff_name="孙八", retained=True),
+            config(staff="E3", staff_name="周九", retained=True),  # E3 has a name now
+        )
+        stored(store, check, config(device="t03", staff_name="李华"))  # the last one: no news
+        stored(store, check, config())  # 张敏 logs in now: news
+        stored(store, check, config(site="ha02"))  # in another hall
+    finally:
+        store.finish()
+        store.join(15)
+    assert names(influx)[1:] == [
+        (SITE, "E2", "王五"),
+        (SITE, "E3", "赵六"),
+        (SITE, "E4", "钱七"),
+        (SITE, "E1023", "张敏"),
+        ("ha02", "E1023", "张敏"),
+    ]
+    restarted = storing(tmp_path, influx)  # a new process knows only what InfluxDB holds
+    try:
+        stored(restarted, check, config(device="t02", staff_name="李华", retained=True))
+        stored(restarted, check, config(staff="E2", staff_name="王五"))
+        assert len(names(influx)) == 6
+        stored(restarted, check, config(device="t02", staff_name="李华"))  # back: a login now
+    finally:
+        restarted.finish()
+        restarted.join(15)
+    assert names(influx)[-1] == (SITE, "E1023", "李华")
+
+
+def test_a_look_up_influxdb_refuses_writes_a_login_now_and_no_replay(
+    influxdb: InfluxServer, database: str, tmp_path: Path
+):
+    """Should InfluxDB refuse the look-up itself, a name stays unknown: a login published now
+    is still written (it is news whatever is stored), a replay is not, nor is the batch held
+    up; the next look-up InfluxDB answers decides again."""
+    InfluxHttp(influxdb.url, database).ensure_database()
+    check, _ = checker(tmp_path)
+    with influx_proxy(influxdb.url) as proxy:
+        store = storing(tmp_path, InfluxHttp(proxy.url, database))
+        proxy.fault = lambda method, path: (
+            (400, b'{"error":"refused"}') if path == "/query" else None
+        )
+        try:
+            with capture_logs() as logged:
+                stored(store, check, config(retained=True), config(staff="E2"))
+            assert [e["event"] for e in logged if e["event"].startswith("clerk")] == [
+                "clerk_lookup_refused"
+            ]
+            assert names(InfluxHttp(influxdb.url, database)) == [(SITE, "E2", "张敏")]
+            proxy.fault = lambda method, path: None
+            stored(store, check, config(retained=True), config(staff="E2", retained=True))
+        finally:
+            store.finish()
+            store.join(15)
+    assert names(InfluxHttp(influxdb.url, database)) == [
+        (SITE, "E2", "张敏"),
+        (SITE, "E1023", "张敏"),  # no name stored: the replay names the clerk
+    ]
 
 
 def test_a_bad_config_is_counted_and_logged_never_dead_lettered(tmp_path: Path):
@@ -181,17 +292,25 @@ def test_a_config_a_terminal_would_not_read_or_off_the_roster_names_nobody(tmp_p
     assert check.check(config()).point is not None  # the roster's terminal is heard
 
 
-def test_a_clerk_point_waits_in_the_spool_as_its_line(tmp_path: Path):
-    """Stored as a device point is: while InfluxDB is down, its line waits in the spool."""
+def test_a_clerk_point_waits_in_the_spool_as_its_line_and_login(tmp_path: Path):
+    """While InfluxDB is down, its line waits in the spool with its login, a replay or not,
+    for storage to decide once InfluxDB is back."""
     check, _ = checker(tmp_path)
-    point = check.check(config()).point
-    assert point is not None
+    points = [check.check(config(retained=replayed)).point for replayed in (False, True)]
     spool = Spool(tmp_path / "spool", 1 << 20)
-    assert spool.append([point])
+    assert spool.append([p for p in points if p is not None])
     oldest = spool.oldest()
     assert oldest is not None
-    [back] = oldest[1]
-    assert isinstance(back, Point) and back.line == point.line and back.judged is None
+    for back, point in zip(oldest[1], points, strict=True):
+        assert isinstance(back, Point) and point is not None
+        assert back.line == point.line and back.judged is None and back.login == point.login
+    assert [p.login.replayed for p in oldest[1] if p.login] == [False, True]
+    odd = {"line": "clerk x=1", "login": [SITE, "E1' OR '1'='1", "张敏"], "replayed": False}
+    with oldest[0].open("ab") as f:  # a staff number no config could carry: not an entry
+        f.write(json.dumps(odd).encode() + b"\n")
+    again = spool.oldest()
+    assert again is not None and len(again[1]) == 3
+    assert again[1][-1].line is None and again[1][-1].login is None  # for the dead letters
 
 
 def metric(collector: CollectorProcess, name: str) -> float:
@@ -275,3 +394,75 @@ def test_a_malformed_config_is_counted_and_ratings_go_on(
         lambda: influxdb.query("SELECT * FROM rating", database), lambda rows: len(rows) == 2
     )
     assert [r["seq"] for r in rows] == [1042, 1043]
+
+
+def retain_login(client, root: str, device: str, **login: object) -> None:
+    """A tools account sets a terminal's login: its retained config."""
+    topic = contract.topic(root, "sjz-yuhua", device, "config")
+    body = json.dumps({**LOGIN, **login}, ensure_ascii=False).encode()
+    client.publish(topic, body, qos=1, retain=True).wait_for_publish(5)
+
+
+def test_a_restart_writes_no_retained_login_again(
+    mosquitto, influxdb, publisher, tmp_path, topic_root, database
+):
+    """T1 was retired without a logout and still holds 张敏 under E1, a staff number since
+    given to 李华, who logged in on T2. Every start of the collector is handed both retained
+    logins again: neither is news, and 李华 stays the name of E1."""
+    collector = start_collector(
+        mosquitto, influxdb, tmp_path / "collector", topic_root, database, http="127.0.0.1:0"
+    )
+    influx = InfluxHttp(influxdb.url, database)
+    query = 'SELECT "name", "staff" FROM "clerk"'
+    try:
+        retain_login(publisher, topic_root, "t2", staff="E7", staff_name="王五")  # T2's first
+        retain_login(publisher, topic_root, "t1", staff="E1", staff_name="张敏")
+        retain_login(publisher, topic_root, "t2", staff="E1", staff_name="李华")
+        found = wait_for(lambda: influx.query(query), lambda rows: len(rows) >= 3)
+        assert [(r["staff"], r["name"]) for r in found] == [
+            ("E7", "王五"),
+            ("E1", "张敏"),
+            ("E1", "李华"),
+        ]
+    finally:
+        assert collector.stop() == 0, collector.log()[-2000:]
+    for _ in range(2):
+        collector.start()
+        try:
+            settled(collector, 2)  # both retained logins handed over again, and stored
+            assert metric(collector, 'svc_points_stored_total{measurement="clerk"}') == 0
+        finally:
+            assert collector.stop() == 0, collector.log()[-2000:]
+    assert len(influx.query(query)) == 3
+    latest = influx.query('SELECT last("name") AS "name" FROM "clerk" GROUP BY "staff"')
+    assert {r["staff"]: r["name"] for r in latest} == {"E1": "李华", "E7": "王五"}
+
+
+def test_logins_handed_over_while_influxdb_is_down_are_decided_once_it_is_back(
+    mosquitto, own_influx, publisher, tmp_path, topic_root, database
+):
+    """A collector started while InfluxDB is down takes the retained logins and the ratings
+    into its spool, losing nothing; once InfluxDB is back, each replay is decided against what
+    it holds: E1's stale login writes nothing, E3's (no name stored) its name."""
+    influx = InfluxHttp(own_influx.url, database)
+    influx.ensure_database()
+    influx.write([clerk.Login("sjz-yuhua", "E1", "李华").point(time.time_ns() - 10**9)])
+    retain_login(publisher, topic_root, "t1", staff="E1", staff_name="张敏")
+    retain_login(publisher, topic_root, "t3", staff="E3", staff_name="赵六")
+    own_influx.stop()
+    collector = start_collector(
+        mosquitto, own_influx, tmp_path / "collector", topic_root, database, start=False
+    )
+    collector.start()
+    try:
+        rating = contract.topic(topic_root, "sjz-yuhua", "t1", "rating")
+        publisher.publish(rating, json.dumps(RATING_EXAMPLE).encode(), qos=1).wait_for_publish(5)
+        assert collector.wait_logged("spooled")
+        own_influx.restart()
+        rows = wait_for(lambda: influx.query("SELECT seq FROM rating"))
+        assert [r["seq"] for r in rows] == [RATING_EXAMPLE["seq"]]
+        assert wait_for(lambda: '"spool_written"' in collector.log())
+    finally:
+        assert collector.stop() == 0, collector.log()[-2000:]
+    rows = influx.query('SELECT "name", "staff" FROM "clerk"')
+    assert [(r["staff"], r["name"]) for r in rows] == [("E1", "李华"), ("E3", "赵六")]
