@@ -23,8 +23,8 @@ the `appraisal` and `appraisal_hours` measurements that the 员工考核 dashboa
   that answered attitude (efficiency) and their mean score; absent where no terminal used it;
 - staff_name: a clerk row's name, the latest the logins gave for the staff number before the
   month's end (the collector's `clerk` points), so a re-run of an old month names its clerks
-  as they were: in that hall for a row in a hall, in any hall for a row over every hall;
-  exported only, never stored.
+  as they were: in that hall for a row in a hall, in any hall for a row over every hall; with
+  none by then, the first after; exported only, never stored.
 """
 
 from __future__ import annotations
@@ -206,25 +206,35 @@ def _name(influx: InfluxHttp, rows: list[Row], before_ns: int) -> None:
     """Give each clerk row its name: the latest `clerk` point's before the month's end
     (before_ns) for the staff number, of the row's hall, or of any hall for a row over every
     hall (the collector writes a point when a login brings a name other than the last stored,
-    so the latest then is the name the month was worked under, whenever this runs)."""
-    in_hall: dict[tuple[str, str], str] = {}
-    anywhere: dict[str, tuple[int, str]] = {}
-    query = (
-        f'SELECT last("name") AS "name" FROM "clerk" WHERE time < {before_ns} '
-        'GROUP BY "site", "staff"'
-    )
-    for found in influx.query(query):
-        staff, name, when = str(found["staff"]), str(found["name"]), int(found["time"])
-        in_hall[(str(found["site"]), staff)] = name
-        if staff not in anywhere or when >= anywhere[staff][0]:
-            anywhere[staff] = (when, name)
+    so the latest then is the name the month was worked under, whenever this runs). A staff
+    number with no point by then (its logins stored only after the month, as where the
+    collector came after them) takes the first one after."""
+    in_hall, anywhere = _names(influx, 'last("name")', f"time < {before_ns}", latest=True)
+    later_in_hall, later = _names(influx, 'first("name")', f"time >= {before_ns}", latest=False)
+    for key, name in later_in_hall.items():
+        in_hall.setdefault(key, name)
+    for staff, name in later.items():
+        anywhere.setdefault(staff, name)
     for row in rows:
-        if row.staff is None:
-            continue
-        if row.site is not None:
-            row.staff_name = in_hall.get((row.site, row.staff))
-        else:
-            row.staff_name = anywhere.get(row.staff, (0, None))[1]
+        if row.staff is not None:
+            found = in_hall.get((row.site, row.staff)) if row.site else anywhere.get(row.staff)
+            row.staff_name = found
+
+
+def _names(
+    influx: InfluxHttp, pick: str, when: str, latest: bool
+) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """One `clerk` point a (site, staff) as `pick` takes it; and by staff number alone, the
+    latest (or the earliest) of those over every hall."""
+    query = f'SELECT {pick} AS "name" FROM "clerk" WHERE {when} GROUP BY "site", "staff"'
+    points = sorted(influx.query(query), key=lambda point: int(point["time"]), reverse=not latest)
+    in_hall: dict[tuple[str, str], str] = {}
+    anywhere: dict[str, str] = {}
+    for point in points:  # the one that counts comes last
+        staff, name = str(point["staff"]), str(point["name"])
+        in_hall[(str(point["site"]), staff)] = name
+        anywhere[staff] = name
+    return in_hall, anywhere
 
 
 def _arrange(clerks: dict[tuple[str, str], Row], min_ratings: int) -> list[Row]:

@@ -148,8 +148,11 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     assert logins.items() <= names.items() and {k[1] for k in got if k[1]} <= set(logins)
     ended = int(appraisal.month_bounds("2026-11", "Asia/Shanghai")[1].timestamp()) * 10**9
     assert min(f["time"] for f in stored) >= ended  # at their receipt: after the simulated month
-    assert {k: (got[k]["scope"], got[k]["staff_name"]) for k in got} == {  # so no name in it
-        (site, staff): (("clerk" if site else "clerk_all") if staff else "hall", "")
+    assert {k: (got[k]["scope"], got[k]["staff_name"]) for k in got} == {  # the first after it
+        (site, staff): (
+            ("clerk" if site else "clerk_all") if staff else "hall",
+            logins.get(staff, ""),
+        )
         for site, staff in got
     }
     assert set(got) == set(want)
@@ -179,7 +182,8 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     assert cells[0][-2:] == ("范围", "姓名")
     kinds = [(row[0] == export.ALL_HALLS, bool(row[1])) for row in cells[1:]]
     scopes = {(False, True): "clerk", (True, True): "clerk_all", (False, False): "hall"}
-    assert [row[-2:] for row in cells[1:]] == [(scopes[kind], None) for kind in kinds]
+    assert [row[-2] for row in cells[1:]] == [scopes[kind] for kind in kinds]
+    assert all((row[-1] is None) == (not row[1]) for row in cells[1:])  # every clerk named
     halls_bold = [sheet.cell(i + 1, 1).font.bold for i, row in enumerate(cells) if i and not row[1]]
     assert halls_bold and all(halls_bold)  # a hall's row stands out under its clerks
     everywhere = [row[1] for row in cells if row[0] == export.ALL_HALLS]
@@ -426,8 +430,9 @@ def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_p
     the XLSX: a clerk row's name is the latest the collector stored before the month's end for
     the staff number in the row's hall, and in any hall for the row over every hall (whenever
     it came before then: a name is not the month's, and a later one is not the month's
-    either); empty for a hall's row and for a clerk no login named by then. The stored
-    appraisal is as it was."""
+    either); with none by then, the first after (logins the collector stored only after the
+    month); empty for a hall's row and a clerk no login ever named. The stored appraisal is as
+    it was."""
     store_ratings(own_month, "hall-a", "K01", 9, 10)
     store_ratings(own_month, "hall-b", "K01", 9, 10)
     store_ratings(own_month, "hall-a", "K02", 9, 10)
@@ -446,12 +451,12 @@ def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_p
     got = exported(own_month, "2026-11", 10, tmp_path)
     assert {key: (row["scope"], row["staff_name"]) for key, row in got.items()} == {
         ("hall-a", "K01"): ("clerk", "张敏敏"),
-        ("hall-a", "K02"): ("clerk", ""),
+        ("hall-a", "K02"): ("clerk", "王五"),
         ("hall-a", ""): ("hall", ""),
         ("hall-b", "K01"): ("clerk", "Zhang Min"),
         ("hall-b", ""): ("hall", ""),
         ("", "K01"): ("clerk_all", "Zhang Min"),
-        ("", "K02"): ("clerk_all", ""),
+        ("", "K02"): ("clerk_all", "王五"),
     }
     rows = appraisal.compute(own_month, "2026-11", min_ratings=10)
     assert [r.scope for r in rows] == [row["scope"] for row in got.values()]  # one rule
@@ -465,12 +470,12 @@ def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_p
     assert cells[0][-2:] == ("范围", "姓名")
     assert [(row[0], row[1], *row[-2:]) for row in cells[1:]] == [
         ("hall-a", "K01", "clerk", "张敏敏"),
-        ("hall-a", "K02", "clerk", None),
+        ("hall-a", "K02", "clerk", "王五"),
         ("hall-a", None, "hall", None),
         ("hall-b", "K01", "clerk", "Zhang Min"),
         ("hall-b", None, "hall", None),
         (export.ALL_HALLS, "K01", "clerk_all", "Zhang Min"),
-        (export.ALL_HALLS, "K02", "clerk_all", None),
+        (export.ALL_HALLS, "K02", "clerk_all", "王五"),
     ]
     fields = own_month.query('SHOW FIELD KEYS FROM "appraisal"')
     assert fields and not any("name" in f["fieldKey"] for f in fields)
