@@ -11,7 +11,8 @@ import pwd
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,14 @@ class Stack:
     def topic(self) -> str:
         return f"{self.topic_root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
 
+    started: list[CollectorProcess] = field(default_factory=list)
+
     def start(self) -> CollectorProcess:
-        return start_collector(
+        proc = start_collector(
             self.mosquitto, self.influxdb, self.folder, self.topic_root, self.database
         )
+        self.started.append(proc)
+        return proc
 
 
 @pytest.fixture
@@ -52,8 +57,11 @@ def stack(
     tmp_path: Path,
     topic_root: str,
     database: str,
-) -> Stack:
-    return Stack(mosquitto, influxdb, tmp_path / "c", topic_root, database)
+) -> Iterator[Stack]:
+    made = Stack(mosquitto, influxdb, tmp_path / "c", topic_root, database)
+    yield made
+    for proc in made.started:  # however the test ended
+        proc.stop()
 
 
 def run_collector(
