@@ -15,12 +15,21 @@ from collections.abc import Mapping
 
 from firmware import contract
 
-ROLES = ("collector", "tools")  # service roles; "device" is every account named site/device
+# service roles; "device" is every account named site/device
+ROLES = ("collector", "tools", "console")
+# a role that publishes what another does in the contract's table: the hall console sets
+# logins and opens windows as a hall's tools do
+PUBLISHES_AS = {"console": "tools"}
 # kinds a service role reads besides what devices publish: the collector stores the clerks'
 # names the logins carry (docs/contract.md, "clerk"); tools read a login back from the
 # terminal's retained state (its counter and staff), and a hall's alerts, to pass them on to
-# its managers (a notifier, the hall console), never a rating or telemetry
-READS = {"collector": ("config",), "tools": ("state", "alert")}
+# its managers (a notifier), never a rating or telemetry; the console also reads who each
+# terminal has now, whoever set it (the retained config)
+READS = {
+    "collector": ("config",),
+    "tools": ("state", "alert"),
+    "console": ("state", "config", "alert"),
+}
 
 
 def _device_lines(root: str) -> list[str]:
@@ -32,17 +41,16 @@ def _device_lines(root: str) -> list[str]:
 
 
 def _service_lines(root: str, role: str) -> list[str]:
+    publishes = PUBLISHES_AS.get(role, role)
+    reads = READS.get(role, ())
     lines = []
-    for kind, (_qos, _retain, publisher) in contract.DEVICE_TOPICS.items():
-        if publisher == role:
-            lines.append(f"topic write {root}/+/+/{kind}")
-        elif (publisher == "device" and role == "collector") or kind in READS.get(role, ()):
-            lines.append(f"topic read {root}/+/+/{kind}")
-    for kind, (_qos, _retain, publisher) in contract.SITE_TOPICS.items():
-        if publisher == role:
-            lines.append(f"topic write {root}/+/{kind}")
-        elif kind in READS.get(role, ()):
-            lines.append(f"topic read {root}/+/{kind}")
+    for levels, table in (("+/+", contract.DEVICE_TOPICS), ("+", contract.SITE_TOPICS)):
+        for kind, (_qos, _retain, publisher) in table.items():
+            write = publisher == publishes
+            read = kind in reads or (publisher == "device" and role == "collector")
+            if write or read:
+                access = "readwrite" if write and read else "write" if write else "read"
+                lines.append(f"topic {access} {root}/{levels}/{kind}")
     return lines
 
 

@@ -2,7 +2,7 @@
 
     svc-broker init DIR [--listen HOST:PORT] [--hostname NAME]
     svc-broker add-device DIR SITE DEVICE --out FILE
-    svc-broker add-service DIR NAME --role collector|tools --out FILE [--owner USER]
+    svc-broker add-service DIR NAME --role collector|tools|console --out FILE [--owner USER]
     svc-broker remove DIR NAME
     svc-broker rewrite DIR      (after an upgrade: every file again, from svc-broker.json)
     svc-broker renew DIR        (a new server certificate from the hall's CA, same names)

@@ -217,6 +217,46 @@ def test_tools_hear_a_halls_alerts_and_only_a_collector_raises_them(hall: Hall):
         peer.close()
 
 
+def test_the_console_sets_logins_and_prompts_and_reads_who_sits_where_and_the_alerts(hall: Hall):
+    """The hall console's account: it writes `config` and `prompt` as tools do, reads back
+    every terminal's retained config (whoever set it) and state, and the hall's alerts; it
+    never hears a rating or telemetry, and never speaks as a terminal or a collector."""
+    hall.add_device(SITE, "t01")
+    hall.add_service(TOOLS, "tools")
+    hall.add_service("console-1", "console")
+    hall.add_service(COLLECTOR, "collector")
+    tools = logged_in(hall, TOOLS)
+    login = b'{"v":1,"counter":"03","staff":"E1023","staff_name":"\xe5\xbc\xa0"}'
+    tools.publish(topic("t01", "config"), login, retain=True)  # set by another tool
+    t01 = logged_in(hall, f"{SITE}/t01")
+    state = b'{"v":1,"online":true,"fw":"0.4.0","boot":0,"counter":"03","staff":"E1023"}'
+    t01.publish(topic("t01", "state"), state, retain=True)
+    t01.subscribe(topic("t01", "#"))
+    console = logged_in(hall, "console-1")
+    console.subscribe(f"{ROOT}/#")
+    wait_for(lambda: len(console.messages), lambda n: n >= 2)
+    assert sorted(console.messages) == sorted(
+        [(topic("t01", "config"), login, True), (topic("t01", "state"), state, True)]
+    )
+    t01.publish(topic("t01", "rating"), rating(1))
+    t01.publish(topic("t01", "telemetry"), b'{"v":1,"boot":0,"uptime_s":5}')
+    collector = logged_in(hall, COLLECTOR)
+    alert = b'{"v":1,"type":"poor_rating","device":"t01","ts":1}'
+    collector.publish(f"{ROOT}/{SITE}/alert", alert)
+    prompt = b'{"v":1,"ticket":"A1"}'
+    console.publish(topic("t01", "prompt"), prompt)
+    for forged in ("state", "rating", "ack"):  # never as a terminal or a collector
+        console.publish(topic("t01", forged), b'{"v":1}')
+    console.publish(f"{ROOT}/{SITE}/alert", b'{"v":1,"type":"forged"}')
+    wait_for(lambda: len(console.messages), lambda n: n >= 3)
+    quiet()
+    assert console.messages[2:] == [(f"{ROOT}/{SITE}/alert", alert, False)]
+    assert (topic("t01", "prompt"), prompt, False) in t01.messages
+    assert not any(m[0].endswith("/ack") for m in t01.messages)
+    for peer in (tools, t01, console, collector):
+        peer.close()
+
+
 def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
     for device in ("t01", "t02"):
         hall.add_device(SITE, device)
@@ -319,6 +359,13 @@ def test_the_acl_follows_the_contracts_publishers():
         "topic read r/v1/+/+/config",  # the logins: the clerks' names
         "topic write r/v1/+/+/ack",
         "topic write r/v1/+/alert",
+    ]
+    console = acl.render("r/v1", {"k1": "console"}).split("user k1\n")[1].strip().splitlines()
+    assert console == [
+        "topic read r/v1/+/+/state",
+        "topic readwrite r/v1/+/+/config",  # sets logins, and reads who sits where now
+        "topic write r/v1/+/+/prompt",
+        "topic read r/v1/+/alert",
     ]
     tools_block = text.split("user tl\n")[1].strip().splitlines()
     assert tools_block == [
