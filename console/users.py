@@ -1,0 +1,145 @@
+"""Who may log in to the console, as what, for which halls.
+
+- manager: acts on their own halls only (`user_site`);
+- appraiser: sees every hall and decides appeals;
+- admin: everything, and the accounts.
+
+Passwords are argon2id hashes (argon2-cffi's defaults, which follow RFC 9106), re-hashed at a
+login when those defaults have grown. After MAX_FAILURES wrong passwords in a row an account
+takes no login, right password or not, for LOCK_S seconds: guessing is throttled, and the
+lock tells nothing about which passwords were near.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from console import audit
+from firmware import contract
+
+ROLES = ("manager", "appraiser", "admin")
+MAX_FAILURES = 5
+LOCK_S = 15 * 60
+NAME_MAX = 32
+PASSWORD_MIN = 10
+PASSWORD_MAX = 256  # argon2 takes any length; a form field must not
+
+_hasher = PasswordHasher()
+
+
+class UserError(ValueError):
+    """A name, role, site or password the console cannot take."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    sites: tuple[str, ...]  # a manager's halls; empty for the others, who see all
+
+    def may_act_on(self, site: str) -> bool:
+        return self.role != "manager" or site in self.sites
+
+
+def add(
+    db: sqlite3.Connection, name: str, role: str, sites: list[str], *, password: str, actor: str
+) -> User:
+    """A new account, in the audit trail (without its password)."""
+    if not (0 < len(name) <= NAME_MAX) or not name.isprintable() or name != name.strip():
+        raise UserError(f"a user's name is 1 to {NAME_MAX} printable characters")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    bad = [site for site in sites if not contract.valid_name("site", site)]
+    if bad:
+        raise UserError(f"not a hall's site name: {', '.join(bad)}")
+    if role == "manager" and not sites:
+        raise UserError("a manager needs at least one hall (--site)")
+    if role != "manager" and sites:
+        raise UserError(f"an {role} sees every hall: no --site")
+    _check_password(password)
+    user = User(name, role, tuple(sorted(set(sites))))
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("SELECT 1 FROM user WHERE name = ?", (name,)).fetchone():
+            raise UserError(f"there is a user {name!r} already")
+        db.execute(
+            "INSERT INTO user (name, role, password) VALUES (?, ?, ?)",
+            (name, role, _hasher.hash(password)),
+        )
+        db.executemany(
+            "INSERT INTO user_site (user, site) VALUES (?, ?)", [(name, s) for s in user.sites]
+        )
+        audit.record(db, actor, "add_user", name, after={"role": role, "sites": list(user.sites)})
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return user
+
+
+def log_in(
+    db: sqlite3.Connection, name: str, password: str, now: float | None = None
+) -> User | None:
+    """The user, when the name and password are right and the account not locked; None
+    otherwise (which of those is not said). Each wrong password counts; MAX_FAILURES in a row
+    lock the account for LOCK_S seconds. Every attempt is in the audit trail."""
+    now = time.time() if now is None else now
+    if len(password) > PASSWORD_MAX:
+        password = ""  # never hashed at that length; a wrong password all the same
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT * FROM user WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            _hasher.hash(password)  # as long as a real check: no timing tells names apart
+            user, outcome = None, "unknown_user"
+        elif row["locked_until"] > now:
+            user, outcome = None, "locked"
+        elif not _verify(row["password"], password):
+            failures = row["failures"] + 1
+            locked = now + LOCK_S if failures >= MAX_FAILURES else 0.0
+            db.execute(
+                "UPDATE user SET failures = ?, locked_until = ? WHERE name = ?",
+                (0 if locked else failures, locked, name),
+            )
+            user, outcome = None, "locked_now" if locked else "wrong_password"
+        else:
+            if _hasher.check_needs_rehash(row["password"]):
+                db.execute(
+                    "UPDATE user SET password = ? WHERE name = ?", (_hasher.hash(password), name)
+                )
+            db.execute("UPDATE user SET failures = 0 WHERE name = ?", (name,))
+            user, outcome = _load(db, row), "ok"
+        actor = name if row is not None else "?"
+        audit.record(db, actor, "log_in", name[:NAME_MAX], after={"outcome": outcome}, at=now)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return user
+
+
+def get(db: sqlite3.Connection, name: str) -> User | None:
+    row = db.execute("SELECT * FROM user WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _load(db, row)
+
+
+def _load(db: sqlite3.Connection, row: sqlite3.Row) -> User:
+    sites = db.execute("SELECT site FROM user_site WHERE user = ? ORDER BY site", (row["name"],))
+    return User(row["name"], row["role"], tuple(s["site"] for s in sites))
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check_password(password: str) -> None:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise UserError(f"a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters")

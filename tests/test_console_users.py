@@ -1,0 +1,120 @@
+"""The console's accounts (console/users.py, db.py, cli.py): argon2id hashes, a login
+throttled after five wrong passwords in a row, managers held to their halls, every attempt in
+the audit trail, and a schema that upgrades itself and refuses a newer one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console import db, users
+
+SVC_CONSOLE = Path(sys.executable).parent / "svc-console"
+GOOD = "correct horse battery"
+
+
+def add_user(folder: Path, *args: str, password: str = GOOD) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SVC_CONSOLE), "--db", str(folder / "console.db"), "add-user", *args],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_add_user_stores_an_argon2id_hash_and_never_the_password(tmp_path: Path):
+    done = add_user(tmp_path, "wang", "--role", "manager", "--site", "sjz-yuhua")
+    assert done.returncode == 0, done.stderr
+    assert "user wang (manager) for sjz-yuhua added" in done.stdout
+    assert GOOD not in done.stdout + done.stderr
+    raw = (tmp_path / "console.db").read_bytes()
+    assert GOOD.encode() not in raw
+    conn = db.connect(tmp_path / "console.db")
+    hashed = conn.execute("SELECT password FROM user WHERE name = 'wang'").fetchone()[0]
+    assert hashed.startswith("$argon2id$")
+    entry = conn.execute("SELECT * FROM audit").fetchone()
+    assert (entry["actor"], entry["action"], entry["subject"]) == (
+        "svc-console",
+        "add_user",
+        "wang",
+    )
+    assert json.loads(entry["after"]) == {"role": "manager", "sites": ["sjz-yuhua"]}
+    assert users.get(conn, "wang") == users.User("wang", "manager", ("sjz-yuhua",))
+
+
+@pytest.mark.parametrize(
+    ("args", "password", "words"),
+    [
+        (["li", "--role", "manager"], GOOD, "at least one hall"),
+        (["li", "--role", "appraiser", "--site", "sjz-yuhua"], GOOD, "sees every hall"),
+        (["li", "--role", "manager", "--site", "Bad Site"], GOOD, "not a hall's site name"),
+        (["li", "--role", "admin"], "short", "10 to 256 characters"),
+        (["li", "--role", "admin"], "x" * 257, "10 to 256 characters"),
+        ([" li", "--role", "admin"], GOOD, "printable characters"),
+        (["x" * 33, "--role", "admin"], GOOD, "printable characters"),
+    ],
+)
+def test_add_user_refuses_what_it_cannot_take_in_one_line(tmp_path, args, password, words):
+    done = add_user(tmp_path, *args, password=password)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done
+    assert words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_second_account_of_one_name_is_refused(tmp_path: Path):
+    assert add_user(tmp_path, "li", "--role", "admin").returncode == 0
+    again = add_user(tmp_path, "li", "--role", "appraiser")
+    assert again.returncode == 2 and "already" in again.stderr
+    assert users.get(db.connect(tmp_path / "console.db"), "li").role == "admin"  # unchanged
+
+
+def test_five_wrong_passwords_lock_the_account_and_the_sixth_try_is_refused(tmp_path: Path):
+    conn = db.connect(tmp_path / "console.db")
+    users.add(conn, "wang", "manager", ["sjz-yuhua"], password=GOOD, actor="t")
+    now = 1_800_000_000.0
+    assert users.log_in(conn, "wang", GOOD, now) is not None
+    for n in range(users.MAX_FAILURES):
+        assert users.log_in(conn, "wang", f"wrong {n}", now + n) is None
+    assert users.log_in(conn, "wang", GOOD, now + 10) is None  # locked: right or not
+    assert users.log_in(conn, "wang", GOOD, now + 4 + users.LOCK_S - 1) is None
+    assert users.log_in(conn, "wang", GOOD, now + 4 + users.LOCK_S) is not None  # open again
+    for n in range(users.MAX_FAILURES - 1):  # the count started again, and a success clears it
+        assert users.log_in(conn, "wang", "wrong", now + users.LOCK_S + 10 + n) is None
+    assert users.log_in(conn, "wang", GOOD, now + users.LOCK_S + 20) is not None
+    outcomes = [
+        json.loads(row["after"])["outcome"]
+        for row in conn.execute("SELECT after FROM audit WHERE action = 'log_in' ORDER BY id")
+    ]
+    assert outcomes == ["ok", *["wrong_password"] * 4, "locked_now", "locked", "locked", "ok",
+                        *["wrong_password"] * 4, "ok"]  # fmt: skip
+    assert users.log_in(conn, "nobody", GOOD, now) is None
+    assert users.log_in(conn, "wang", "x" * 100_000, now + users.LOCK_S + 30) is None
+
+
+def test_a_manager_acts_on_their_halls_only():
+    manager = users.User("wang", "manager", ("sjz-yuhua",))
+    assert manager.may_act_on("sjz-yuhua") and not manager.may_act_on("sjz-changan")
+    assert users.User("zhao", "appraiser", ()).may_act_on("sjz-changan")
+
+
+def test_the_schema_upgrades_itself_once_and_refuses_a_newer_one(tmp_path: Path):
+    path = tmp_path / "console.db"
+    db.connect(path).close()
+    conn = db.connect(path)  # a second open changes nothing
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(db.MIGRATIONS)
+    conn.execute(f"PRAGMA user_version = {len(db.MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(db.SchemaError, match="newer than this console"):
+        db.connect(path)
+    other = tmp_path / "other.db"
+    plain = sqlite3.connect(other)
+    plain.execute("CREATE TABLE user (x)")  # not a console's: the first migration fails whole
+    plain.close()
+    with pytest.raises(sqlite3.OperationalError):
+        db.connect(other)
+    assert sqlite3.connect(other).execute("PRAGMA user_version").fetchone()[0] == 0
