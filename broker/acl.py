@@ -22,14 +22,10 @@ ROLES = ("collector", "tools", "console")
 PUBLISHES_AS = {"console": "tools"}
 # kinds a service role reads besides what devices publish: the collector stores the clerks'
 # names the logins carry (docs/contract.md, "clerk"); tools read a login back from the
-# terminal's retained state (its counter and staff), and a hall's alerts, to pass them on to
-# its managers (a notifier), never a rating or telemetry; the console also reads who each
-# terminal has now, whoever set it (the retained config)
-READS = {
-    "collector": ("config",),
-    "tools": ("state", "alert"),
-    "console": ("state", "config", "alert"),
-}
+# terminal's retained state (its counter and staff), never a rating, telemetry or an alert
+# (which names a clerk's poor ratings); the console also reads who each terminal has now,
+# whoever set it (the retained config), and the hall's alerts, which it passes on to managers
+READS = {"collector": ("config",), "tools": ("state",), "console": ("state", "config", "alert")}
 
 
 def _device_lines(root: str) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except (users.UserError, db.SchemaError) as e:
         print(f"svc-console: {e}", file=sys.stderr)
         return 2
-    except (OSError, EOFError) as e:
+    except (OSError, sqlite3.Error) as e:
         print(f"svc-console: {args.db}: {e}", file=sys.stderr)
         return 1
     halls = f" for {', '.join(user.sites)}" if user.sites else ""
@@ -53,14 +54,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _password() -> str:
-    if not sys.stdin.isatty():
-        line = sys.stdin.readline()
-        if not line:
-            raise users.UserError("no password on standard input")
-        return line.rstrip("\r\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
-        raise users.UserError("the two passwords differ")
+    try:
+        if not sys.stdin.isatty():
+            line = sys.stdin.readline(users.PASSWORD_MAX + 3)  # never all of an endless input
+            if not line:
+                raise users.UserError("no password on standard input")
+            return line.rstrip("\r\n")
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise users.UserError("the two passwords differ")
+    except EOFError:
+        raise users.UserError("no password given") from None
     return first
 
 

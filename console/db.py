@@ -1,21 +1,29 @@
 """The console's own state in SQLite (`SVC_CONSOLE_DB`): who may log in, and the audit trail.
 The ratings stay in InfluxDB.
 
+The file holds password hashes: it is made 0600 in a folder made 0700, for the user the
+console runs as (who must also own it: SQLite in WAL mode writes beside it even to read).
+
 The schema upgrades itself on open: each entry of MIGRATIONS is applied once, in order, in
 one transaction with the schema version (SQLite's `user_version`), so a console that stops
-half-way starts again from a whole version. A file from a newer console is refused rather
-than written by an older one.
+half-way starts again from a whole version, and two consoles opening a new file at once
+upgrade it once. A file of another program (its `application_id`), or of a newer console, is
+refused rather than written.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
-# each a script of statements separated by ";" (none inside a statement or a comment)
+APPLICATION_ID = 0x5356_4343  # "SVCC": a console's file, in SQLite's header
+
+# each a script of SQL statements, each ending with ";"
 MIGRATIONS = (
     # 1: accounts and the audit trail
-    """
+    f"""
+    PRAGMA application_id = {APPLICATION_ID};
     CREATE TABLE user (
         name TEXT PRIMARY KEY,
         role TEXT NOT NULL CHECK (role IN ('manager', 'appraiser', 'admin')),
@@ -31,7 +39,7 @@ MIGRATIONS = (
     CREATE TABLE audit (
         id INTEGER PRIMARY KEY,
         at REAL NOT NULL,                  -- unix seconds
-        actor TEXT NOT NULL,               -- a user, or "svc-console" for the command line
+        actor TEXT NOT NULL,               -- a user; "?" for someone not logged in
         action TEXT NOT NULL,
         subject TEXT NOT NULL,
         before TEXT,                       -- JSON, or null
@@ -48,34 +56,58 @@ class SchemaError(RuntimeError):
 
 def connect(path: Path) -> sqlite3.Connection:
     """The database, its schema brought up to this version."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA busy_timeout = 5000")
+    _make_private(path)
+    db = sqlite3.connect(path, isolation_level=None, timeout=5.0)  # transactions are explicit
     try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
         _upgrade(db, path)
+        db.execute("PRAGMA journal_mode = WAL")
     except BaseException:
         db.close()
         raise
     return db
 
 
+def _make_private(path: Path) -> None:
+    """The folder (when made here) 0700, the file 0600, before SQLite writes a byte."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)  # one made before this version, or by hand
+
+
 def _upgrade(db: sqlite3.Connection, path: Path) -> None:
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise SchemaError(
-            f"{path} is of schema {version}, newer than this console's {len(MIGRATIONS)}"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        statements = [s for s in script.split(";") if s.strip()]
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
+    db.execute("BEGIN IMMEDIATE")  # the version read and raised under one write lock
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        owner = int(db.execute("PRAGMA application_id").fetchone()[0])
+        tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise SchemaError(
+                f"{path} is of schema {version}, newer than this console's {len(MIGRATIONS)}"
+            )
+        if owner not in (0, APPLICATION_ID) or (version == 0 and tables):
+            raise SchemaError(f"{path} is another program's database, not a console's")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in _statements(script):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements, as SQLite's own tokenizer ends them (a ";" in a comment or a
+    string, or inside a trigger's body, does not end one)."""
+    found, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise SchemaError(f"a migration ends in an unfinished statement: {pending.strip()[:60]}")
+    return found

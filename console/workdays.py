@@ -33,7 +33,7 @@ def after(start: dt.date, working_days: int) -> Deadline:
     holiday, counts from the next working day; 0 is the start itself)."""
     if working_days < 0:
         raise ValueError(f"working days must be 0 or more, not {working_days}")
-    day, counted, known = start, 0, True
+    day, counted, known = start, 0, is_working_day(start)[1]
     while counted < working_days:
         day += dt.timedelta(days=1)
         working, official = is_working_day(day)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,8 @@ def test_add_user_stores_an_argon2id_hash_and_never_the_password(tmp_path: Path)
     assert GOOD not in done.stdout + done.stderr
     raw = (tmp_path / "console.db").read_bytes()
     assert GOOD.encode() not in raw
+    for path in tmp_path.glob("console.db*"):  # the hashes: the console's user's alone
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     conn = db.connect(tmp_path / "console.db")
     hashed = conn.execute("SELECT password FROM user WHERE name = 'wang'").fetchone()[0]
     assert hashed.startswith("$argon2id$")
@@ -58,6 +62,8 @@ def test_add_user_stores_an_argon2id_hash_and_never_the_password(tmp_path: Path)
         (["li", "--role", "admin"], "x" * 257, "10 to 256 characters"),
         ([" li", "--role", "admin"], GOOD, "printable characters"),
         (["x" * 33, "--role", "admin"], GOOD, "printable characters"),
+        (["?", "--role", "admin"], GOOD, "printable characters"),  # the audit trail's own
+        (["li", "--role", "admin"], "", "10 to 256 characters"),  # an empty line
     ],
 )
 def test_add_user_refuses_what_it_cannot_take_in_one_line(tmp_path, args, password, words):
@@ -86,20 +92,63 @@ def test_five_wrong_passwords_lock_the_account_and_the_sixth_try_is_refused(tmp_
     for n in range(users.MAX_FAILURES - 1):  # the count started again, and a success clears it
         assert users.log_in(conn, "wang", "wrong", now + users.LOCK_S + 10 + n) is None
     assert users.log_in(conn, "wang", GOOD, now + users.LOCK_S + 20) is not None
-    outcomes = [
-        json.loads(row["after"])["outcome"]
-        for row in conn.execute("SELECT after FROM audit WHERE action = 'log_in' ORDER BY id")
-    ]
+    entries = conn.execute("SELECT * FROM audit WHERE action = 'log_in' ORDER BY id").fetchall()
+    outcomes = [json.loads(row["after"])["outcome"] for row in entries]
+    assert {row["actor"] for row in entries if row["after"] != '{"outcome": "ok"}'} == {"?"}
     assert outcomes == ["ok", *["wrong_password"] * 4, "locked_now", "locked", "locked", "ok",
                         *["wrong_password"] * 4, "ok"]  # fmt: skip
     assert users.log_in(conn, "nobody", GOOD, now) is None
     assert users.log_in(conn, "wang", "x" * 100_000, now + users.LOCK_S + 30) is None
+    assert users.log_in(conn, "wang", "\udcff bytes not UTF-8", now + users.LOCK_S + 31) is None
+    assert users.log_in(conn, GOOD + " typed as a name" * 3, "x", now) is None
+    last = conn.execute("SELECT subject FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    assert last["subject"] == "(not a user's name)"  # a password in the name field is not kept
 
 
 def test_a_manager_acts_on_their_halls_only():
     manager = users.User("wang", "manager", ("sjz-yuhua",))
     assert manager.may_act_on("sjz-yuhua") and not manager.may_act_on("sjz-changan")
     assert users.User("zhao", "appraiser", ()).may_act_on("sjz-changan")
+
+
+def test_a_name_is_one_account_however_its_letters_were_composed(tmp_path: Path):
+    conn = db.connect(tmp_path / "console.db")
+    users.add(conn, "wa\u0301ng", "admin", [], password=GOOD, actor="t")  # decomposed
+    with pytest.raises(users.UserError, match="already"):
+        users.add(conn, "w\u00e1ng", "admin", [], password=GOOD, actor="t")  # composed
+    assert users.log_in(conn, "wa\u0301ng", GOOD) == users.User("w\u00e1ng", "admin", ())
+
+
+def test_odd_files_and_input_are_said_in_one_line(tmp_path: Path):
+    (tmp_path / "console.db").write_bytes(b"not a database at all" * 100)
+    done = add_user(tmp_path, "li", "--role", "admin")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    (tmp_path / "console.db").unlink()
+    done = subprocess.run(  # no newline at the end of standard input
+        [str(SVC_CONSOLE), "--db", str(tmp_path / "console.db"), "add-user", "li", "--role",
+         "admin"], input=GOOD, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert users.log_in(db.connect(tmp_path / "console.db"), "li", GOOD) is not None
+
+
+def test_two_consoles_opening_a_new_file_at_once_upgrade_it_once(tmp_path: Path):
+    path = tmp_path / "console.db"
+    failed: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            db.connect(path).close()
+        except BaseException as e:
+            failed.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == []
+    assert db.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(db.MIGRATIONS)
 
 
 def test_the_schema_upgrades_itself_once_and_refuses_a_newer_one(tmp_path: Path):
@@ -113,8 +162,10 @@ def test_the_schema_upgrades_itself_once_and_refuses_a_newer_one(tmp_path: Path)
         db.connect(path)
     other = tmp_path / "other.db"
     plain = sqlite3.connect(other)
-    plain.execute("CREATE TABLE user (x)")  # not a console's: the first migration fails whole
+    plain.execute("CREATE TABLE readings (x)")  # another program's: never written
+    plain.commit()
     plain.close()
-    with pytest.raises(sqlite3.OperationalError):
+    before = other.read_bytes()
+    with pytest.raises(db.SchemaError, match="another program's"):
         db.connect(other)
-    assert sqlite3.connect(other).execute("PRAGMA user_version").fetchone()[0] == 0
+    assert other.read_bytes() == before

@@ -40,6 +40,7 @@ def test_a_year_not_yet_published_is_counted_in_weekdays_and_says_so():
     friday = D(2099, 1, 2)
     assert friday.weekday() == 4
     assert workdays.after(friday, 1) == workdays.Deadline(D(2099, 1, 5), known=False)
+    assert workdays.after(friday, 0) == workdays.Deadline(friday, known=False)
 
 
 def test_a_deadline_across_the_years_edge_is_provisional_once_it_leaves_the_calendar():
