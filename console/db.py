@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 APPLICATION_ID = 0x5356_4343  # "SVCC": a console's file, in SQLite's header
+WAL_WAIT_S = 5.0
 
 # each a script of SQL statements, each ending with ";"
 MIGRATIONS = (
@@ -62,7 +64,7 @@ def connect(path: Path) -> sqlite3.Connection:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA foreign_keys = ON")
         _upgrade(db, path)
-        db.execute("PRAGMA journal_mode = WAL")
+        _write_ahead(db)
     except BaseException:
         db.close()
         raise
@@ -75,6 +77,21 @@ def _make_private(path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)  # one made before this version, or by hand
+
+
+def _write_ahead(db: sqlite3.Connection) -> None:
+    """WAL: readers never wait for a writer. Turning it on takes the file alone, which SQLite
+    does not wait for as it waits for a write lock: a console opening the file beside another
+    tries again for a while (once on, it stays on, and this is at once)."""
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _upgrade(db: sqlite3.Connection, path: Path) -> None:
