@@ -11,6 +11,7 @@ from firmware import contract
 
 MAX_PAYLOAD_BYTES = contract.MAX_PAYLOAD_BYTES
 INT64_MAX = contract.INT_MAX  # the largest integer field InfluxDB stores; past it a write fails
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (Cc)
 
 
 class Rejected(ValueError):

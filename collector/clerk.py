@@ -16,14 +16,13 @@ receipt it would pass for the newest login at every start of the collector.
 
 from __future__ import annotations
 
-import re
 from typing import Any, NamedTuple
 
 import orjson
 import structlog
 
 from collector import lineprotocol
-from collector.checks import Rejected
+from collector.checks import CONTROL, Rejected
 from collector.influx import InfluxError, InfluxHttp
 from firmware import contract
 from fwtools.unix_port import firmware_module
@@ -31,7 +30,6 @@ from fwtools.unix_port import firmware_module
 # the terminal's own module, run under CPython as the simulator runs it: its changes() is the
 # rule of which fields a config sets, and which configs are ignored whole
 config_fw = firmware_module("config")
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (Cc)
 LOOKUP_KEYS = 100  # (site, staff) pairs looked up by one SELECT
 
 log = structlog.get_logger("collector")

@@ -15,7 +15,6 @@ shown as written.
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -23,6 +22,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
+from collector.checks import CONTROL
 from dashboards.appraisal import ASPECT_NAMES, REASON_NAMES, REASONS, Row
 
 COLUMNS = (
@@ -50,7 +50,6 @@ COLUMNS = (
 SHARES = ("satisfaction", "wilson_low")
 MEANS = tuple(f"{aspect}_mean" for aspect in ASPECT_NAMES)
 ALL_HALLS = "全部营业厅"  # the XLSX's site cell of a clerk's row over every hall
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (Cc)
 FORMULA = ("=", "+", "-", "@")  # a cell starting so is a formula to a spreadsheet
 
 Value = str | int | float | None
