@@ -433,8 +433,9 @@ def test_power_cut_loses_no_rating_and_reuses_no_seq(
     terminal.stop()
     messages = listener.wait("rating", 4)
     assert [(m["seq"], m["boot"]) for m in messages] == [(1, 0), (2, 0), (3, 0), (4, 1)]
-    states = listener.of("state")
-    assert {"v": 1, "online": False} in states  # the last will, after the cut
+    # the last will, after the cut: the broker sends it once it has seen the link drop
+    will = {"v": 1, "online": False}
+    assert will in wait_for(lambda: listener.of("state"), lambda states: will in states)
 
 
 @pytest.mark.terminal_settings(sim={"ntp": False})
