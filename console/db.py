@@ -1,5 +1,5 @@
-"""The console's own state in SQLite (`SVC_CONSOLE_DB`): who may log in, and the audit trail.
-The ratings stay in InfluxDB.
+"""The console's own state in SQLite (`SVC_CONSOLE_DB`): who may log in, the audit trail,
+the halls' clerks, counters, cases, appeals and notifications. The ratings stay in InfluxDB.
 
 The file holds password hashes: it is made 0600 in a folder made 0700, for the user the
 console runs as (who must also own it: SQLite in WAL mode writes beside it even to read).
@@ -48,6 +48,149 @@ MIGRATIONS = (
         after TEXT                         -- JSON, or null
     ) STRICT;
     CREATE INDEX audit_at ON audit (at);
+    """,
+    # 2: the halls' work: sessions, clerks and counters, cases, appeals, notifications
+    """
+    CREATE TABLE session (
+        token TEXT PRIMARY KEY,            -- SHA-256 of the cookie's secret, never the secret
+        user TEXT NOT NULL REFERENCES user (name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,                -- the token every form of this session carries
+        created REAL NOT NULL,
+        seen REAL NOT NULL
+    ) STRICT;
+    CREATE TABLE region (
+        name TEXT PRIMARY KEY,
+        callback_days INTEGER NOT NULL DEFAULT 1 CHECK (callback_days BETWEEN 1 AND 60),
+        fix_days INTEGER NOT NULL DEFAULT 5 CHECK (fix_days BETWEEN 1 AND 60)
+    ) STRICT;
+    CREATE TABLE hall (
+        site TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',     -- 营业厅 name shown on its pages and wall
+        region TEXT REFERENCES region (name),
+        token TEXT                         -- SHA-256 of its prompt API token; null: none issued
+    ) STRICT;
+    CREATE TABLE clerk (
+        staff TEXT PRIMARY KEY,            -- 工号, the contract's staff pattern
+        name TEXT NOT NULL,
+        photo BLOB,
+        photo_type TEXT CHECK (photo_type IN ('image/jpeg', 'image/png', 'image/webp'))
+    ) STRICT;
+    CREATE TABLE counter (
+        site TEXT NOT NULL,
+        counter TEXT NOT NULL,
+        device TEXT,                       -- the terminal at that window; null: none yet
+        PRIMARY KEY (site, counter)
+    ) STRICT;
+    CREATE UNIQUE INDEX counter_device ON counter (site, device) WHERE device IS NOT NULL;
+    CREATE TABLE seating (                 -- who sat where: each login and logout, kept
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        counter TEXT,
+        staff TEXT,                        -- null: logged out
+        actor TEXT NOT NULL                -- a user, or "(terminal)" for a change seen, not made
+    ) STRICT;
+    CREATE INDEX seating_where ON seating (site, device, at);
+    CREATE TABLE duty_person (             -- a hall's duty managers (带班), in rota order
+        site TEXT NOT NULL,
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        email TEXT NOT NULL DEFAULT '',
+        mobile TEXT NOT NULL DEFAULT '',   -- for a robot's @ of them
+        PRIMARY KEY (site, name)
+    ) STRICT;
+    CREATE TABLE duty_day (                -- a day the rota does not decide
+        site TEXT NOT NULL,
+        day TEXT NOT NULL,                 -- ISO date
+        name TEXT NOT NULL,
+        PRIMARY KEY (site, day)
+    ) STRICT;
+    CREATE TABLE channel (                 -- where a hall's notifications go
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('wecom', 'dingtalk', 'feishu', 'email')),
+        target TEXT NOT NULL,              -- a robot's webhook URL; e-mail: empty (duty manager)
+        secret TEXT NOT NULL DEFAULT ''    -- a robot's signing secret
+    ) STRICT;
+    CREATE TABLE poor_case (               -- 差评处置: one per poor rating
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        pressed REAL,                      -- unix seconds; null: undated
+        counter TEXT,
+        staff TEXT,
+        score INTEGER NOT NULL,
+        reason TEXT,
+        suspect INTEGER NOT NULL DEFAULT 0,
+        opened REAL NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('alert', 'reconcile')),
+        state TEXT NOT NULL DEFAULT 'open'
+            CHECK (state IN ('open', 'called_back', 'fixed', 'closed')),
+        callback_due TEXT NOT NULL,        -- ISO dates, on the official calendar
+        fix_due TEXT NOT NULL,
+        calendar_known INTEGER NOT NULL,   -- 0: a year the calendar does not know, weekdays
+        UNIQUE (site, device, seq)
+    ) STRICT;
+    CREATE INDEX poor_case_open ON poor_case (site, state);
+    CREATE TABLE case_step (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES poor_case (id),
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        state TEXT NOT NULL,
+        note TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE appeal (                  -- 申诉 on one rating, and the appraisal's decision
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        staff TEXT,
+        ground TEXT NOT NULL
+            CHECK (ground IN ('mistaken', 'malicious', 'device_fault', 'other')),
+        note TEXT NOT NULL,
+        filed_by TEXT NOT NULL,
+        filed_at REAL NOT NULL,
+        decision TEXT NOT NULL DEFAULT 'pending'
+            CHECK (decision IN ('pending', 'upheld', 'rejected')),
+        decided_by TEXT,
+        decided_at REAL,
+        decision_note TEXT,
+        UNIQUE (site, device, seq)
+    ) STRICT;
+    CREATE TABLE suspect_review (          -- a manager's verdict on a suspect rating
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'cleared')),
+        by TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (site, device, seq)
+    ) STRICT;
+    CREATE TABLE influx_pending (          -- a decision InfluxDB has not taken yet: retried
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (site, device, seq)
+    ) STRICT;
+    CREATE TABLE outbox (                  -- notifications, until each is sent
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,          -- what it is about and where it goes: never twice
+        channel INTEGER NOT NULL REFERENCES channel (id) ON DELETE CASCADE,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        link TEXT NOT NULL,
+        recipient TEXT NOT NULL DEFAULT '',  -- the duty manager's e-mail or mobile, at enqueue
+        created REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try REAL NOT NULL,
+        sent REAL,
+        last_error TEXT
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox (sent, next_try);
     """,
 )
 
