@@ -36,6 +36,12 @@ class KnownDevices:
             self._look()  # a stat, and a read only when the file changed
         return name in self._names
 
+    def names(self) -> frozenset[str]:
+        """Every `site/device` on the roster now (read again once a second at most)."""
+        if time.monotonic() - self._looked_at >= LOOK_EVERY_S:
+            self._look()
+        return self._names
+
     def _look(self) -> None:
         """Read the file again if it changed; a file gone or unreadable keeps the last roster
         (and says so), since forgetting every device would dead-letter the whole hall."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -271,3 +272,22 @@ def _statements(script: str) -> list[str]:
     if pending.strip():
         raise SchemaError(f"a migration ends in an unfinished statement: {pending.strip()[:60]}")
     return found
+
+
+class Connections:
+    """One connection a thread, to a file `connect` has upgraded: the web server's worker
+    threads each keep theirs (sqlite3 connections are not shared between threads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        connect(path).close()  # made and upgraded once, at start
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+        return conn
