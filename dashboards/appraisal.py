@@ -10,7 +10,10 @@ the `appraisal` and `appraisal_hours` measurements that the 员工考核 dashboa
 - rated: ratings with a score that are not suspect; satisfied: those scoring 4 or 5;
   satisfaction = satisfied / rated; wilson_low: the 95 % Wilson lower bound of that share;
 - poor: rated scoring 1 or 2; reason_*: poor ratings by the reason given;
-- skipped: windows closed unrated; suspect: scored ratings flagged suspect (never in rated);
+- skipped: windows closed unrated; suspect: scored ratings flagged suspect by the collector
+  and not cleared by a manager (never in rated);
+- excluded: scored ratings an upheld appeal took out (console/reviews.py): flagged suspect with
+  `excluded` 1, so out of every figure as suspects are, counted here apart and not in suspect;
 - prompted and participation: prompt-mode windows, and the share of them rated;
 - rank: 1, 2, ... over every (hall, clerk) row with at least min_ratings rated, by wilson_low,
   higher first, then by rated; rows equal in both (so in satisfied too) share a rank, and the
@@ -44,7 +47,16 @@ Z = 1.96  # 95 %
 # the reasons a poor rating may give, in the contract's order (the export's), with their names
 REASONS = contract.REASONS
 REASON_NAMES = dict(zip(REASONS, ("态度", "效率", "业务能力", "环境", "其他"), strict=True))
-COUNTS = ("rated", "satisfied", "poor", "skipped", "suspect", "prompted", "prompted_rated")
+COUNTS = (
+    "rated",
+    "satisfied",
+    "poor",
+    "skipped",
+    "suspect",
+    "prompted",
+    "prompted_rated",
+    "excluded",
+)
 ASPECTS = contract.ASPECTS
 ASPECT_NAMES = dict(zip(ASPECTS, ("服务态度", "工作效率"), strict=True))
 MONTH = re.compile(r"([0-9]{4})-([0-9]{1,2})")
@@ -172,6 +184,9 @@ def compute(
         f'SELECT count("score") AS "suspect" FROM rating WHERE {when} AND "suspect" = 1 {by}': (
             "suspect",
         ),
+        f'SELECT count("score") AS "excluded" FROM rating WHERE {when} AND "excluded" = 1 {by}': (
+            "excluded",
+        ),
         f'SELECT count("rated") AS "prompted", sum("rated") AS "prompted_rated" FROM rating '
         f"WHERE {honest} AND \"mode\" = 'prompt' {by}": ("prompted", "prompted_rated"),
     }
@@ -179,6 +194,8 @@ def compute(
         for found in influx.query(query):
             for name in names:
                 row(found).counts[name] = int(found[name] or 0)
+    for counted in clerks.values():  # an upheld appeal's rating is flagged suspect too
+        counted.counts["suspect"] -= counted.counts["excluded"]
     for found in influx.query(
         f'SELECT count("score") AS "n" FROM rating WHERE {honest} AND "poor" = 1 {by}, "reason"'
     ):

@@ -3,7 +3,8 @@
 A clerk's row over every hall has no site: its cell is empty in the CSV, and 全部营业厅 in the
 XLSX, where a reader looks for a word rather than a blank. Each row says what it is (`scope`,
 the row's own: `clerk` in a hall, `clerk_all` over every hall, `hall`) and a clerk's row
-carries the clerk's name.
+carries the clerk's name. Columns are only ever appended (readers take them by position):
+`excluded`, the ratings upheld appeals took out, comes last.
 
 A text cell may hold what a tools account typed (a clerk's name), so `values`, which both
 files write, leaves control characters out of every text (an XLSX cannot hold most of them
@@ -46,6 +47,8 @@ COLUMNS = (
     # appended with the clerks' names: the row's kind, and the name (empty for a hall's row)
     ("scope", "范围"),
     ("staff_name", "姓名"),
+    # appended with appeals: ratings an upheld appeal took out (in none of the columns before)
+    ("excluded", "申诉剔除"),
 )
 SHARES = ("satisfaction", "wilson_low")
 MEANS = tuple(f"{aspect}_mean" for aspect in ASPECT_NAMES)
@@ -78,6 +81,7 @@ def values(row: Row) -> dict[str, Value]:
         **{f"{aspect}_mean": row.aspect_mean(aspect) for aspect in ASPECT_NAMES},
         "scope": row.scope,
         "staff_name": row.staff_name,
+        "excluded": row.counts["excluded"],
     }
     return {k: cell_text(v) or None if isinstance(v, str) else v for k, v in cells.items()}
 

@@ -65,6 +65,7 @@ def expected_rows(ratings: list[dict[str, Any]], min_ratings: int) -> dict[tuple
             "poor": len(poor),
             "skipped": sum(r["score"] is None for r in group),
             "suspect": sum(r["cause"] == "self_rating" and r["score"] is not None for r in group),
+            "excluded": 0,  # no appeal upheld (tests/test_console_reviews.py has them)
             **{
                 f"reason_{reason}": sum(r["reason"] == reason for r in poor)
                 for reason in appraisal.REASONS
@@ -119,7 +120,7 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
         table = list(csv.reader(f))
     assert table[0] == [name for name, _ in export.COLUMNS]
-    assert table[0][:-2] == [
+    assert table[0][:-3] == [
         "site",
         "staff",
         "rated",
@@ -140,7 +141,7 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
         "efficiency_rated",
         "efficiency_mean",
     ]
-    assert table[0][-2:] == ["scope", "staff_name"]  # appended: the columns before as they were
+    assert table[0][-3:] == ["scope", "staff_name", "excluded"]  # appended, in this order
     got = {(row[0], row[1]): dict(zip(table[0], row, strict=True)) for row in table[1:]}
     names = {c.staff: c.name for hall in km.scenario.halls for c in hall.clerks}  # as logged in
     stored = km.influx.query('SELECT "name", "staff" FROM "clerk"')  # the collector's points
@@ -179,11 +180,12 @@ def test_the_month_equals_the_truth_in_csv_and_xlsx(known_month, tmp_path, capsy
     cells = list(sheet.values)
     assert list(cells[0]) == [header for _, header in export.COLUMNS]
     assert cells[0][:3] == ("营业厅", "工号", "有效评价")
-    assert cells[0][-2:] == ("范围", "姓名")
+    assert cells[0][-3:] == ("范围", "姓名", "申诉剔除")
     kinds = [(row[0] == export.ALL_HALLS, bool(row[1])) for row in cells[1:]]
     scopes = {(False, True): "clerk", (True, True): "clerk_all", (False, False): "hall"}
-    assert [row[-2] for row in cells[1:]] == [scopes[kind] for kind in kinds]
-    assert all((row[-1] is None) == (not row[1]) for row in cells[1:])  # every clerk named
+    assert [row[-3] for row in cells[1:]] == [scopes[kind] for kind in kinds]
+    assert all((row[-2] is None) == (not row[1]) for row in cells[1:])  # every clerk named
+    assert all(row[-1] == 0 for row in cells[1:])  # no appeal upheld in the known month
     halls_bold = [sheet.cell(i + 1, 1).font.bold for i, row in enumerate(cells) if i and not row[1]]
     assert halls_bold and all(halls_bold)  # a hall's row stands out under its clerks
     everywhere = [row[1] for row in cells if row[0] == export.ALL_HALLS]
@@ -462,13 +464,13 @@ def test_each_clerk_row_carries_the_latest_name_the_logins_gave(own_month, tmp_p
     assert [r.scope for r in rows] == [row["scope"] for row in got.values()]  # one rule
     with (tmp_path / "2026-11.csv").open(encoding="utf-8-sig", newline="") as f:
         header = next(csv.reader(f))
-    assert header[:3] == ["site", "staff", "rated"] and header[-2:] == ["scope", "staff_name"]
-    assert header[-4:-2] == ["efficiency_rated", "efficiency_mean"]  # the older columns first
+    assert header[:3] == ["site", "staff", "rated"] and header[-3:-1] == ["scope", "staff_name"]
+    assert header[-5:-3] == ["efficiency_rated", "efficiency_mean"]  # the older columns first
     db = ["--influx", own_month.url, "--db", own_month.database, "--min-ratings", "10"]
     assert appraisal_main(["2026-11", *db, "--out", str(tmp_path / "2026-11.xlsx")]) == 0
     cells = list(openpyxl.load_workbook(tmp_path / "2026-11.xlsx").active.values)
-    assert cells[0][-2:] == ("范围", "姓名")
-    assert [(row[0], row[1], *row[-2:]) for row in cells[1:]] == [
+    assert cells[0][-3:-1] == ("范围", "姓名")
+    assert [(row[0], row[1], *row[-3:-1]) for row in cells[1:]] == [
         ("hall-a", "K01", "clerk", "张敏敏"),
         ("hall-a", "K02", "clerk", "王五"),
         ("hall-a", None, "hall", None),

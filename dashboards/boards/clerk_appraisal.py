@@ -21,7 +21,7 @@ MONTH_FIGURES = (
     'last("rank") AS "排名", last("poor") AS "差评", '
     + ", ".join(f'last("{field}") AS "{name}"' for field, name in REASONS)
     + ', last("participation") * 100 AS "参评率", last("skipped") AS "未评", '
-    'last("suspect") AS "可疑", '
+    'last("suspect") AS "可疑", last("excluded") AS "申诉剔除", '
     + ", ".join(f'last("{aspect}_mean") AS "{name}"' for aspect, name in ASPECT_NAMES.items())
 )
 
@@ -30,11 +30,11 @@ DASHBOARD = Dashboard(
     title="员工考核 Clerk appraisal",
     description=(
         "月度员工考核（分厅及跨厅汇总）：有效评价、满意率及其威尔逊下限、排名、差评原因、参评率、"
-        "未评与可疑数，分项评价的服务态度与工作效率平均分；数据由 svc-appraisal 每月生成。 The"
-        " month per clerk, in each hall and over every hall: ratings, satisfaction with its"
-        " Wilson lower bound, rank, poor-rating reasons,"
-        " participation, skipped and suspect counts, mean attitude and efficiency where rated"
-        " apart; written by svc-appraisal."
+        "未评、可疑与申诉剔除数，分项评价的服务态度与工作效率平均分；"
+        "数据由 svc-appraisal 每月生成。 The month per clerk, in each hall and over every hall:"
+        " ratings, satisfaction with its Wilson lower bound, rank, poor-rating reasons,"
+        " participation, skipped and suspect counts and the ratings upheld appeals took out,"
+        " mean attitude and efficiency where rated apart; written by svc-appraisal."
     ),
     time_from="now-1y",
     variables=(
