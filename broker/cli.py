@@ -3,6 +3,7 @@
     svc-broker init DIR [--listen HOST:PORT] [--hostname NAME]
     svc-broker add-device DIR SITE DEVICE --out FILE
     svc-broker add-service DIR NAME --role collector|tools|console --out FILE [--owner USER]
+    svc-broker add-web DIR --host NAME [--host NAME ...] --out-dir DIR [--owner USER]
     svc-broker remove DIR NAME
     svc-broker rewrite DIR      (after an upgrade: every file again, from svc-broker.json)
     svc-broker renew DIR        (a new server certificate from the hall's CA, same names)
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from broker import acl, credentials
+from broker import acl, credentials, pki
 from broker.folder import DEFAULT_PORT, BrokerSetupError, init, load
 from firmware import contract
 
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p_svc.add_argument("--out", type=Path, required=True, help="its settings file (TOML)")
     p_svc.add_argument("--replace", action="store_true", help="a new password for an account")
     p_svc.add_argument("--owner", help="the system user the service runs as: --out is theirs")
+    p_web = sub.add_parser("add-web", help="an HTTPS certificate for the console, from the CA")
+    p_web.add_argument("dir", type=Path)
+    p_web.add_argument("--host", action="append", required=True, help="a name or address")
+    p_web.add_argument("--out-dir", type=Path, required=True, help="where web.crt and web.key go")
+    p_web.add_argument("--owner", help="the system user the web server runs as: web.key is theirs")
     p_rm = sub.add_parser("remove", help="an account gone (a device's name is site/device)")
     p_rm.add_argument("dir", type=Path)
     p_rm.add_argument("name")
@@ -78,6 +84,10 @@ def _run(args: argparse.Namespace) -> str:
     if args.command == "rewrite":
         folder.save()
         return f"{folder.path} written again; {folder.reload()} running broker(s) reloaded"
+    if args.command == "add-web":
+        cert, key = credentials.add_web(folder, args.host, args.out_dir, owner=args.owner)
+        until = pki.expires(cert.read_bytes())
+        return f"{cert} and {key} for {', '.join(args.host)}, valid until {until:%Y-%m-%d}"
     if args.command == "remove":
         folder.remove_account(args.name)
         return f"account {args.name} removed; {folder.reload()} running broker(s) reloaded"

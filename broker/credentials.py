@@ -82,9 +82,25 @@ def write_service(
         f"mqtt_ca_file = {json.dumps(str(folder.ca_cert))}",
         f"client_id = {json.dumps(name)}",
     ]
-    if role == "collector":
+    if role in ("collector", "console"):
         lines.append(f"known_devices = {json.dumps(str(folder.roster))}")
     _secret(out, "\n".join(lines) + "\n", owner_ids)
+
+
+def add_web(
+    folder: Folder, hostnames: list[str], out_dir: Path, *, owner: str | None = None
+) -> tuple[Path, Path]:
+    """A web server's certificate (web.crt, 0644) and key (web.key, 0600, given to `owner`)
+    in out_dir, from the hall's CA, for the names its browsers use; returns their paths."""
+    if not hostnames:
+        raise BrokerSetupError("name the web server's host at least once (--host)")
+    owner_ids = _owner_ids(owner)
+    issued = folder.issue_web(hostnames)
+    cert, key = out_dir / "web.crt", out_dir / "web.key"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_file(cert, issued.cert_pem.decode(), 0o644, owner=owner_ids)
+    _secret(key, issued.key_pem.decode(), owner_ids)
+    return cert, key
 
 
 def _owner_ids(owner: str | None) -> tuple[int, int] | None:

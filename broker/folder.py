@@ -98,6 +98,12 @@ class Folder:
         )
         write_file(self.roster, roster, 0o644)
 
+    def issue_web(self, hostnames: list[str]) -> pki.Issued:
+        """A certificate and key for a web server of the hall (the console's HTTPS), naming
+        hostnames, signed by the hall's CA: a browser that trusts the CA trusts it."""
+        ca = pki.Issued((self.path / "ca.crt").read_bytes(), (self.path / "ca.key").read_bytes())
+        return pki.make_server(ca, hostnames)
+
     def renew_server(self) -> datetime.datetime:
         """A new certificate and key for the broker, for the names the old one gave, signed
         by the hall's CA: its clients, which trust the CA, take it without a change. Returns

@@ -38,6 +38,7 @@ PUBLISH_WAIT_S = 5.0
 RECONNECT_MAX_S = 30
 
 AlertHandler = Callable[[str, dict[str, Any]], None]
+ConfigHandler = Callable[[str, str, dict[str, Any]], None]
 
 
 class LinkError(RuntimeError):
@@ -69,9 +70,13 @@ class Terminal:
 
 
 class HallLink:
-    def __init__(self, settings: Settings, on_alert: AlertHandler) -> None:
+    def __init__(
+        self, settings: Settings, on_alert: AlertHandler, on_config: ConfigHandler
+    ) -> None:
         self.root = settings.topic_root
         self.on_alert = on_alert
+        self.on_config = on_config
+        self._own_configs: dict[tuple[str, str], bytes] = {}  # the last one published here
         self.rejected: Counter[str] = Counter()
         self._held: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
@@ -130,7 +135,10 @@ class HallLink:
     def _publish(self, site: str, device: str, kind: str, payload: dict[str, Any]) -> None:
         qos, retain, _ = contract.DEVICE_TOPICS[kind]
         topic = contract.topic(self.root, site, device, kind)
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        if kind == "config":
+            with self._lock:
+                self._own_configs[(site, device)] = body
         info = self.client.publish(topic, body, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise LinkError(f"the broker link is down ({mqtt.error_string(info.rc)})")
@@ -185,6 +193,9 @@ class HallLink:
             return
         with self._lock:
             self._held.setdefault((site, device), {})[kind] = held
+            own = self._own_configs.get((site, device)) == bytes(msg.payload)
+        if kind == "config" and held is not None and "staff" in held and not own:
+            self.on_config(site, device, held)
 
     def _payload(self, msg: mqtt.MQTTMessage, kind: str) -> dict[str, Any] | None:
         if len(msg.payload) > contract.MAX_PAYLOAD_BYTES:

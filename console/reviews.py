@@ -132,7 +132,7 @@ def _decide(
         raise ValueError(f"not a console user's name: {user!r}")
     points = find_points(influx, *key)
     if verdict:
-        _check_verdict(points, key)
+        check_verdict(points, key)
     influx.write(
         [
             lineprotocol.line(MEASUREMENT, p.tags, {**fields, "reviewed_by": user}, p.time_ns)
@@ -142,7 +142,7 @@ def _decide(
     return bool(points)
 
 
-def _check_verdict(points: list[StoredPoint], key: tuple[str, str, int]) -> None:
+def check_verdict(points: list[StoredPoint], key: tuple[str, str, int]) -> None:
     if any(p.excluded for p in points):
         raise ReviewRefused(f"{key}: an upheld appeal excluded it; it stays out of the figures")
     if not all(p.flagged for p in points):

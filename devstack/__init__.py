@@ -5,12 +5,14 @@ and is stopped with its process when the context ends.
 """
 
 from devstack.collector import CollectorProcess, collector_env
+from devstack.console import ConsoleServer
 from devstack.influxdb import InfluxServer
 from devstack.mosquitto import HallBroker, MosquittoServer, hall_folder
 from devstack.process import ServerFailedError
 
 __all__ = [
     "CollectorProcess",
+    "ConsoleServer",
     "HallBroker",
     "InfluxServer",
     "MosquittoServer",

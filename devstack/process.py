@@ -50,6 +50,7 @@ class ChildServer:
         self.data_dir = data_dir
         self.port = 0
         self.log_path = data_dir / f"{self.name}.log"
+        self.env: dict[str, str] | None = None  # the process's environment; None: this one's
         self._proc: subprocess.Popen[bytes] | None = None
 
     def command(self, port: int) -> list[str]:
@@ -72,7 +73,7 @@ class ChildServer:
         cmd = self.command(port)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
             )
         return wait_until(self.is_ready, self.start_timeout_s, self._proc.poll)
 

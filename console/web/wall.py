@@ -1,0 +1,72 @@
+"""公示屏 `/wall/{site}`: the hall's screen. Every counter with its clerk (photo, name, 工号)
+and this month's satisfaction as stars with the number of ratings; no login, and nothing but
+those public figures (no customer, no ticket, no poor rating's detail).
+
+The month's figures are read from InfluxDB at most once a minute a hall (the page refreshes
+itself every minute), so a screen in every hall costs InfluxDB one query a minute each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from collector.influx import InfluxError
+from console import figures, roster
+from console.web.core import Console, Refused, blocking, console_of, db_of, render
+from dashboards.appraisal import month_bounds
+from firmware import contract
+
+REFRESH_S = 60
+_cache: dict[tuple[int, str], tuple[float, figures.Wall]] = {}
+_cache_lock = threading.Lock()
+
+
+def _month(console: Console, site: str) -> figures.Wall:
+    key = (id(console), site)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    now = dt.datetime.now(console.settings.zone)
+    start, _ = month_bounds(now.strftime("%Y-%m"), console.settings.tz)
+    found = figures.month_wall(console.influx, site, start, now, console.settings.min_ratings)
+    with _cache_lock:
+        _cache[key] = (time.monotonic() + REFRESH_S, found)
+    return found
+
+
+async def wall(request: Request) -> Response:
+    site = request.path_params["site"]
+    console = console_of(request)
+    if not contract.valid_name("site", site) or site not in console.halls():
+        raise Refused(404, "没有这个营业厅。")
+    try:
+        month = await blocking(_month, console, site)
+    except InfluxError:
+        month = None  # the screen keeps its place and says nothing wrong to the customers
+    db = db_of(request)
+    held = console.link.terminals(site)
+    counters = []
+    for row in roster.counters(db, site):
+        terminal = held.get(row["device"]) if row["device"] else None
+        staff = terminal.staff if terminal else None
+        clerk = roster.clerk(db, staff) if staff else None
+        counters.append(
+            {
+                "counter": row["counter"],
+                "staff": staff,
+                "clerk": clerk,
+                "month": month.clerks.get(staff) if month and staff else None,
+            }
+        )
+    return render(
+        request, "wall.html", hall=console.hall_name(site), counters=counters,
+        month=dt.datetime.now(console.settings.zone).strftime("%Y 年 %m 月"),
+        refresh_s=REFRESH_S, min_ratings=console.settings.min_ratings,
+        user=None, session=None,
+    )  # fmt: skip
