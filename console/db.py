@@ -111,8 +111,9 @@ MIGRATIONS = (
         id INTEGER PRIMARY KEY,
         site TEXT NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('wecom', 'dingtalk', 'feishu', 'email')),
-        target TEXT NOT NULL,              -- a robot's webhook URL; e-mail: empty (duty manager)
-        secret TEXT NOT NULL DEFAULT ''    -- a robot's signing secret
+        target TEXT NOT NULL,              -- a robot's webhook URL (it holds its key); e-mail:
+                                           -- an address for a duty manager with none, or ''
+        secret TEXT NOT NULL DEFAULT ''    -- a robot's signing secret ('': not signed)
     ) STRICT;
     CREATE TABLE poor_case (               -- 差评处置: one per poor rating
         id INTEGER PRIMARY KEY,
