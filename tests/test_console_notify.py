@@ -15,10 +15,11 @@ import hashlib
 import hmac
 import json
 import socket
+import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +95,7 @@ class Robots:
         self.refusing = False  # answer with each vendor's rate-limit error
         self.feishu_legacy = False  # answer as Feishu's older bots did
         self.secrets = {"dingtalk": DING_SECRET, "feishu": FEISHU_SECRET}
+        self.on_accept: Callable[[], None] | None = None  # once, as a message is accepted
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -144,6 +146,9 @@ class Robots:
                 return {"errcode": 45009, "errmsg": "api freq out of limit"}
             assert body["msgtype"] == "text"
             assert len(body["text"]["content"].encode()) <= 2048
+            if self.on_accept is not None:
+                self.on_accept, accepted = None, self.on_accept
+                accepted()
             self.received.append(("wecom", body))
             return {"errcode": 0, "errmsg": "ok"}
         if path == "/robot/send":
@@ -779,6 +784,29 @@ def test_after_a_restart_what_was_pending_is_sent_and_nothing_twice(
         reopened.close()
     assert len(receivers.received) == 6 and len(mailbox.mails) == 2
     assert [mail.message["Subject"][-5:] for mail in mailbox.mails] == ["（1 分）", "（2 分）"]
+
+
+def test_a_database_busy_as_a_message_is_marked_sent_is_waited_for_not_sent_again(
+    console: Console, receivers: Robots
+):
+    for kind in ("dingtalk", "feishu", "email"):
+        notify.remove_channel(console.db, console.channel[kind], actor="admin")
+
+    def hold_the_write_lock() -> None:  # longer than SQLite's own wait of 5 s
+        other = sqlite3.connect(console.settings.db, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(6.5, lambda: (other.execute("COMMIT"), other.close())).start()
+
+    receivers.on_accept = hold_the_write_lock
+    receivers.start()
+    now = time.time()
+    notify.enqueue(console.db, POOR, LINK, now)
+    sender = console.sender()
+    assert sender.run_once(now) == 1
+    assert sender.run_once(now + notify.LEASE_S + 1) == 0
+    assert len(receivers.received) == 1
+    (row,) = console.outbox()
+    assert (row["sent"], row["attempts"]) == (now, 1)
 
 
 def test_two_senders_on_one_file_send_each_message_once(
