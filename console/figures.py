@@ -279,6 +279,49 @@ def poor_ratings(
     return list(ratings.values())
 
 
+@dataclass(frozen=True)
+class Flagged:
+    """A rating the collector flagged suspect, with what has been decided of it since: the
+    suspects page's row (a manager confirms or clears each)."""
+
+    device: str
+    seq: int
+    time: dt.datetime  # its point's time, UTC
+    counter: str | None
+    staff: str | None
+    score: int | None  # None: a window closed unrated
+    why: str | None  # the collector's rule; `appeal_upheld` once an appeal excluded it
+    suspect: bool  # as it counts now: False once a manager cleared it
+    excluded: bool  # an upheld appeal took it out
+
+
+def suspect_ratings(
+    influx: InfluxHttp, site: str, since: dt.datetime, until: dt.datetime
+) -> list[Flagged]:
+    """Every rating of the hall in [since, until) that has a `suspect_why` (the collector
+    flagged it, or an appeal excluded it), newest first: cleared ones too, which count again
+    but stay on the page with their verdict."""
+    found = influx.query(
+        'SELECT "score", "seq", "suspect", "suspect_why", "excluded", "counter", "staff", '
+        f'"device" FROM "rating" WHERE "site" = {_site(site)} AND "suspect_why" =~ /./ '
+        f"AND time >= {_ns(since)} AND time < {_ns(until)}"
+    )
+    return [
+        Flagged(
+            device=str(row["device"]),
+            seq=int(row["seq"]),
+            time=EPOCH + dt.timedelta(microseconds=int(row["time"]) // 1000),
+            counter=row["counter"] or None,
+            staff=row["staff"] or None,
+            score=None if row["score"] is None else int(row["score"]),
+            why=row["suspect_why"],
+            suspect=bool(row["suspect"]),
+            excluded=row["excluded"] == 1,
+        )
+        for row in sorted(found, key=lambda r: -int(r["time"]))
+    ]
+
+
 def _site(site: str) -> str:
     """The site as an InfluxQL string literal, once it keeps the contract's name rule: its
     characters (a-z, 0-9, -) need no escaping, and nothing else gets into a statement."""

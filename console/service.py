@@ -62,7 +62,7 @@ class Service:
             log.warning("alert_ignored", site=site, reason=rating)
             self.link.rejected["alert"] += 1
             return
-        notify.enqueue(db, {**alert, "site": site}, link, time.time())
+        notify.enqueue(db, {**alert, "site": site}, link, time.time(), zone=self.settings.zone)
 
     def on_config(self, site: str, device: str, config: dict[str, Any]) -> None:
         """A terminal's retained config, whoever set it: kept in the history of who sat where
@@ -97,7 +97,8 @@ class Service:
                 made += 1
                 log.warning("case_opened", case=case_id, site=poor.site, source="reconcile")
                 alert = {"v": 1, "kind": "poor_rating", **_alert_fields(rating)}
-                notify.enqueue(db, alert, f"{self.settings.public_url}/cases/{case_id}", now)
+                link = f"{self.settings.public_url}/cases/{case_id}"
+                notify.enqueue(db, alert, link, now, zone=self.settings.zone)
         if deep:
             self._deep_at = now
         return made

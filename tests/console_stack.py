@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -73,7 +72,9 @@ class ConsoleStack:
         """A real terminal of the hall (the firmware under the MicroPython Unix port), started
         and connected; stopped with the stack."""
         out = self.hall.add_device(SITE, device, **TERMINAL_KEPT)
-        terminal = FirmwareTerminal(self.folder / device, {**json.loads(out.read_text()), **changes})
+        terminal = FirmwareTerminal(
+            self.folder / device, {**json.loads(out.read_text()), **changes}
+        )
         terminal.start()
         self.terminals.append(terminal)
         terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=30)
@@ -127,8 +128,10 @@ def console_stack(
         collector.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """A Chromium of the test's own: Playwright's sync API runs an event loop in this thread
+    while it lives, which would stop a later test's asyncio.run."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: run ./dev test (it installs chromium)", pytrace=False)
     with sync_playwright() as playwright:
@@ -159,7 +162,3 @@ def keep(page: Page, name: str) -> Path:
     path = ARTEFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def fresh_artefacts() -> None:
-    shutil.rmtree(ARTEFACTS, ignore_errors=True)

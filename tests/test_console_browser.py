@@ -4,21 +4,31 @@ InfluxDB, collector and the firmware under the MicroPython Unix port."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 import struct
 import time
 import zlib
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
-from tests.console_stack import ConsoleStack, keep, log_in
+from collector.influx import InfluxHttp
+from dashboards import appraisal
+from devstack import ConsoleServer
+from firmware import contract
+from tests.console_stack import ConsoleStack, add_user, keep, log_in
 from tests.hall import SITE
-from tests.servers import wait_for
+from tests.servers import serve, wait_for
 
 pytest_plugins = ["tests.console_stack"]
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium a worker is plenty on 2 cores
 
+ZONE = ZoneInfo("Asia/Shanghai")
 SCORE_1 = 4  # the default buttons score 5, 4, 3, 2, 1 from the left
 
 
@@ -112,3 +122,262 @@ def test_a_manager_seats_a_clerk_and_follows_a_poor_rating_to_its_close(
     expect(page.locator("#open")).to_have_text("0")
     expect(page.locator("#offline")).to_have_text("0")
     keep(page, "today")
+
+
+def publish_rating(peer, device: str, seq: int, ts_ms: int, score: int, **fields) -> None:
+    message = contract.rating(
+        seq, 1, ts_ms, score, fields.get("reason"), fields.get("counter", "01"),
+        fields.get("staff", "E3003"), None, "prompt", fields.get("wait_ms", 4000),
+    )  # fmt: skip
+    peer.publish(
+        contract.topic(contract.ROOT, SITE, device, "rating"), json.dumps(message).encode()
+    )
+
+
+def local_ms(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text).replace(tzinfo=ZONE).timestamp() * 1000)
+
+
+def case_row(page: Page, url: str, staff: str, seq: int, timeout_s: float = 10):
+    """The register's row of a case, waited for (the alert or the minute's reconciliation)."""
+
+    def found():
+        page.goto(f"{url}/cases?staff={staff}")
+        return page.locator("tbody tr", has_text=f"{seq}").count()
+
+    wait_for(found, lambda n: n > 0, timeout_s=timeout_s)
+    return page.locator("tbody tr")
+
+
+def test_a_deadline_across_national_day_and_its_make_up_saturday_is_due_on_the_right_day(
+    console_stack: ConsoleStack, page: Page
+):
+    """Pressed on Wednesday 30 September 2026: 1 to 7 October are the holiday, Saturday 10
+    October a make-up working day. The call-back (1 working day) is due on Thursday 8 October;
+    the fix (5) on 8, 9, 10 (Saturday), 12, 13: Tuesday 13 October."""
+    stack = console_stack
+    peer = stack.device_peer("t09")
+    publish_rating(peer, "t09", 1, local_ms("2026-09-30T10:00:00"), 1, reason="attitude")
+    log_in(page, stack.url, "wang")
+    rows = case_row(page, stack.url, "E3003", 1)
+    cells = rows.first.locator("td")
+    expect(cells.nth(8)).to_have_text("2026-10-08")
+    expect(cells.nth(9)).to_have_text("2026-10-13")
+    expect(rows.first).to_have_class("late")  # long overdue by December
+    keep(page, "cases-national-day")
+    peer.close()
+
+
+def clerk_month(stack: ConsoleStack, staff: str) -> tuple[int, ...]:
+    """svc-appraisal's December for the clerk in the hall: rated, poor, suspect, excluded."""
+    influx = InfluxHttp(stack.influx.url, stack.database)
+    rows = appraisal.compute(influx, "2026-12", "Asia/Shanghai", 1)
+    (row,) = [r for r in rows if r.site == SITE and r.staff == staff]
+    return tuple(row.counts[k] for k in ("rated", "poor", "suspect", "excluded"))
+
+
+def test_an_upheld_appeal_leaves_the_appraisal_and_a_cleared_suspect_counts_again(
+    console_stack: ConsoleStack, page: Page, browser
+):
+    stack = console_stack
+    peer = stack.device_peer("t05")
+    base = local_ms("2026-12-01T09:00:00")
+    publish_rating(peer, "t05", 1, base, 5, staff="E4004")
+    publish_rating(peer, "t05", 2, base + 60_000, 1, staff="E4004", reason="attitude")
+    publish_rating(peer, "t05", 3, base + 120_000, 4, staff="E4004", wait_ms=200)  # fast: suspect
+    wait_for(
+        lambda: stack.query('SELECT count("seq") FROM "rating"'), lambda r: r and r[0]["count"] == 3
+    )
+    assert clerk_month(stack, "E4004") == (2, 1, 1, 0)
+
+    # the manager appeals the poor rating; the appraiser upholds it
+    log_in(page, stack.url, "wang")
+    case_row(page, stack.url, "E4004", 2).first.locator("a").first.click()
+    page.select_option("select[name=ground]", "malicious")
+    page.fill("form[action$='/appeal'] textarea[name=note]", "客户酒后滋事，有录像")
+    page.click("form[action$='/appeal'] button")
+    expect(page.locator("#appeal")).to_contain_text("待裁定")
+    appraiser = browser.new_context(locale="zh-CN").new_page()
+    log_in(appraiser, stack.url, "liu")
+    appraiser.goto(f"{stack.url}/appeals")
+    appraiser.fill("input[name=note]", "录像属实")
+    appraiser.click("button[value=upheld]")
+    expect(appraiser.locator("tbody tr").first).to_contain_text("申诉成立")
+    keep(appraiser, "appeals")
+    assert clerk_month(stack, "E4004") == (1, 0, 1, 1)
+
+    # the terminal sends it again: a copy, acknowledged, and the appraisal does not change
+    publish_rating(peer, "t05", 2, base + 60_000, 1, staff="E4004", reason="attitude")
+    wait_for(lambda: '"copies": 1' in stack.collector.log(), lambda seen: seen, timeout_s=10)
+    assert clerk_month(stack, "E4004") == (1, 0, 1, 1)
+
+    # the manager clears the suspect rating: it counts again
+    page.goto(f"{stack.url}/suspects/{SITE}")
+    row = page.locator("#suspects tbody tr[data-seq='3']")
+    row.locator("button[value=cleared]").click()
+    expect(page.locator("#suspects tbody tr[data-seq='3']")).to_contain_text("撤销可疑")
+    keep(page, "suspects")
+    assert clerk_month(stack, "E4004") == (2, 0, 0, 1)
+    peer.close()
+
+
+def test_a_queue_system_opens_a_rating_window_with_its_halls_token(
+    console_stack: ConsoleStack, page: Page
+):
+    stack = console_stack
+    terminal = stack.terminal("t02")
+    log_in(page, stack.url, "wang")
+    page.goto(f"{stack.url}/hall/{SITE}/roster")
+    form = page.locator(f"form[action='/hall/{SITE}/roster/counter']")
+    form.locator("input[name=counter]").fill("03")
+    form.locator("select[name=device]").select_option("t02")
+    form.locator("button").click()
+    page.goto(f"{stack.url}/hall/{SITE}/settings")
+    page.click(f"form[action='/hall/{SITE}/settings/token'] button")
+    token = page.locator("#token").inner_text().strip()
+    keep(page, "token")
+    prompt = f"{stack.url}/api/v1/prompt"
+    answer = requests.post(
+        prompt, json={"counter": "03", "ticket": "A023"},
+        headers={"Authorization": f"Bearer {token}"}, timeout=10,
+    )  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"site": SITE, "device": "t02", "counter": "03", "ticket": "A023"}
+    opened = terminal.wait_for(lambda e: e["ev"] == "opened", timeout_s=10)
+    assert opened["ticket"] == "A023"
+
+    # refused, each with its reason, and nothing published
+    for body, headers, status in (
+        ({"counter": "03"}, {"Authorization": "Bearer not-the-token"}, 401),
+        ({"counter": "03"}, {}, 401),
+        ({"counter": "99"}, {"Authorization": f"Bearer {token}"}, 404),
+        ({"counter": "03", "device": "t02"}, {"Authorization": f"Bearer {token}"}, 400),
+        ({"counter": "03", "ticket": "x" * 40}, {"Authorization": f"Bearer {token}"}, 400),
+        ({"counter": "03", "extra": 1}, {"Authorization": f"Bearer {token}"}, 400),
+    ):
+        answer = requests.post(prompt, json=body, headers=headers, timeout=10)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.json()["error"]
+    answer = requests.post(
+        prompt, data=b"{not json", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
+    time.sleep(1)
+    assert len(terminal.of_kind("opened")) == 1
+
+
+def test_refusals_each_with_a_clear_page_and_nothing_changed(
+    console_stack: ConsoleStack, page: Page
+):
+    stack = console_stack
+    url = stack.url
+    # without a login: every page leads to the login, but the wall and the health check
+    for path in ("/", f"/hall/{SITE}", "/cases", "/appeals", "/audit", f"/hall/{SITE}/roster"):
+        page.goto(url + path)
+        expect(page).to_have_url(re.compile(r"/login\?next="))
+    assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
+    posted = requests.post(f"{url}/clerks", data={"staff": "E9", "name": "x"}, timeout=10)
+    assert posted.status_code == 401
+
+    # a manager of another hall, by URL too
+    log_in(page, url, "zhao")
+    for path in (
+        f"/hall/{SITE}",
+        f"/hall/{SITE}/roster",
+        f"/suspects/{SITE}",
+        f"/cases?site={SITE}",
+    ):
+        page.goto(url + path)
+        expect(page.locator(".error")).to_contain_text("不是您管理的营业厅")
+    keep(page, "refused-other-hall")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    seat = requests.post(
+        f"{url}/hall/{SITE}/roster/seat", data={"csrf": csrf, "counter": "01", "staff": "E1"},
+        cookies=cookies, timeout=10,
+    )  # fmt: skip
+    assert seat.status_code == 403 and "不是您管理的营业厅" in seat.text
+
+    # a form without its CSRF token, or another session's
+    clerk = {"staff": "E7007", "name": "周"}
+    for token in (None, "forged"):
+        form = clerk if token is None else {**clerk, "csrf": token}
+        answer = requests.post(f"{url}/clerks", data=form, cookies=cookies, timeout=10)
+        assert answer.status_code == 403 and "CSRF" in answer.text
+    # oversize and malformed fields
+    for form, status, words in (
+        ({"csrf": csrf, "staff": "E7007", "name": "周" * 40}, 400, "最多"),
+        ({"csrf": csrf, "staff": "E 7007", "name": "周"}, 400, "格式不对"),
+        ({"csrf": csrf, "staff": "E7007", "name": "周\x07"}, 400, "控制字符"),
+        ({"csrf": csrf, "staff": "E7007"}, 400, "请填写"),
+    ):
+        answer = requests.post(f"{url}/clerks", data=form, cookies=cookies, timeout=10)
+        assert answer.status_code == status and words in answer.text, (form, answer.text[-300:])
+    huge = requests.post(
+        f"{url}/clerks", data={"csrf": csrf, "name": "x" * 2_000_000}, cookies=cookies, timeout=10
+    )
+    assert huge.status_code == 413
+    page.goto(f"{url}/clerks")
+    expect(page.locator("td", has_text="E7007")).to_have_count(0)
+
+    # a sixth wrong password in a row: the account is locked, the right one refused too
+    context = page.context.browser.new_context(locale="zh-CN")
+    other = context.new_page()
+    for _ in range(5):
+        log_in(other, url, "wang", "not the password")
+        expect(other.locator(".error")).to_be_visible()
+    log_in(other, url, "wang")
+    expect(other.locator(".error")).to_contain_text("锁定")
+    keep(other, "refused-locked")
+    context.close()
+
+
+def half_stars(scores: list[int]) -> float:
+    """The mean score to the nearest half star, halves up, in whole numbers."""
+    return (4 * sum(scores) // len(scores) + 1) // 2 / 2
+
+
+def test_the_wall_shows_each_clerks_stars_for_a_known_month(
+    known_month, mosquitto, influxdb, tmp_path: Path, page: Page
+):
+    """November of the known month, against its ground truth: each clerk of the hall with
+    their honest ratings' mean score as stars, and no stars under the minimum sample."""
+    km = known_month
+    zone = ZoneInfo("Asia/Shanghai")
+    start = dt.datetime(2026, 11, 1, tzinfo=zone).timestamp() * 1000
+    after = dt.datetime(2026, 12, 1, tzinfo=zone).timestamp() * 1000
+    scores: dict[str, list[int]] = {}
+    for r in km.honest():
+        if r["site"] == km.hall and r["staff"] and r["score"] and start <= r["ts"] < after:
+            scores.setdefault(r["staff"], []).append(r["score"])
+    min_ratings = sorted(len(s) for s in scores.values())[len(scores) // 2]  # some under it
+    server = ConsoleServer(
+        tmp_path / "console", mqtt_url=mosquitto.url, influx_url=influxdb.url,
+        influx_db=km.database, min_ratings=str(min_ratings),
+    )  # fmt: skip
+    (tmp_path / "console").mkdir()
+    add_user(Path(server.settings["db"]), "admin", "admin", [])
+    for _ in serve(server):
+        log_in(page, server.url, "admin")
+        page.goto(f"{server.url}/hall/{km.hall}/settings")
+        page.fill("input[name=name]", "裕华路营业厅")
+        page.click(f"form[action='/hall/{km.hall}/settings/hall'] button")
+        page.context.clear_cookies()  # the wall needs no login
+        page.goto(f"{server.url}/wall/{km.hall}?month=2026-11")
+        keep(page, "wall")
+        cards = page.locator("article.counter")
+        shown = {
+            cards.nth(i).get_attribute("data-staff"): (
+                int(cards.nth(i).get_attribute("data-rated")),
+                cards.nth(i).locator(".stars").get_attribute("data-stars"),
+            )
+            for i in range(cards.count())
+        }
+        expected = {
+            staff: (len(s), str(half_stars(s)) if len(s) >= min_ratings else "")
+            for staff, s in scores.items()
+        }
+        assert shown == expected
+        assert any(stars == "" for _, stars in expected.values())  # one under the sample
+        expect(page.locator("h1")).to_contain_text("裕华路营业厅")
+        assert "差评" not in page.content() and "A0" not in page.locator("main").inner_text()
