@@ -2,6 +2,7 @@
 
     svc-console [--config FILE] serve
     svc-console add-user NAME --role manager|appraiser|admin [--site SITE ...] [--db FILE]
+    svc-console set-password NAME [--db FILE]     (a forgotten password; lifts a lock too)
 
 `serve` runs the web console with its settings (docs/console.md: a TOML file, then
 SVC_CONSOLE_ variables over it); it exits 2 on settings it cannot use.
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument(
         "--site", action="append", default=[], help="a manager's hall (again for more)"
     )
+    p_pw = sub.add_parser("set-password", help="a new password for an account; lifts its lock")
+    p_pw.add_argument("name")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.config)
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         args.db = args.db or _db_path(args.config)
         password = _password()
         with closing(db.connect(args.db)) as conn:  # sqlite3's own manager only commits
+            if args.command == "set-password":
+                users.set_password(conn, args.name, password, actor=CLI_ACTOR)
+                print(f"password of {args.name} set in {args.db}; any lock lifted")
+                return 0
             user = users.add(
                 conn, args.name, args.role, args.site, password=password, actor=CLI_ACTOR
             )

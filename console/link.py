@@ -78,6 +78,7 @@ class HallLink:
         self.on_config = on_config
         self._own_configs: dict[tuple[str, str], bytes] = {}  # the last one published here
         self.rejected: Counter[str] = Counter()
+        self._stopping = False
         self._held: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
         self.client = mqtt.Client(
@@ -106,6 +107,7 @@ class HallLink:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -164,7 +166,7 @@ class HallLink:
         )
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        log.warning("mqtt_disconnected", reason=str(reason))
+        (log.info if self._stopping else log.warning)("mqtt_disconnected", reason=str(reason))
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

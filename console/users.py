@@ -89,6 +89,26 @@ def add(
     return user
 
 
+def set_password(db: sqlite3.Connection, name: str, password: str, *, actor: str) -> None:
+    """A new password for an account, which also lifts a lock (the audit trail says who)."""
+    if not _takeable(password):
+        raise UserError(f"a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters of text")
+    hashed = _hash(password)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        changed = db.execute(
+            "UPDATE user SET password = ?, failures = 0, locked_until = 0 WHERE name = ?",
+            (hashed, name),
+        ).rowcount
+        if not changed:
+            raise UserError(f"there is no user {name!r}")
+        audit.record(db, actor, "set_password", name)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def log_in(
     db: sqlite3.Connection, name: str, password: str, now: float | None = None
 ) -> User | None:

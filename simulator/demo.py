@@ -21,12 +21,12 @@ from dashboards import appraisal, check, files
 from dashboards.boards import ALL as DASHBOARDS
 from dashboards.macros import TimeRange
 from firmware import contract
-from simulator import live, scenario, session, verify
+from simulator import console_demo, live, scenario, session, verify
 from simulator.local import LocalStack
 from simulator.truth import GroundTruth
 
 ROOT = contract.ROOT
-RUN_ENTRIES = ("broker", "influxdb", "collector", "terminals", "truth.jsonl")  # a run's own
+RUN_ENTRIES = ("broker", "influxdb", "collector", "console", "terminals", "truth.jsonl")
 STORE_WAIT_S = 30.0
 APPRAISE_EVERY_S = 30.0
 
@@ -55,7 +55,7 @@ class Demo:
             signal.signal(sig, self._on_signal)
         clear_previous_run(self.data_dir)
         console.print(f"[bold]Starting[/] broker, database and collector under {self.data_dir}")
-        with LocalStack(self.data_dir, ROOT) as local:
+        with LocalStack(self.data_dir, ROOT) as local, contextlib.ExitStack() as stack:
             console.print(
                 f"broker {local.broker.url}  database {local.influx.url}/{local.database}  "
                 f"collector log {self.data_dir / 'collector' / 'collector.log'}"
@@ -71,6 +71,15 @@ class Demo:
                 console.print(
                     f"  {board.title}: /d/{board.uid}?from={first}&to={after}", highlight=False
                 )
+            hall_console, password = console_demo.start(
+                self.data_dir, self.scenario, local.broker, local.influx, local.database
+            )
+            stack.callback(hall_console.stop)
+            console.print(
+                f"[bold]Hall console[/] {hall_console.url}  login {console_demo.DEMO_USER} / "
+                f"{password}  (log {hall_console.log_path})",
+                highlight=False,
+            )
             writer = InfluxHttp(local.influx.url, local.database)
             done = threading.Event()
             appraiser = threading.Thread(
@@ -100,6 +109,7 @@ class Demo:
             console.print(self._summary(writer), highlight=False)
             console.print(verify.table(reports), highlight=False)
             self._dashboards(writer, console)
+            console.print(console_demo.summary(hall_console, writer), highlight=False)
         console.print("\n[bold]Stopped[/]: every process started by the demo has ended.")
         return 0
 

@@ -48,7 +48,7 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython, mode):
     assert customers == recorded == acked == stored  # every customer's window, rated or skipped
     assert "broker mqtts://localhost:" in output  # the hall's set-up: TLS, accounts, ACL
     ports = {int(p) for p in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", output)}
-    assert len(ports) == 2
+    assert len(ports) == 3  # the broker, InfluxDB and the console
     assert not any(port_open(port) for port in ports)
     assert "every process started by the demo has ended" in output
     assert "lost 0, doubled 0, wrong 0, unexpected 0" in output
@@ -56,6 +56,10 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython, mode):
     assert "dashboards/provisioning" in output
     assert re.search(r"dashboards: \d+ queries run on the demo's data, 0 failed", output)
     assert "/d/svc-hall-live?from=" in output
+    # the hall console: its address and a login, and a case for every poor rating stored
+    assert re.search(r"Hall console http://127\.0\.0\.1:\d+\s+login demo / \S+", output)
+    cases, poor = map(int, re.findall(r"hall console: (\d+) cases for (\d+) poor", output)[-1])
+    assert cases == poor
     # the roster's clerks were logged in through the retained config: each rating is theirs
     sent = truth.read(tmp_path / "demo" / "truth.jsonl")
     assert all(r["staff"] == r["clerk"] for r in sent)
@@ -65,6 +69,7 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython, mode):
         "broker",
         "influxdb",
         "collector",
+        "console",
         "truth.jsonl",
         *(["terminals"] if mode == "fidelity" else []),
     }
@@ -73,8 +78,9 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython, mode):
     settings = [json.loads(p.read_text()) for p in demo.glob("terminals/*/*/settings.json")]
     assert len(settings) == len({s["broker_user"] for s in settings}) >= 3 * (mode == "fidelity")
     secrets = [s["broker_password"] for s in settings]
-    account = tomllib.loads((demo / "collector" / "account.toml").read_text())
-    secrets.append(urlsplit(account["mqtt_url"]).password)
+    for service in ("collector", "console"):
+        account = tomllib.loads((demo / service / "account.toml").read_text())
+        secrets.append(urlsplit(account["mqtt_url"]).password)
     logs = [output, *(p.read_text() for p in demo.rglob("*.log"))]
     logs += [p.read_text() for p in demo.rglob("*.jsonl") if p.name != "truth.jsonl"]
     assert not [s for s in secrets for text in logs if s in text]
@@ -82,7 +88,7 @@ def test_demo_stores_every_press_and_cleans_up(tmp_path, micropython, mode):
 
 def test_a_demo_run_starts_afresh_and_leaves_the_rest_of_its_folder_alone(tmp_path):
     """A second run in the same folder would find the first run's ratings unexpected."""
-    for name in ("broker", "influxdb", "collector", "terminals"):
+    for name in ("broker", "influxdb", "collector", "console", "terminals"):
         (tmp_path / name / "sub").mkdir(parents=True)
     (tmp_path / "truth.jsonl").write_text("{}\n")
     (tmp_path / "notes.txt").write_text("mine")
