@@ -21,6 +21,7 @@ from collector.influx import InfluxHttp
 from dashboards import appraisal
 from devstack import ConsoleServer
 from firmware import contract
+from tests import test_console_notify as notify_tests
 from tests.console_stack import ConsoleStack, add_user, keep, log_in
 from tests.hall import SITE
 from tests.servers import serve, wait_for
@@ -29,7 +30,8 @@ pytest_plugins = ["tests.console_stack"]
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium a worker is plenty on 2 cores
 
 ZONE = ZoneInfo("Asia/Shanghai")
-SCORE_1 = 4  # the default buttons score 5, 4, 3, 2, 1 from the left
+SCORE_1 = 4
+ROBOTS = sorted(notify_tests.ROBOTS)  # the default buttons score 5, 4, 3, 2, 1 from the left
 
 
 def png(width: int = 64, height: int = 64, rgb: tuple[int, int, int] = (30, 110, 200)) -> bytes:
@@ -381,3 +383,67 @@ def test_the_wall_shows_each_clerks_stars_for_a_known_month(
         assert any(stars == "" for _, stars in expected.values())  # one under the sample
         expect(page.locator("h1")).to_contain_text("裕华路营业厅")
         assert "差评" not in page.content() and "A0" not in page.locator("main").inner_text()
+
+
+def test_notifications_reach_every_robot_and_the_mail_once_across_an_outage_and_a_restart(
+    console_stack: ConsoleStack, page: Page, tmp_path: Path
+):
+    stack = console_stack
+    certs = notify_tests.certificates(tmp_path / "pki")
+    robots, mailbox = notify_tests.Robots(), notify_tests.Mailbox(certs.cert, certs.key)
+    robots.start()
+    mailbox.start()
+    stack.console.settings.update(
+        smtp_url=f"smtp://{notify_tests.MAIL_USER}:a%20mail%20password@127.0.0.1:{mailbox.port}",
+        smtp_ca_file=str(certs.ca),
+    )
+    stack.console.restart()
+    try:
+        log_in(page, stack.url, "wang")
+        page.goto(f"{stack.url}/hall/{SITE}/settings")
+        page.fill("textarea[name=rota]", "李娜, li.na@hall.example, +8613900000002")
+        page.click(f"form[action='/hall/{SITE}/settings/rota'] button")
+        for kind, secret in (
+            ("wecom", ""),
+            ("dingtalk", notify_tests.DING_SECRET),
+            ("feishu", notify_tests.FEISHU_SECRET),
+            ("email", ""),
+        ):
+            form = page.locator(f"form[action='/hall/{SITE}/settings/channel']")
+            form.locator("select[name=kind]").select_option(kind)
+            form.locator("input[name=target]").fill("" if kind == "email" else robots.webhook(kind))
+            form.locator("input[name=secret]").fill(secret)
+            form.locator("button").click()
+        expect(page.locator("h2", has_text="带班轮值")).to_contain_text("李娜")
+        keep(page, "settings")
+
+        peer = stack.device_peer("t07")
+        publish_rating(peer, "t07", 1, local_ms("2026-12-07T10:00:00"), 1, reason="attitude")
+        wait_for(lambda: (robots.kinds(), len(mailbox.mails)), lambda n: n == (ROBOTS, 1))
+        text = json.dumps([body for _, body in robots.received], ensure_ascii=False)
+        assert "http://console.test/cases/1" in text and "李娜" in text
+        assert mailbox.mails[0].rcpt == ["li.na@hall.example"]
+
+        # the receivers down a while, and the console restarted meanwhile: each message once
+        robots.stop()
+        mailbox.stop()
+        publish_rating(peer, "t07", 2, local_ms("2026-12-07T10:05:00"), 2, reason="efficiency")
+        waiting = f"{stack.url}/hall/{SITE}/settings"
+
+        def stuck() -> int:
+            page.goto(waiting)
+            return page.locator("h2", has_text="待发送通知").count()
+
+        wait_for(stuck, lambda n: n == 1, timeout_s=15)
+        keep(page, "settings-waiting")
+        stack.console.restart()
+        robots.start()
+        mailbox.start()
+        twice = (sorted(ROBOTS * 2), 2)
+        wait_for(lambda: (robots.kinds(), len(mailbox.mails)), lambda n: n == twice, timeout_s=40)
+        time.sleep(3)
+        assert robots.kinds() == sorted(ROBOTS * 2) and len(mailbox.mails) == 2
+        peer.close()
+    finally:
+        robots.stop()
+        mailbox.stop()
