@@ -47,6 +47,12 @@ templates.env.globals["reason_names"] = {
 }
 templates.env.globals["ground_names"] = appeals.GROUND_NAMES
 templates.env.globals["decision_names"] = appeals.DECISION_NAMES
+templates.env.globals["channel_names"] = {
+    "wecom": "企业微信群机器人",
+    "dingtalk": "钉钉群机器人",
+    "feishu": "飞书群机器人",
+    "email": "电子邮件",
+}
 ROLE_NAMES = {"manager": "营业厅经理", "appraiser": "考核专员", "admin": "管理员"}
 templates.env.globals["role_names"] = ROLE_NAMES
 
