@@ -4,7 +4,9 @@ InfluxDB, collector and the firmware under the MicroPython Unix port."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import re
 import struct
@@ -13,6 +15,7 @@ import zlib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 import requests
 from playwright.sync_api import Page, expect
@@ -20,7 +23,7 @@ from playwright.sync_api import Page, expect
 from collector.influx import InfluxHttp
 from dashboards import appraisal
 from devstack import ConsoleServer
-from firmware import contract
+from firmware import contract, protocol
 from tests import test_console_notify as notify_tests
 from tests.console_stack import ConsoleStack, add_user, keep, log_in
 from tests.hall import SITE
@@ -169,6 +172,31 @@ def test_a_deadline_across_national_day_and_its_make_up_saturday_is_due_on_the_r
     keep(page, "cases-national-day")
     peer.close()
 
+    # overdue on the first page the manager sees
+    page.goto(f"{stack.url}/hall/{SITE}")
+    expect(page.locator("#overdue")).to_have_text("1")
+    expect(page.locator(".card.alarm").first).to_contain_text("逾期案件")
+
+    # the register's exports, filtered by hall, clerk, state and month
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    query = {"site": SITE, "staff": "E3003", "state": "open", "month": "2026-09"}
+    csv_text = requests.get(f"{stack.url}/cases.csv", params=query, cookies=cookies, timeout=10)
+    assert csv_text.status_code == 200 and csv_text.content.startswith("\ufeff".encode())
+    header, row = list(csv.reader(io.StringIO(csv_text.content.decode("utf-8-sig"))))
+    shown = dict(zip(header, row, strict=True))
+    assert (shown["回访期限"], shown["整改期限"], shown["逾期"]) == (
+        "2026-10-08",
+        "2026-10-13",
+        "回访逾期",
+    )
+    xlsx = requests.get(f"{stack.url}/cases.xlsx", params=query, cookies=cookies, timeout=10)
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    assert ["" if c.value is None else str(c.value) for c in sheet[2]] == row
+    elsewhere = requests.get(
+        f"{stack.url}/cases.csv", params={**query, "month": "2026-10"}, cookies=cookies, timeout=10
+    )
+    assert len(list(csv.reader(io.StringIO(elsewhere.content.decode("utf-8-sig"))))) == 1
+
 
 def clerk_month(stack: ConsoleStack, staff: str) -> tuple[int, ...]:
     """svc-appraisal's December for the clerk in the hall: rated, poor, suspect, excluded."""
@@ -219,6 +247,18 @@ def test_an_upheld_appeal_leaves_the_appraisal_and_a_cleared_suspect_counts_agai
     row.locator("button[value=cleared]").click()
     expect(page.locator("#suspects tbody tr[data-seq='3']")).to_contain_text("撤销可疑")
     keep(page, "suspects")
+
+    # every step in the audit trail, on its page and in its CSV
+    appraiser.goto(f"{stack.url}/audit")
+    trail = appraiser.locator("tbody").inner_text()
+    for action in ("file_appeal", "decide_appeal", "review_suspect", "log_in"):
+        assert action in trail
+    keep(appraiser, "audit")
+    cookies = {c["name"]: c["value"] for c in appraiser.context.cookies()}
+    exported = requests.get(f"{stack.url}/audit.csv", cookies=cookies, timeout=10)
+    assert "decide_appeal" in exported.content.decode("utf-8-sig")
+    page.goto(f"{stack.url}/audit")  # a manager: not theirs to read
+    expect(page.locator(".error")).to_contain_text("角色")
     assert clerk_month(stack, "E4004") == (2, 0, 0, 1)
     peer.close()
 
@@ -248,6 +288,17 @@ def test_a_queue_system_opens_a_rating_window_with_its_halls_token(
     opened = terminal.wait_for(lambda e: e["ev"] == "opened", timeout_s=10)
     assert opened["ticket"] == "A023"
 
+    # the terminals page: online, its firmware; a test prompt opens a window too
+    page.goto(f"{stack.url}/hall/{SITE}/terminals")
+    row = page.locator("#terminals tbody tr", has_text="t02")
+    expect(row).to_contain_text("在线")
+    expect(row).to_contain_text(protocol.FW_VERSION)
+    row.locator("button").click()
+    expect(page.locator(".notice")).to_contain_text("t02")
+    terminal.wait_count("opened", 2, timeout_s=10)
+    assert terminal.of_kind("opened")[1]["ticket"] == "测试"
+    keep(page, "terminals")
+
     # refused, each with its reason, and nothing published
     for body, headers, status in (
         ({"counter": "03"}, {"Authorization": "Bearer not-the-token"}, 401),
@@ -265,7 +316,7 @@ def test_a_queue_system_opens_a_rating_window_with_its_halls_token(
     )
     assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
     time.sleep(1)
-    assert len(terminal.of_kind("opened")) == 1
+    assert len(terminal.of_kind("opened")) == 2
 
 
 def test_refusals_each_with_a_clear_page_and_nothing_changed(
