@@ -93,11 +93,7 @@ class Collector:
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
-        if settings.mqtt.username:
-            self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
-        if settings.mqtt.tls:  # the broker's certificate checked against the CA, and its name
-            ca = str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
-            self.client.tls_set(ca_certs=ca)
+        settings.mqtt.log_in(self.client, settings.mqtt_ca_file)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
 
 from firmware import contract
 
@@ -26,6 +28,14 @@ class MqttAddress:
     username: str | None
     password: str | None = field(repr=False)  # never in a log line, even by accident
     tls: bool = False
+
+    def log_in(self, client: mqtt.Client, ca_file: Path | None) -> None:
+        """Give a client this account, and TLS with the broker's certificate checked against
+        the CA (the system's without one) and its name."""
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=str(ca_file) if ca_file else None)
 
 
 @dataclass(frozen=True)
@@ -167,19 +177,22 @@ def _address(raw: str) -> str:
     return raw
 
 
-def from_toml(path: Path) -> dict[str, str]:
-    """A settings file as the environment variables it stands for."""
+def from_toml(
+    path: Path, keys: tuple[str, ...] = FILE_KEYS, named: Callable[[str], str] = variable
+) -> dict[str, str]:
+    """A settings file as the environment variables it stands for (`named`: a key's
+    variable), its keys among `keys`."""
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SettingsError(f"{path}: {e}") from None
-    unknown = sorted(set(data) - set(FILE_KEYS))
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise SettingsError(f"{path}: unknown settings {unknown}; known: {list(FILE_KEYS)}")
+        raise SettingsError(f"{path}: unknown settings {unknown}; known: {list(keys)}")
     for key, value in data.items():
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise SettingsError(f"{path}: {key} must be a string or a number")
-    return {variable(key): str(value) for key, value in data.items()}
+    return {named(key): str(value) for key, value in data.items()}
 
 
 def load(env: Mapping[str, str] = os.environ, config_file: Path | None = None) -> Settings:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import structlog
 
 from collector.influx import InfluxError, InfluxHttp
-from console import audit, reviews
+from console import audit, cases, reviews
 
 log = structlog.get_logger("console")
 
@@ -31,7 +31,7 @@ GROUND_NAMES = {
 }
 DECISION_NAMES = {"pending": "待裁定", "upheld": "申诉成立", "rejected": "申诉驳回"}
 VERDICT_NAMES = {"confirmed": "确认可疑", "cleared": "撤销可疑"}
-NOTE_MAX = 500
+NOTE_MAX = cases.NOTE_MAX
 
 
 class AppealError(ValueError):
@@ -43,13 +43,6 @@ class Rating:
     site: str
     device: str
     seq: int
-
-
-def _note(note: str) -> str:
-    note = note.strip()
-    if not note or len(note) > NOTE_MAX or not note.isprintable():
-        raise AppealError(f"说明为 1 到 {NOTE_MAX} 个字符，不含控制字符。")
-    return note
 
 
 def file(
@@ -65,7 +58,7 @@ def file(
     """A manager's appeal on a rating; one appeal a rating."""
     if ground not in reviews.GROUNDS:
         raise AppealError("申诉理由只能是误评、恶意差评、设备故障或其他。")
-    note = _note(note)
+    note = cases.checked_note(note, AppealError)
     now = time.time() if now is None else now
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -102,7 +95,7 @@ def decide(
 ) -> bool:
     """The appraisal's decision on an appeal; whether InfluxDB took it already (an upheld
     one; a rejection changes nothing there). Decided once: a decision is not taken back."""
-    note = _note(note)
+    note = cases.checked_note(note, AppealError)
     now = time.time() if now is None else now
     db.execute("BEGIN IMMEDIATE")
     try:

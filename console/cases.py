@@ -94,6 +94,14 @@ def _alert_problem(site: str, alert: dict[str, Any]) -> str | None:
     return next((why for failed, why in checks if failed), None)
 
 
+def checked_note(note: str, error: type[ValueError]) -> str:
+    """A note on a step or a decision: 1 to NOTE_MAX printable characters, stripped."""
+    note = note.strip()
+    if not note or len(note) > NOTE_MAX or not note.isprintable():
+        raise error(f"说明为 1 到 {NOTE_MAX} 个字符，不含控制字符。")
+    return note
+
+
 def deadlines(db: sqlite3.Connection, site: str, default: Deadlines) -> Deadlines:
     row = db.execute(
         "SELECT r.callback_days, r.fix_days FROM hall h JOIN region r ON r.name = h.region "
@@ -171,9 +179,7 @@ def advance(
     now: float | None = None,
 ) -> None:
     """Take the case one step on, with a note; the step and the audit entry in one go."""
-    note = note.strip()
-    if not note or len(note) > NOTE_MAX or not note.isprintable():
-        raise CaseError(f"a step needs a note of 1 to {NOTE_MAX} characters, without controls")
+    note = checked_note(note, CaseError)
     if to not in STATES[1:]:
         raise CaseError(f"no step to {to!r}")
     now = time.time() if now is None else now

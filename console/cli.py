@@ -26,7 +26,7 @@ from pathlib import Path
 import uvicorn
 
 from collector import logs
-from collector.settings import SettingsError
+from collector.settings import SettingsError, from_toml
 from console import db, settings, users
 from console.service import Service
 from console.web.app import build
@@ -78,7 +78,7 @@ def _db_path(config_file: Path | None) -> Path:
     would open it, without asking anything else of the settings."""
     named = os.environ.get(settings.PREFIX + "CONFIG")
     path = config_file or (Path(named) if named else None)
-    merged = settings.from_toml(path) if path else {}
+    merged = from_toml(path, settings.FILE_KEYS, settings.variable) if path else {}
     merged.update(os.environ)
     return Path(merged.get(settings.variable("db")) or str(settings.DEFAULTS["db"]))
 

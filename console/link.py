@@ -87,11 +87,7 @@ class HallLink:
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
-        if settings.mqtt.username:
-            self.client.username_pw_set(settings.mqtt.username, settings.mqtt.password)
-        if settings.mqtt.tls:
-            ca = str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
-            self.client.tls_set(ca_certs=ca)
+        settings.mqtt.log_in(self.client, settings.mqtt_ca_file)
         self.client.reconnect_delay_set(1, RECONNECT_MAX_S)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

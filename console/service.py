@@ -21,7 +21,7 @@ import structlog
 
 from collector.influx import InfluxError, InfluxHttp
 from collector.known import KnownDevices
-from console import appeals, cases, figures, notify, roster
+from console import appeals, cases, figures, notify, roster, sessions
 from console.db import Connections
 from console.link import HallLink
 from console.settings import Settings
@@ -120,7 +120,8 @@ class Service:
             try:
                 made = self.reconcile()
                 delivered = appeals.deliver_pending(self.db.get(), self.influx)
-                log.debug("reconciled", made=made, decisions_delivered=delivered)
+                ended = sessions.sweep(self.db.get(), self.settings.session_s)
+                log.debug("reconciled", made=made, decisions_delivered=delivered, ended=ended)
             except (InfluxError, OSError) as e:
                 log.warning("reconcile_failed", error=str(e))
             except Exception:

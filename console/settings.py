@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.settings import MqttAddress, SettingsError, parse_mqtt_url
+from collector.settings import MqttAddress, SettingsError, from_toml, parse_mqtt_url
 from firmware import contract
 
 PREFIX = "SVC_CONSOLE_"
@@ -219,25 +218,10 @@ def _smtp(url: str) -> SmtpAddress | None:
     )
 
 
-def from_toml(path: Path) -> dict[str, str]:
-    """A settings file as the environment variables it stands for."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SettingsError(f"{path}: {e}") from None
-    unknown = sorted(set(data) - set(FILE_KEYS))
-    if unknown:
-        raise SettingsError(f"{path}: unknown settings {unknown}; known: {list(FILE_KEYS)}")
-    for key, value in data.items():
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise SettingsError(f"{path}: {key} must be a string or a number")
-    return {variable(key): str(value) for key, value in data.items()}
-
-
 def load(env: Mapping[str, str] = os.environ, config_file: Path | None = None) -> Settings:
     """The file (config_file, or SVC_CONSOLE_CONFIG), then the environment over it."""
     named = env.get(PREFIX + "CONFIG")
     path = config_file or (Path(named) if named else None)
-    merged = from_toml(path) if path else {}
+    merged = from_toml(path, FILE_KEYS, variable) if path else {}
     merged.update({key: value for key, value in env.items() if key.startswith(PREFIX)})
     return from_env(merged)

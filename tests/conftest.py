@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devstack import CollectorProcess, InfluxServer, MosquittoServer
 from fwtools.unix_port import FirmwareError, micropython_binary
 from tests.hall import Hall, hall_broker
-from tests.servers import serve, start_collector
+from tests.servers import Acks, serve, start_collector, subscribe
 
 pytest_plugins = ["tests.known_month"]  # the known_month fixture
 
@@ -92,3 +92,16 @@ def publisher(mosquitto: MosquittoServer, topic_root: str) -> Iterator[mqtt.Clie
     yield client
     client.disconnect()
     client.loop_stop()
+
+
+@pytest.fixture
+def acks(mosquitto, topic_root) -> Iterator[Acks]:
+    found = Acks()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"acks-{topic_root[:9]}")
+    client.on_message = found.on_message
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    subscribe(client, f"{topic_root}/+/+/ack")
+    yield found
+    client.loop_stop()
+    client.disconnect()

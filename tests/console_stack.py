@@ -25,6 +25,7 @@ from firmware import contract
 from simulator.terminal_process import FirmwareTerminal
 from tests.hall import COLLECTOR, SITE, Hall, Peer
 from tests.servers import serve
+from tests.test_firmware_tls import KEPT
 
 ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts" / "console"
 CHROMIUM = os.environ.get("SVC_CHROMIUM", "/usr/bin/chromium")
@@ -43,14 +44,6 @@ USERS = {  # name: (role, sites)
     "zhao": ("manager", ["hb02"]),
     "liu": ("appraiser", []),
     "admin": ("admin", []),
-}
-TERMINAL_KEPT = {  # what an installer put in a terminal's settings file
-    "topic_root": contract.ROOT,
-    "counter": "01",
-    "staff": "E1001",
-    "ask_reason": False,
-    "keepalive_s": 4,
-    "reconnect_max_s": 2,
 }
 
 
@@ -71,7 +64,7 @@ class ConsoleStack:
     def terminal(self, device: str, **changes: Any) -> FirmwareTerminal:
         """A real terminal of the hall (the firmware under the MicroPython Unix port), started
         and connected; stopped with the stack."""
-        out = self.hall.add_device(SITE, device, **TERMINAL_KEPT)
+        out = self.hall.add_device(SITE, device, **KEPT)
         terminal = FirmwareTerminal(
             self.folder / device, {**json.loads(out.read_text()), **changes}
         )

@@ -3,11 +3,14 @@ fixture, a collector for a test's own topic root and database, and waiting for w
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from devstack import (
@@ -70,3 +73,39 @@ def wait_for(
         if until(found) or time.monotonic() > deadline:
             return found
         time.sleep(every_s)
+
+
+def subscribe(client: mqtt.Client, topic: str, qos: int = 1) -> None:
+    """Subscribe a started client and wait for the broker's SUBACK: a message sent before it
+    would not reach the subscription."""
+    acked: set[int] = set()
+    done = threading.Condition()
+
+    def on_subscribe(_c: mqtt.Client, _u: object, mid: int, *_: object) -> None:
+        with done:
+            acked.add(mid)
+            done.notify_all()
+
+    client.on_subscribe = on_subscribe
+    _, mid = client.subscribe(topic, qos=qos)
+    with done:
+        assert done.wait_for(lambda: mid in acked, timeout=10), f"no SUBACK for {topic}"
+
+
+class Acks:
+    """What collectors acknowledge on the terminals' ack topics: seqs, in arrival order."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.lock = threading.Lock()
+
+    def on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.seqs.extend(json.loads(msg.payload)["seqs"])
+
+    def count(self, seq: int) -> int:
+        with self.lock:
+            return self.seqs.count(seq)
+
+    def wait(self, seq: int, times: int = 1, timeout_s: float = 20) -> bool:
+        return bool(wait_for(lambda: self.count(seq) >= times, timeout_s=timeout_s))

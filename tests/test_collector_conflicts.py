@@ -11,8 +11,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.samples import RATING_EXAMPLE as EXAMPLE
-from tests.servers import wait_for
-from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish, subscribe
+from tests.servers import subscribe, wait_for
+from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish
 
 
 def ratings(influxdb, database):

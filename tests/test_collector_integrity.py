@@ -8,14 +8,11 @@ import os
 import shutil
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import copies, topics
 from collector import rating as rating_msg
@@ -29,39 +26,7 @@ from firmware import contract
 from tests.influx_proxy import influx_proxy
 from tests.samples import RATING_EXAMPLE as EXAMPLE
 from tests.servers import start_collector, wait_for
-from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish, subscribe
-
-
-class Acks:
-    """What collectors acknowledge on the terminals' ack topics: seqs, in arrival order."""
-
-    def __init__(self) -> None:
-        self.seqs: list[int] = []
-        self.lock = threading.Lock()
-
-    def on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with self.lock:
-            self.seqs.extend(json.loads(msg.payload)["seqs"])
-
-    def count(self, seq: int) -> int:
-        with self.lock:
-            return self.seqs.count(seq)
-
-    def wait(self, seq: int, times: int = 1, timeout_s: float = 20) -> bool:
-        return bool(wait_for(lambda: self.count(seq) >= times, timeout_s=timeout_s))
-
-
-@pytest.fixture
-def acks(mosquitto, topic_root) -> Iterator[Acks]:
-    found = Acks()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"acks-{topic_root[:9]}")
-    client.on_message = found.on_message
-    client.connect("127.0.0.1", mosquitto.port)
-    client.loop_start()
-    subscribe(client, f"{topic_root}/+/+/ack")
-    yield found
-    client.loop_stop()
-    client.disconnect()
+from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish
 
 
 def rows(influx: InfluxServer, database: str) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -11,30 +10,13 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.samples import RATING_EXAMPLE as EXAMPLE
-from tests.servers import start_collector, wait_for
+from tests.servers import start_collector, subscribe, wait_for
 
 DEVICE_TOPIC = "{root}/sjz-yuhua/ev-a1b2c3d4e5f6/rating"
 
 
 def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
-
-
-def subscribe(client: mqtt.Client, topic: str, qos: int = 1) -> None:
-    """Subscribe a started client and wait for the broker's SUBACK: a message sent before it
-    would not reach the subscription."""
-    acked: set[int] = set()
-    done = threading.Condition()
-
-    def on_subscribe(_c: mqtt.Client, _u: object, mid: int, *_: object) -> None:
-        with done:
-            acked.add(mid)
-            done.notify_all()
-
-    client.on_subscribe = on_subscribe
-    _, mid = client.subscribe(topic, qos=qos)
-    with done:
-        assert done.wait_for(lambda: mid in acked, timeout=10), f"no SUBACK for {topic}"
 
 
 def dead_letters(collector) -> list[dict]:

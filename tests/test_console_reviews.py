@@ -8,14 +8,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.influx import InfluxError, InfluxHttp
 from console import reviews
@@ -23,8 +21,8 @@ from dashboards.boards import clerk_appraisal
 from dashboards.cli import appraisal_main
 from dashboards.macros import TimeRange, expand
 from tests.samples import RATING_EXAMPLE
-from tests.test_collector_integrity import Acks
-from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish, subscribe
+from tests.servers import Acks
+from tests.test_collector_service import DEVICE_TOPIC, dead_letters, publish
 
 SITE, DEVICE = "sjz-yuhua", "ev-a1b2c3d4e5f6"  # DEVICE_TOPIC's terminal
 MONTH = "2026-11"
@@ -53,19 +51,6 @@ BEFORE = {
 }
 BOARD = {"month": MONTH, "site": ("$__all",), "staff": ("$__all",)}  # as the board opens
 CLERK = "审核员"  # the appraisal staff's console user
-
-
-@pytest.fixture
-def acks(mosquitto, topic_root) -> Iterator[Acks]:
-    found = Acks()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"acks-{topic_root[:9]}")
-    client.on_message = found.on_message
-    client.connect("127.0.0.1", mosquitto.port)
-    client.loop_start()
-    subscribe(client, f"{topic_root}/+/+/ack")
-    yield found
-    client.loop_stop()
-    client.disconnect()
 
 
 def body(seq: int) -> bytes:

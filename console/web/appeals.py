@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from collector.influx import InfluxError
-from console import appeals, cases, figures, reviews
+from console import appeals, figures, reviews
+from console.web.cases import case_of
 from console.web.core import (
     Refused,
     blocking,
@@ -29,14 +30,8 @@ MANAGERS = ("manager", "admin")
 
 async def file_appeal(request: Request) -> Response:
     """An appeal on a case's rating, filed from the case's page."""
-    try:
-        case_id = int(request.path_params["case_id"])
-    except ValueError:
-        raise Refused(404, "没有这个案件。") from None
-    case = cases.get(db_of(request), case_id)
-    if case is None:
-        raise Refused(404, "没有这个案件。")
-    session = require(request, site=case["site"], roles=MANAGERS)
+    case, site = case_of(request)
+    session = require(request, site=site, roles=MANAGERS)
     form = await posted(request, session)
     ground = text_field(form, "ground", "申诉理由", max_chars=16)
     note = text_field(form, "note", "申诉说明", max_chars=appeals.NOTE_MAX)
@@ -45,7 +40,7 @@ async def file_appeal(request: Request) -> Response:
         appeals.file(db_of(request), rating, case["staff"], ground, note, actor=session.user.name)
     except appeals.AppealError as e:
         raise Refused(409, str(e)) from None
-    return RedirectResponse(f"/cases/{case_id}", 303)
+    return RedirectResponse(f"/cases/{case['id']}", 303)
 
 
 async def appeals_page(request: Request) -> Response:

@@ -132,7 +132,7 @@ def _export_row(case: dict[str, Any]) -> list[tables.Cell]:
     return [shown[k] for k, _ in COLUMNS]
 
 
-def _case(request: Request) -> tuple[dict[str, object], str]:
+def case_of(request: Request) -> tuple[dict[str, Any], str]:
     try:
         case_id = int(request.path_params["case_id"])
     except ValueError:
@@ -145,7 +145,7 @@ def _case(request: Request) -> tuple[dict[str, object], str]:
 
 
 async def case_page(request: Request) -> Response:
-    case, site = _case(request)
+    case, site = case_of(request)
     console = console_of(request)
     db = db_of(request)
     row = cases.get(db, int(str(case["id"])))
@@ -177,7 +177,7 @@ async def case_page(request: Request) -> Response:
 
 
 async def step(request: Request) -> Response:
-    case, site = _case(request)
+    case, site = case_of(request)
     session = require(request, site=site, roles=("manager", "admin"))
     form = await posted(request, session)
     to = text_field(form, "to", "下一步", max_chars=16)
