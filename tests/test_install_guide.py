@@ -1,7 +1,8 @@
 """docs/install.md, then docs/operations.md, followed as a hall's IT person would: every command
 of their `sh` blocks, as written, in order, as root, from `svc-broker init` to a rating a
 customer pressed, stored by a collector running as its own unprivileged user and acknowledged
-to the terminal; then the operations page's checks, upgrade, account removal and backup.
+to the terminal, with the hall console serving HTTPS under its own user and its admin logging
+in; then the operations page's checks, backups, upgrade, account removal and certificates.
 
 The commands run in a machine of the test's making (tests/guide/sandbox.py says how): the
 guide's real paths and fixed ports, in namespaces of their own. The few commands that need
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from console import db as console_db
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 GUIDES = ("install.md", "operations.md")
@@ -49,6 +52,14 @@ THEN = {
     PUBLISH + " -q 1 -t 'svc/v1/sjz-yuhua/ev-a1b2c3d4e5f6/prompt'": "customer_rates",
 }
 FAILS = {DEPLOY}  # as written, with no board on the port
+# what the person types at a command's password prompt, by the command's start
+ADMIN_PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "Tr0ub4dor&3 at the counter"
+TYPED = {
+    "(read -rsp 'Password for admin: '": ADMIN_PASSWORD + "\n",
+    "(read -rsp 'New password for admin: '": NEW_PASSWORD + "\n",
+}
+CONSOLE_URL = "https://console.hall1.example:8443"
 
 
 def commands(markdown: str) -> list[str]:
@@ -91,6 +102,10 @@ def then(command: str) -> str | None:
     return None
 
 
+def typed(command: str) -> str | None:
+    return next((text for start, text in TYPED.items() if command.startswith(start)), None)
+
+
 def plan() -> list[dict[str, Any]]:
     return [
         {
@@ -98,6 +113,7 @@ def plan() -> list[dict[str, Any]]:
             "run": flat(command) not in NOT_RUN,
             "fails": flat(command) in FAILS,
             "then": then(command),
+            "input": typed(command),
         }
         for page in GUIDES
         for command in commands((DOCS / page).read_text())
@@ -111,6 +127,8 @@ def test_every_command_of_the_guides_is_found_and_every_exception_is_one_of_them
     assert lines >= FAILS
     hooks = [s["then"] for s in steps if s["then"]]
     assert hooks == ["plugged_in", "took_config", "customer_rates", "took_config"], hooks
+    prompts = [s["input"] for s in steps if s["input"]]  # add-user, the login, set-password
+    assert prompts == [ADMIN_PASSWORD + "\n"] * 2 + [NEW_PASSWORD + "\n"], prompts
     assert len(steps) > 40
     heredoc = next(s for s in steps if s["command"].startswith("cat > ev-hall1-03.json"))
     assert heredoc["command"].endswith("EOF") and '"counter": "03"' in heredoc["command"]
@@ -207,7 +225,36 @@ def test_a_hall_installs_and_runs_it_from_the_guides_alone(tmp_path: Path):
         out("curl -s -G 127.0.0.1:8086/query --data-urlencode db=service_quality_check")
     )
     assert restored["results"][0]["series"][0]["values"][0][1] == 1, restored
-    assert "notAfter=" in out("openssl x509 -enddate")
+    assert "notAfter=" in out("openssl x509 -enddate -noout -in /etc/mosquitto/svc/server.crt")
     assert "renewed, valid until" in out("svc-broker renew")
     users = next(e for e in transcript if "processes" in e)["processes"]
     assert re.search(r"^svc-collector\s+.*svc-collector --config", users, re.M), users
+    # the console: its unit runs it as its own user, over HTTPS the hall's CA vouches for, on
+    # the broker under its account and reading InfluxDB; its admin logs in
+    assert re.search(r"^svc-console\s+.*svc-console serve", users, re.M), users
+    health = (
+        f"curl --cacert /etc/mosquitto/svc/ca.crt -fsS --retry 20 --retry-delay 1 "
+        f"--retry-connrefused {CONSOLE_URL}/healthz; echo"
+    )
+    checks = [e for e in ran if flat(e["command"]) == health]
+    assert len(checks) == 3, checks  # installed, restored from its backup, a new certificate
+    for check in checks:
+        assert json.loads(check["stdout"]) == {"broker": True, "influx": True, "rejected": {}}
+    assert json.loads(out("curl --cacert /etc/mosquitto/svc/ca.crt -s " + CONSOLE_URL))["broker"]
+    added = next(e for e in ran if "add-user admin --role admin" in e["command"])
+    assert (
+        added["stdout"]
+        .strip()
+        .endswith("user admin (admin) added to /var/lib/svc-console/console.db")
+    ), added
+    login = next(e for e in ran if f"{CONSOLE_URL}/login" in e["command"])
+    assert login["stdout"].split() == ["303"], login  # the redirect to the first page
+    assert ADMIN_PASSWORD not in json.dumps(transcript)  # read without echo, never printed
+    assert '"mqtt_connected"' in out("journalctl -u svc-console -n 20")
+    backup = out("/opt/svc-rating/.venv/bin/python -c 'import sqlite3, sys; db =").split()
+    assert backup == ["ok", str(len(console_db.MIGRATIONS)), "1", "0"], backup  # 1 user, 0 cases
+    assert "any lock lifted" in out("(read -rsp 'New password for admin: '")
+    assert "notAfter=" in out("openssl x509 -enddate -noout -in /etc/svc-console/web.crt")
+    assert "web.crt and" in out(
+        "svc-broker add-web /etc/mosquitto/svc --host console.hall1.example"
+    )

@@ -6,12 +6,14 @@ is the namespace's first, so every server the guide starts ends with it. Inside:
   `useradd`, `/etc/mosquitto/svc` and `/var/lib/svc-collector` are real paths the host never
   sees;
 - /dev is the namespace's own, with no serial port: a board on the host's USB is never reached;
-- the network is a loopback of its own, so the guide's fixed ports (8883, 8086, 8088, 9108) are
-  free, and `broker.hall1.example` is 127.0.0.1, as the hall's DNS would make it;
+- the network is a loopback of its own, so the guide's fixed ports (8883, 8086, 8088, 9108,
+  8443) are free, and `broker.hall1.example` and `console.hall1.example` are 127.0.0.1, as the
+  hall's DNS would make them;
 - /opt/svc-rating is the checkout under test, read-only;
 - systemctl and journalctl are tests/guide/systemd.py (the machine's PID 1 is not systemd).
 Where the guide has a person plug in a board, a real firmware instance under the MicroPython
-Unix port takes the board's place, with the settings file the guide made.
+Unix port takes the board's place, with the settings file the guide made; where it has them
+type a password, the plan's `input` is what they type.
 
     python -m tests.guide.sandbox PLAN.json TRANSCRIPT.json WORKDIR
 """
@@ -34,7 +36,7 @@ OVERLAID = ("/etc", "/var", "/root", "/opt", "/usr")  # /bin, /lib, /sbin are /u
 # the device nodes a shell and the services need; no serial port, no disk: a board the host has
 # on USB is never reached by the guide's deploy
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
-HOSTNAME = "broker.hall1.example"
+HOSTNAMES = ("broker.hall1.example", "console.hall1.example")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STEP_TIMEOUT_S = 120
 
@@ -58,7 +60,8 @@ def make_machine(work: Path) -> None:
     hosts = Path("/etc/hosts")
     text = hosts.read_text() if hosts.exists() else ""
     hosts.unlink(missing_ok=True)  # a link would lead out of the overlay
-    hosts.write_text(f"{text}\n127.0.0.1 {HOSTNAME}\n")  # as the hall's DNS would answer
+    names = " ".join(HOSTNAMES)
+    hosts.write_text(f"{text}\n127.0.0.1 {names}\n")  # as the hall's DNS would answer
     Path("/opt/svc-rating").mkdir(exist_ok=True)
     sh("mount", "--bind", str(CHECKOUT), "/opt/svc-rating")
     sh("mount", "-o", "remount,bind,ro", "/opt/svc-rating")  # the checkout is only read
@@ -142,10 +145,12 @@ def run(plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
             if step["run"]:
                 # the folder carries over from one command to the next, as in a person's shell
                 script = f"{step['command']}\nstatus=$?\npwd > {where}\nexit $status\n"
+                typed = step.get("input")  # what the person types at the command's prompt
                 done = subprocess.run(
                     ["bash", "-c", script],
                     cwd=where.read_text().strip(),
                     env=env,
+                    input=None if typed is None else typed.encode(),
                     capture_output=True,
                     timeout=STEP_TIMEOUT_S,
                     check=False,
@@ -165,7 +170,7 @@ def run(plan: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
         ps = subprocess.run(["ps", "-ww", "-eo", "user:20,args"], capture_output=True, check=False)
         transcript.append({"processes": ps.stdout.decode()})
         board.close()
-        for name in ("svc-collector", "mosquitto", "influxdb"):
+        for name in ("svc-collector", "svc-console", "mosquitto", "influxdb"):
             journal = Path("/var/log/guide-journal") / f"{name}.service.log"
             if journal.exists():
                 transcript.append({"journal": name, "text": journal.read_text()[-4000:]})
