@@ -1,8 +1,9 @@
 """svc-console: the hall console.
 
     svc-console [--config FILE] serve
-    svc-console add-user NAME --role manager|appraiser|admin [--site SITE ...] [--db FILE]
-    svc-console set-password NAME [--db FILE]     (a forgotten password; lifts a lock too)
+    svc-console [--db FILE] add-user NAME --role manager|appraiser|admin [--site SITE ...]
+    svc-console [--db FILE] set-password NAME     (a forgotten password; lifts a lock too)
+    svc-console [--db FILE] remove-user NAME
 
 `serve` runs the web console with its settings (docs/console.md: a TOML file, then
 SVC_CONSOLE_ variables over it); it exits 2 on settings it cannot use.
@@ -48,11 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_pw = sub.add_parser("set-password", help="a new password for an account; lifts its lock")
     p_pw.add_argument("name")
+    p_rm = sub.add_parser("remove-user", help="an account gone, its sessions ended")
+    p_rm.add_argument("name")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.config)
     try:
         args.db = args.db or _db_path(args.config)
+        if args.command == "remove-user":
+            with closing(db.connect(args.db)) as conn:
+                users.remove(conn, args.name, actor=CLI_ACTOR)
+            print(f"user {args.name} removed from {args.db}")
+            return 0
         password = _password()
         with closing(db.connect(args.db)) as conn:  # sqlite3's own manager only commits
             if args.command == "set-password":
@@ -90,9 +98,16 @@ def _serve(config_file: Path | None) -> int:
         print(f"svc-console: {e}", file=sys.stderr)
         return 2
     logs.configure(chosen.log_level)
+    for path in (chosen.tls_cert, chosen.tls_key):
+        if path is not None and not os.access(path, os.R_OK):
+            print(f"svc-console: {path}: cannot be read (the TLS files)", file=sys.stderr)
+            return 2
     try:
         service = Service(chosen)
-    except (db.SchemaError, OSError, sqlite3.Error) as e:
+    except db.SchemaError as e:
+        print(f"svc-console: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
         print(f"svc-console: {chosen.db}: {e}", file=sys.stderr)
         return 2
     app = build(service.console, service.start)

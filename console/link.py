@@ -120,6 +120,12 @@ class HallLink:
                 if s == site
             }
 
+    def online(self, site: str, device: str) -> bool:
+        """Whether the terminal's retained state says it is online now."""
+        with self._lock:
+            state = self._held.get((site, device), {}).get("state")
+        return bool(state and state.get("online") is True)
+
     def publish_config(self, site: str, device: str, config: dict[str, Any]) -> None:
         """The terminal's retained config, waited for until the broker has it."""
         self._publish(site, device, "config", {"v": contract.VERSION, **config})

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -68,6 +69,12 @@ WEBHOOKS = {
     "dingtalk": ("/robot/send", "access_token"),
     "feishu": ("/open-apis/bot/v2/hook/", None),
 }
+VENDOR_HOSTS = {  # where each vendor's robots live (netloc: no port, no user)
+    "wecom": ("qyapi.weixin.qq.com",),
+    "dingtalk": ("oapi.dingtalk.com",),
+    "feishu": ("open.feishu.cn", "open.larksuite.com"),
+}
+FEISHU_HOOK = re.compile(r"/open-apis/bot/v2/hook/[A-Za-z0-9-]{1,64}")
 
 
 class ChannelError(ValueError):
@@ -107,6 +114,7 @@ def add_channel(
     secret: str = "",
     *,
     actor: str,
+    relays: tuple[str, ...] = (),
     now: float | None = None,
 ) -> int:
     """A new channel for the hall: a robot's webhook URL and signing secret, or for e-mail an
@@ -115,7 +123,7 @@ def add_channel(
         raise ChannelError(f"not a hall's site name: {site!r}")
     if kind not in KINDS:
         raise ChannelError(f"a channel is one of {', '.join(KINDS)}, not {kind!r}")
-    _check_channel(kind, target, secret)
+    _check_channel(kind, target, secret, relays)
     db.execute("BEGIN IMMEDIATE")
     try:
         cursor = db.execute(
@@ -159,6 +167,7 @@ def change_channel(
     target: str | None = None,
     secret: str | None = None,
     actor: str,
+    relays: tuple[str, ...] = (),
     now: float | None = None,
 ) -> None:
     """A channel's webhook (or address) or secret replaced (None: kept): a robot whose key or
@@ -171,7 +180,7 @@ def change_channel(
         kind = row["kind"]
         target = row["target"] if target is None else target
         secret = row["secret"] if secret is None else secret
-        _check_channel(kind, target, secret)
+        _check_channel(kind, target, secret, relays)
         db.execute(
             "UPDATE channel SET target = ?, secret = ? WHERE id = ?", (target, secret, channel_id)
         )
@@ -219,14 +228,16 @@ def waiting(db: sqlite3.Connection, site: str) -> list[Waiting]:
     ]
 
 
-def _check_channel(kind: str, target: str, secret: str) -> None:
+def _check_channel(kind: str, target: str, secret: str, relays: tuple[str, ...]) -> None:
     if kind == "email":
         if target and not duty.plausible_email(target):
             raise ChannelError("not an e-mail address")
         if secret:
             raise ChannelError("an e-mail channel has no secret")
     else:
-        _check_webhook(kind, target)
+        _check_webhook(kind, target, relays)
+        if kind == "wecom" and secret:
+            raise ChannelError("a WeCom robot is not signed: its key is in its webhook")
     if len(secret) > SECRET_MAX or not secret.isprintable() or secret != secret.strip():
         raise ChannelError(f"a secret is at most {SECRET_MAX} printable characters")
 
@@ -236,20 +247,24 @@ def _shown(kind: str, target: str, secret: str) -> dict[str, Any]:
     return {"kind": kind, "where": _where(kind, target), "signed": bool(secret)}
 
 
-def _check_webhook(kind: str, url: str) -> None:
-    """The URL its vendor issues: HTTPS (the key travels in it; plain HTTP only to a receiver
-    on loopback), with the vendor's path and key."""
-    parts = urlsplit(url)
-    path, key = WEBHOOKS[kind]
-    secure = parts.scheme == "https" or (
-        parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")
-    )
-    keyed = bool(parse_qs(parts.query).get(key)) if key else len(parts.path) > len(path)
-    if not (secure and parts.hostname and parts.path.startswith(path) and keyed):
-        shape = f"https://host{path}" + (f"?{key}=..." if key else "...")
-        raise ChannelError(f"a {kind} robot's webhook is {shape}")
+def _check_webhook(kind: str, url: str, relays: tuple[str, ...]) -> None:
+    """The URL its vendor issues: HTTPS to the vendor's own host, exactly the vendor's path
+    and its key; or a `relays` host:port the console's settings name (a hall's own relay, a
+    test's receiver), over HTTP or HTTPS. Anything else could make the console reach, with
+    each alert, a service a hall manager must not (InfluxDB on loopback): refused."""
     if not url.isprintable() or " " in url:
         raise ChannelError("a webhook URL has no spaces or control characters")
+    parts = urlsplit(url)
+    path, key = WEBHOOKS[kind]
+    vendor = parts.scheme == "https" and parts.netloc in VENDOR_HOSTS[kind]
+    relay = parts.scheme in ("http", "https") and parts.netloc in relays
+    exact = parts.path == path if key else bool(FEISHU_HOOK.fullmatch(parts.path))
+    keyed = not key or (
+        set(parse_qs(parts.query)) == {key} and len(parse_qs(parts.query)[key]) == 1
+    )
+    if not ((vendor or relay) and exact and keyed and not parts.fragment):
+        shape = f"https://{VENDOR_HOSTS[kind][0]}{path}" + (f"?{key}=..." if key else "...")
+        raise ChannelError(f"a {kind} robot's webhook is {shape}")
 
 
 def _where(kind: str, target: str) -> str:

@@ -177,8 +177,12 @@ def _post(
 
 
 def _succeeded(kind: str, answer: dict[str, Any], code: object, text: object) -> None:
-    if type(code) is not int or code != 0:
-        shown = _reason(str(answer)) if code is None else f"{code} {_reason(str(text))}"
+    if type(code) is not int or code != 0:  # an answer not the vendor's is never shown
+        shown = (
+            "an answer without the vendor's code"
+            if code is None
+            else f"{code} {_reason(str(text))}"
+        )
         raise SendError(f"{kind} refused: {shown}")
 
 

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str | None] = {
     "fix_days": "5",
     "reconcile_s": "60",
     "session_hours": "12",
+    "webhook_relays": None,
     "smtp_url": None,
     "smtp_from": "svc-console@localhost",
     "smtp_ca_file": None,
@@ -81,6 +82,7 @@ class Settings:
     fix_days: int
     reconcile_s: float
     session_s: float
+    webhook_relays: tuple[str, ...]
     smtp: SmtpAddress | None
     smtp_from: str
     smtp_ca_file: Path | None
@@ -156,6 +158,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> Settings:
         fix_days=whole("fix_days", 1, 60),
         reconcile_s=whole("reconcile_s", 1, 3600),
         session_s=whole("session_hours", 1, 24 * 30) * 3600,
+        webhook_relays=tuple(h.strip() for h in text("webhook_relays").split(",") if h.strip()),
         smtp=_smtp(text("smtp_url")),
         smtp_from=text("smtp_from"),
         smtp_ca_file=_path(text("smtp_ca_file")),

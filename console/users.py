@@ -8,8 +8,8 @@ Passwords are argon2id hashes (argon2-cffi's defaults, which follow RFC 9106), r
 login when those defaults have grown. After MAX_FAILURES wrong passwords in a row an account
 takes no login, right password or not, for LOCK_S seconds: guessing is throttled, and the
 lock tells nothing about which passwords were near. A lock any stranger can keep up by
-guessing is a nuisance as much as a defence: the web pages, still to come, must throttle
-each source before any hash is checked, the main defence against guessing across accounts.
+guessing is a nuisance as much as a defence: the web pages throttle each source before any
+hash is checked (sessions.Throttle), the main defence against guessing across accounts.
 """
 
 from __future__ import annotations
@@ -102,7 +102,25 @@ def set_password(db: sqlite3.Connection, name: str, password: str, *, actor: str
         ).rowcount
         if not changed:
             raise UserError(f"there is no user {name!r}")
+        db.execute("DELETE FROM session WHERE user = ?", (name,))  # logged in elsewhere: out
         audit.record(db, actor, "set_password", name)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def remove(db: sqlite3.Connection, name: str, *, actor: str) -> None:
+    """An account gone, and its sessions with it; the audit trail keeps what it did."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        user = get(db, name)
+        if user is None:
+            raise UserError(f"there is no user {name!r}")
+        db.execute("DELETE FROM user WHERE name = ?", (name,))  # sessions and halls cascade
+        audit.record(
+            db, actor, "remove_user", name, before={"role": user.role, "sites": list(user.sites)}
+        )
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

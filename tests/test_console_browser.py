@@ -98,6 +98,15 @@ def test_a_manager_seats_a_clerk_and_follows_a_poor_rating_to_its_close(
 
     wait_for(seated, lambda ok: ok, timeout_s=10)
     keep(page, "roster")
+    # her photo is public while a wall shows her; another clerk's only to the logged in
+    page.goto(f"{stack.url}/clerks")
+    page.fill("input[name=staff]", "E2003")
+    page.fill("input[name=name]", "赵强")
+    page.set_input_files("input[name=photo]", str(photo))
+    page.click("form[action='/clerks'] button[type=submit]")
+    for staff, public in (("E2002", 200), ("E2003", 404)):
+        assert requests.get(f"{stack.url}/clerks/{staff}/photo", timeout=10).status_code == public
+        assert page.request.get(f"{stack.url}/clerks/{staff}/photo").status == 200
 
     # the terminal's next rating carries her number; a poor one becomes a case within 5 s
     rated = rate(terminal, SCORE_1, 1)
@@ -315,6 +324,16 @@ def test_a_queue_system_opens_a_rating_window_with_its_halls_token(
         prompt, data=b"{not json", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
+    # a terminal that is not online: no window opened late for a customer long gone
+    stack.hall.add_device(SITE, "t99")
+    page.goto(f"{stack.url}/hall/{SITE}/roster")
+    form.locator("input[name=counter]").fill("04")
+    form.locator("select[name=device]").select_option("t99")
+    form.locator("button").click()
+    answer = requests.post(
+        prompt, json={"counter": "04"}, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert answer.status_code == 409 and "offline" in answer.json()["error"]
     time.sleep(1)
     assert len(terminal.of_kind("opened")) == 2
 
@@ -447,6 +466,7 @@ def test_notifications_reach_every_robot_and_the_mail_once_across_an_outage_and_
     stack.console.settings.update(
         smtp_url=f"smtp://{notify_tests.MAIL_USER}:a%20mail%20password@127.0.0.1:{mailbox.port}",
         smtp_ca_file=str(certs.ca),
+        webhook_relays=robots.netloc,
     )
     stack.console.restart()
     try:

@@ -54,6 +54,7 @@ def test_the_console_serves_https_with_the_halls_certificate(
         headers = requests.get(f"{url}/login", verify=ca, timeout=10).headers
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff"
+        assert headers["strict-transport-security"].startswith("max-age=")
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,8 @@ class Robots:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.netloc = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.netloc}"
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.refusing = False  # answer with each vendor's rate-limit error
         self.feishu_legacy = False  # answer as Feishu's older bots did
@@ -312,7 +313,13 @@ class Console:
         duty.plan_day(self.db, SITE, dt.datetime.now(ZONE).date(), LI.name, actor="admin")
         self.channel = {
             kind: notify.add_channel(
-                self.db, SITE, kind, receivers.webhook(kind), secret, actor="admin"
+                self.db,
+                SITE,
+                kind,
+                receivers.webhook(kind),
+                secret,
+                actor="admin",
+                relays=(receivers.netloc,),
             )
             for kind, secret in (
                 ("wecom", ""),
@@ -673,12 +680,15 @@ def test_a_wrong_signing_secret_is_a_failure_retried_until_it_is_put_right(
         " time"
     )
     assert sender.run_once(now + 10) == 0  # still wrong: retried, not lost
+    relays = (receivers.netloc,)
     notify.change_channel(
-        console.db, console.channel["dingtalk"], secret="SECthe-one-the-vendor-has", actor="admin"
-    )
+        console.db, console.channel["dingtalk"], secret="SECthe-one-the-vendor-has",
+        actor="admin", relays=relays,
+    )  # fmt: skip
     notify.change_channel(
-        console.db, console.channel["feishu"], secret="the-vendors-own", actor="admin"
-    )
+        console.db, console.channel["feishu"], secret="the-vendors-own", actor="admin",
+        relays=relays,
+    )  # fmt: skip
     assert sender.run_once(now + 30) == 2
     assert receivers.kinds() == ["dingtalk", "feishu", "wecom"] and len(mailbox.mails) == 1
     trail = console.db.execute("SELECT * FROM audit WHERE action = 'change_channel'").fetchall()
@@ -860,6 +870,31 @@ def test_started_it_sends_every_second_by_itself_until_stopped(
         ("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/", "", "webhook is"),
         ("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/x y", "", "spaces"),
         ("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/x", "a\nb", "printable"),
+        (
+            "wecom",
+            "https://qyapi.weixin.qq.com.evil.example/cgi-bin/webhook/send?key=k",
+            "",
+            "webhook is",
+        ),
+        ("wecom", "https://qyapi.weixin.qq.com:8443/cgi-bin/webhook/send?key=k", "", "webhook is"),
+        ("wecom", "https://u@qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "", "webhook is"),
+        ("wecom", "http://127.0.0.1:8086/cgi-bin/webhook/send?key=k", "", "webhook is"),
+        (
+            "wecom",
+            "http://127.0.0.1:8086/cgi-bin/webhook/send/../../../query?key=x&q=DROP%20"
+            "DATABASE%20service_quality",
+            "",
+            "webhook is",
+        ),
+        ("wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k&q=x", "", "webhook is"),
+        (
+            "dingtalk",
+            "https://oapi.dingtalk.com/robot/send/%2e%2e/x?access_token=t",
+            "",
+            "webhook is",
+        ),
+        ("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/a/../../x", "", "webhook is"),
+        ("wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "s", "not signed"),
         ("email", "not an address", "", "e-mail address"),
         ("email", "", "secret", "no secret"),
         ("sms", "", "", "one of"),

@@ -14,20 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from console import db, users
+from console import db, sessions, users
 
 SVC_CONSOLE = Path(sys.executable).parent / "svc-console"
 GOOD = "correct horse battery"
 
 
-def add_user(folder: Path, *args: str, password: str = GOOD) -> subprocess.CompletedProcess[str]:
+def command(path: Path, *args: str, password: str = GOOD) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(SVC_CONSOLE), "--db", str(folder / "console.db"), "add-user", *args],
+        [str(SVC_CONSOLE), "--db", str(path), *args],
         input=password + "\n",
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def add_user(folder: Path, *args: str, password: str = GOOD) -> subprocess.CompletedProcess[str]:
+    return command(folder / "console.db", "add-user", *args, password=password)
 
 
 def test_add_user_stores_an_argon2id_hash_and_never_the_password(tmp_path: Path):
@@ -169,3 +173,27 @@ def test_the_schema_upgrades_itself_once_and_refuses_a_newer_one(tmp_path: Path)
     with pytest.raises(db.SchemaError, match="another program's"):
         db.connect(other)
     assert other.read_bytes() == before
+
+
+def test_a_new_password_lifts_a_lock_and_ends_the_sessions_and_a_removed_user_is_gone(
+    tmp_path: Path,
+):
+    path = tmp_path / "console.db"
+    assert add_user(tmp_path, "wang", "--role", "manager", "--site", "ha01").returncode == 0
+    conn = db.connect(path)
+    wang = users.get(conn, "wang")
+    assert wang is not None
+    secret, _ = sessions.start(conn, wang)
+    for _ in range(users.MAX_FAILURES):
+        assert users.log_in(conn, "wang", "not the password") is None
+    done = command(path, "set-password", "wang", password="a brand new password")
+    assert done.returncode == 0 and "lock lifted" in done.stdout
+    assert sessions.find(conn, secret, 3600) is None  # logged in elsewhere: logged out
+    assert users.log_in(conn, "wang", "a brand new password") is not None
+    secret, _ = sessions.start(conn, wang)
+    done = command(path, "remove-user", "wang")
+    assert done.returncode == 0
+    assert users.get(conn, "wang") is None and sessions.find(conn, secret, 3600) is None
+    actions = [r["action"] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
+    assert actions[-2:] == ["log_in", "remove_user"] and "set_password" in actions
+    assert command(path, "remove-user", "wang").returncode == 2

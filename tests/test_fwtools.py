@@ -237,7 +237,7 @@ def test_a_setting_of_the_wrong_type_or_range_is_refused_in_one_line(tmp_path, c
     assert not (tmp_path / "img").exists()
 
 
-# What a hall's IT person writes before `svc-broker add-device` (docs/install.md, section 4).
+# What a hall's IT person writes before `svc-broker add-device` (docs/install.md, section 5).
 HALL_ONLY = {"wifi_ssid": "hall", "wifi_password": "secret", "counter": "03", "voice_module": True}
 
 

@@ -25,7 +25,6 @@ from console.web.core import (
 
 TOKEN_BYTES = 32
 REGION_MAX = 32
-ROTA_LINES_MAX = 60
 AUDIT_SHOWN = 300
 EDITORS = ("manager", "admin")
 
@@ -109,7 +108,10 @@ async def add_channel(request: Request) -> Response:
     )
     secret = text_field(form, "secret", "加签密钥", required=False, max_chars=200)
     try:
-        notify.add_channel(db_of(request), site, kind, target, secret, actor=actor)
+        notify.add_channel(
+            db_of(request), site, kind, target, secret, actor=actor,
+            relays=console_of(request).settings.webhook_relays,
+        )  # fmt: skip
     except notify.ChannelError as e:
         raise Refused(400, str(e)) from None
     return RedirectResponse(f"/hall/{site}/settings", 303)
@@ -134,8 +136,8 @@ async def save_rota(request: Request) -> Response:
     form = await posted(request, require(request))
     text = text_field(form, "rota", "带班轮值", required=False, max_chars=6000)
     lines = [line for line in text.replace("\r", "").split("\n") if line.strip()]
-    if len(lines) > ROTA_LINES_MAX:
-        raise Refused(400, f"轮值最多 {ROTA_LINES_MAX} 人。")
+    if len(lines) > duty.ROTA_MAX:
+        raise Refused(400, f"轮值最多 {duty.ROTA_MAX} 人。")
     people = []
     for line in lines:
         parts = [p.strip() for p in line.replace("，", ",").split(",")]

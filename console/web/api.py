@@ -6,7 +6,8 @@
 
 The token names the hall (one token a hall, issued on its settings page, kept only as its
 SHA-256); the counter (or the device) names the terminal, whose `prompt` the console
-publishes, so a rating window opens for that ticket. Answers are JSON: 202 with what was
+publishes, so a rating window opens for that ticket, on a terminal online now (one offline
+would open it late, for a customer long gone: 409). Answers are JSON: 202 with what was
 prompted, or an error status with {"error": "..."} saying why. docs/console.md has the
 schema and a curl example.
 """
@@ -108,27 +109,12 @@ async def prompt(request: Request) -> Response:
     body = await _body(request)
     if isinstance(body, JSONResponse):
         return body
-    device, counter = body.get("device"), body.get("counter")
-    if counter is not None:
-        row = (
-            db_of(request)
-            .execute("SELECT device FROM counter WHERE site = ? AND counter = ?", (site, counter))
-            .fetchone()
-        )
-        if row is None or row["device"] is None:
-            return _error(404, f"counter {counter} of {site} has no terminal")
-        device = row["device"]
-    else:
-        row = (
-            db_of(request)
-            .execute("SELECT counter FROM counter WHERE site = ? AND device = ?", (site, device))
-            .fetchone()
-        )
-        counter = row["counter"] if row else None
-        console = console_of(request)
-        known = console.link.terminals(site)
-        if row is None and device not in known:
-            return _error(404, f"{site} has no terminal {device}")
+    target = _terminal(request, site, body.get("counter"), body.get("device"))
+    if isinstance(target, str):
+        return _error(404, target)
+    device, counter = target
+    if not console_of(request).link.online(site, device):
+        return _error(409, f"terminal {device} of {site} is offline: no window opened")
     try:
         await blocking(console_of(request).link.publish_prompt, site, device, body.get("ticket"))
     except LinkError as e:

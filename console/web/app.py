@@ -1,9 +1,10 @@
 """The console's web application: its routes, the refusal pages, the size limit on every
 request, and the headers every page carries.
 
-Every page is rendered on the server (Jinja2, autoescaped); there is no script but the wall
-display's clock. The headers forbid framing, inline scripts and sniffing; cookies are
-HttpOnly and SameSite=Lax (sessions.py).
+Every page is rendered on the server (Jinja2, autoescaped), with no script at all (the wall
+display refreshes itself with a meta refresh). The headers forbid framing, scripts and
+sniffing, and over HTTPS ask browsers to keep to it (HSTS); cookies are HttpOnly and
+SameSite=Lax, and Secure over HTTPS (sessions.py).
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]  # fmt: skip
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class Guard:
     """ASGI middleware: a body longer than BODY_MAX_BYTES is refused (413) before any of it
     is parsed, whether it says its length or not; every answer gets HEADERS."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
         self.app = app
+        self.headers = [*HEADERS, *([HSTS] if https else [])]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +54,7 @@ class Guard:
             return
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if not length.isdigit() or int(length) > BODY_MAX_BYTES:
-            await _too_large(send)
+            await _too_large(send, scope["path"].startswith("/api/"), self.headers)
             return
         seen = 0
 
@@ -65,19 +68,22 @@ class Guard:
 
         async def headed(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, bounded, headed)
 
 
-async def _too_large(send: Send) -> None:
-    body = "提交的内容太大。".encode()
+async def _too_large(send: Send, api: bool, headers: list[tuple[bytes, bytes]]) -> None:
+    if api:
+        body, kind = b'{"error": "the body is too large"}', b"application/json"
+    else:
+        body, kind = "提交的内容太大。".encode(), b"text/plain; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *HEADERS],
+            "headers": [(b"content-type", kind), *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -153,6 +159,7 @@ def build(console: Console, background: Callable[[], Any] | None = None) -> Star
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = background() if background else None
+        log.info("started", url=console.settings.public_url, db=str(console.settings.db))
         yield
         if stop:
             stop()
@@ -163,7 +170,7 @@ def build(console: Console, background: Callable[[], Any] | None = None) -> Star
         lifespan=lifespan,
     )
     app.state.console = console
-    app.add_middleware(Guard)
+    app.add_middleware(Guard, https=console.settings.tls_cert is not None)
     zone = console.settings.zone
     templates.env.filters["localtime"] = lambda at: dt.datetime.fromtimestamp(at, zone).strftime(
         "%Y-%m-%d %H:%M:%S"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console import sessions, users
+from console import audit, sessions, users
 from console.web.core import (
     Refused,
     blocking_db,
@@ -78,7 +78,9 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     session = require(request)
     await posted(request, session)
-    sessions.end(console_of(request).db.get(), request.cookies.get(sessions.COOKIE, ""))
+    db = console_of(request).db.get()
+    sessions.end(db, request.cookies.get(sessions.COOKIE, ""))
+    audit.record(db, session.user.name, "log_out", session.user.name)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(sessions.COOKIE, path="/")
     return response

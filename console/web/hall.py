@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from collector.influx import InfluxError
-from console import cases, figures, roster
+from console import audit, cases, figures, roster
 from console.link import LinkError
 from console.web.core import (
     Refused,
@@ -132,8 +132,14 @@ async def test_prompt(request: Request) -> Response:
         console.link.terminals(site)
     ):
         raise Refused(404, f"本厅没有评价器 {device}。")
+    if not console.link.online(site, device):
+        raise Refused(409, f"评价器 {device} 离线，测试叫号未发出。")
     try:
         await blocking(console.link.publish_prompt, site, device, ticket or "测试")
     except LinkError as e:
         raise Refused(503, f"消息服务器暂时连不上，测试未发出：{e}") from None
+    audit.record(
+        db_of(request), session.user.name, "test_prompt", f"{site}/{device}",
+        after={"ticket": ticket or "测试"},
+    )  # fmt: skip
     return RedirectResponse(f"/hall/{site}/terminals?sent={quote(device)}", 303)

@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 
 from console import roster
 from console.link import LinkError
+from console.web import wall
 from console.web.core import (
     Refused,
     blocking,
@@ -17,6 +18,7 @@ from console.web.core import (
     posted,
     render,
     require,
+    session_of,
     text_field,
 )
 
@@ -123,8 +125,10 @@ async def save_clerk(request: Request) -> Response:
 
 
 async def clerk_photo(request: Request) -> Response:
-    """A clerk's photo: public, as the wall display shows it."""
+    """A clerk's photo: to anyone logged in, and to the public while a wall shows them."""
     staff = request.path_params["staff"]
+    if session_of(request) is None and not wall.shows(console_of(request), staff):
+        raise Refused(404, "没有照片。")
     found = roster.photo(db_of(request), staff)
     if found is None:
         raise Refused(404, "没有照片。")

@@ -45,6 +45,20 @@ def _month(console: Console, site: str, month: str) -> figures.Wall:
     return found
 
 
+def shows(console: Console, staff: str) -> bool:
+    """Whether a wall shows this clerk now: seated at a terminal of a hall, or in a month's
+    results a wall asked for lately. Only such a clerk's photo is public."""
+    with _cache_lock:
+        walls = [w for (owner, _, _), (_, w) in _cache.items() if owner == id(console)]
+    if any(staff in w.clerks for w in walls):
+        return True
+    return any(
+        terminal.staff == staff
+        for site in console.halls()
+        for terminal in console.link.terminals(site).values()
+    )
+
+
 async def wall(request: Request) -> Response:
     site = request.path_params["site"]
     console = console_of(request)

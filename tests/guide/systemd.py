@@ -87,6 +87,10 @@ def _logical_lines(text: str) -> list[str]:
 
 def environment(unit: Unit) -> dict[str, str]:
     env = {"PATH": PATH, "LANG": "C.UTF-8"}
+    for spec in unit.all("Environment"):  # the files' settings override these, as systemd's
+        for word in shlex.split(spec):
+            key, _, value = word.partition("=")
+            env[key] = value
     for spec in unit.all("EnvironmentFile"):
         optional = spec.startswith("-")
         path = Path(spec.lstrip("-"))
@@ -99,10 +103,6 @@ def environment(unit: Unit) -> dict[str, str]:
             if line and not line.startswith("#") and "=" in line:
                 key, _, value = line.partition("=")
                 env[key.strip()] = value.strip().strip('"')
-    for spec in unit.all("Environment"):
-        for word in shlex.split(spec):
-            key, _, value = word.partition("=")
-            env[key] = value
     user = unit.get("User")
     if user:
         entry = pwd.getpwnam(user)
