@@ -35,6 +35,7 @@ log = structlog.get_logger("console")
 KEEPALIVE_S = 30
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 PUBLISH_WAIT_S = 5.0
+PROMPT_EXPIRY_S = 30  # a prompt the broker could not deliver in this long is dropped
 RECONNECT_MAX_S = 30
 
 AlertHandler = Callable[[str, dict[str, Any]], None]
@@ -42,7 +43,11 @@ ConfigHandler = Callable[[str, str, dict[str, Any]], None]
 
 
 class LinkError(RuntimeError):
-    """The broker did not take a message (the link is down, or it did not answer in time)."""
+    """The broker did not take a message: the link is down, and nothing was sent."""
+
+
+class Unconfirmed(LinkError):
+    """Sent, but the broker did not confirm it in time: it may still take effect."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class HallLink:
         self._stopping = False
         self._held: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
+        self._publishing = threading.Lock()  # connected-then-publish, as one step
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -137,21 +143,36 @@ class HallLink:
         self._publish(site, device, "prompt", prompt)
 
     def _publish(self, site: str, device: str, kind: str, payload: dict[str, Any]) -> None:
+        """Publish, and wait for the broker's PUBACK. While the link is down nothing is sent
+        (paho would keep the message and send it on reconnecting, a login or a prompt long
+        after the page said it was not made). A prompt expires at the broker after
+        PROMPT_EXPIRY_S: a window never opens for a customer long gone."""
         qos, retain, _ = contract.DEVICE_TOPICS[kind]
         topic = contract.topic(self.root, site, device, kind)
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        if kind == "config":
-            with self._lock:
-                self._own_configs[(site, device)] = body
-        info = self.client.publish(topic, body, qos=qos, retain=retain)
+        properties = None
+        if kind == "prompt":
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = PROMPT_EXPIRY_S
+        with self._publishing:
+            if not self.client.is_connected():
+                raise LinkError("the broker link is down")
+            if kind == "config":
+                with self._lock:
+                    self._own_configs[(site, device)] = body
+            info = self.client.publish(topic, body, qos=qos, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise LinkError(f"the broker link is down ({mqtt.error_string(info.rc)})")
+            raise Unconfirmed(
+                f"the broker link went down as it was sent ({mqtt.error_string(info.rc)})"
+            )
         try:
             info.wait_for_publish(PUBLISH_WAIT_S)
-        except RuntimeError as e:  # paho: the message was dropped as the link went down
-            raise LinkError(str(e)) from None
+        except RuntimeError as e:  # paho: the link went down; it sends it again on reconnecting
+            raise Unconfirmed(str(e)) from None
         if not info.is_published():
-            raise LinkError(f"the broker did not take the {kind} within {PUBLISH_WAIT_S:.0f} s")
+            raise Unconfirmed(
+                f"the broker did not confirm the {kind} within {PUBLISH_WAIT_S:.0f} s"
+            )
         log.info("published", kind=kind, site=site, device=device)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:

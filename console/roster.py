@@ -108,12 +108,16 @@ def counters(db: sqlite3.Connection, site: str) -> list[sqlite3.Row]:
     ).fetchall()
 
 
+def check_counter(counter: str) -> None:
+    if not contract.valid_name("counter", counter):
+        raise RosterError("a counter is 1 to 8 letters, digits or -")
+
+
 def set_counter(
     db: sqlite3.Connection, site: str, counter: str, device: str | None, actor: str
 ) -> None:
     """The terminal at a counter (None: none); a terminal serves one counter at a time."""
-    if not contract.valid_name("counter", counter):
-        raise RosterError("a counter is 1 to 8 letters, digits or -")
+    check_counter(counter)
     if device is not None and not contract.valid_name("device", device):
         raise RosterError("not a terminal's name")
     db.execute("BEGIN IMMEDIATE")

@@ -518,3 +518,57 @@ def test_notifications_reach_every_robot_and_the_mail_once_across_an_outage_and_
     finally:
         robots.stop()
         mailbox.stop()
+
+
+def test_one_clerk_one_counter_and_nothing_made_later_while_the_broker_is_down(
+    console_stack: ConsoleStack, page: Page
+):
+    stack = console_stack
+    first, second = stack.terminal("t11"), stack.terminal("t12")
+    log_in(page, stack.url, "wang")
+    page.goto(f"{stack.url}/clerks")
+    page.fill("input[name=staff]", "E5005")
+    page.fill("input[name=name]", "孙丽")
+    page.click("form[action='/clerks'] button[type=submit]")
+    roster_url = f"{stack.url}/hall/{SITE}/roster"
+
+    def put(counter: str, device: str) -> None:
+        page.goto(roster_url)
+        form = page.locator(f"form[action='/hall/{SITE}/roster/counter']")
+        form.locator("input[name=counter]").fill(counter)
+        form.locator("select[name=device]").select_option(device)
+        form.locator("button").click()
+
+    def seat(counter: str, staff: str) -> None:
+        page.goto(roster_url)
+        form = page.locator(f"tr:has(td:text-is('{counter}')) form").first
+        form.locator("select[name=staff]").select_option(staff)
+        form.locator("button").click()
+
+    put("01", "t11")
+    put("02", "t12")
+    seat("01", "E5005")
+    first.wait_for(lambda e: e["ev"] == "config" and "staff" in e["changed"], timeout_s=10)
+    seat("02", "E5005")  # she moves to 02: logged out at 01 first
+    second.wait_for(lambda e: e["ev"] == "config" and "staff" in e["changed"], timeout_s=10)
+    assert rate(second, 0, 1)["staff"] == "E5005"
+    assert rate(first, 0, 1)["staff"] is None  # nobody at 01 now
+
+    # the terminal at 02 moves to 03: it takes the counter and keeps its clerk
+    put("03", "t12")
+    second.wait_for(lambda e: e["ev"] == "config" and e["changed"] == ["counter"], timeout_s=10)
+    moved = rate(second, 0, 2)
+    assert (moved["counter"], moved["staff"]) == ("03", "E5005")
+
+    # the broker down: a login is refused, and never made once the broker is back
+    stack.hall.broker.stop()
+    wait_for(lambda: requests.get(f"{stack.url}/healthz", timeout=5).json()["broker"],
+             lambda up: not up, timeout_s=15)  # fmt: skip
+    seat("01", "E5005")
+    expect(page.locator(".error")).to_contain_text("未做更改")
+    stack.hall.broker.restart()
+    first.wait_count("connected", 2, timeout_s=30)
+    time.sleep(2)
+    assert rate(first, 0, 2)["staff"] is None
+    page.goto(roster_url)
+    keep(page, "roster-moves")

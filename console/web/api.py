@@ -23,7 +23,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from console.link import LinkError
+from console.link import PROMPT_EXPIRY_S, LinkError, Unconfirmed
 from console.web.core import blocking, console_of, db_of
 from firmware import contract
 
@@ -115,14 +115,25 @@ async def prompt(request: Request) -> Response:
     device, counter = target
     if not console_of(request).link.online(site, device):
         return _error(409, f"terminal {device} of {site} is offline: no window opened")
-    try:
-        await blocking(console_of(request).link.publish_prompt, site, device, body.get("ticket"))
-    except LinkError as e:
-        return _error(503, f"the broker did not take the prompt: {e}")
+    failed = await _send(request, site, device, body.get("ticket"))
+    if failed is not None:
+        return failed
     return JSONResponse(
         {"site": site, "device": device, "counter": counter, "ticket": body.get("ticket")},
         status_code=202,
     )
+
+
+async def _send(request: Request, site: str, device: str, ticket: str | None) -> Response | None:
+    """Publish the prompt; None once the broker has it, else the answer saying why not."""
+    try:
+        await blocking(console_of(request).link.publish_prompt, site, device, ticket)
+    except Unconfirmed as e:
+        why = f"sent, not confirmed: it opens a window if delivered within {PROMPT_EXPIRY_S} s"
+        return _error(504, f"{why} ({e}); do not send it again")
+    except LinkError as e:
+        return _error(503, f"the broker link is down, nothing was sent: {e}")
+    return None
 
 
 async def healthz(request: Request) -> Response:

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from collector.influx import InfluxError
 from console import audit, cases, figures, roster
-from console.link import LinkError
+from console.link import LinkError, Unconfirmed
 from console.web.core import (
     Refused,
     blocking,
@@ -136,6 +136,8 @@ async def test_prompt(request: Request) -> Response:
         raise Refused(409, f"评价器 {device} 离线，测试叫号未发出。")
     try:
         await blocking(console.link.publish_prompt, site, device, ticket or "测试")
+    except Unconfirmed as e:
+        raise Refused(504, f"已发出，消息服务器尚未确认（30 秒内未送达即作废）：{e}") from None
     except LinkError as e:
         raise Refused(503, f"消息服务器暂时连不上，测试未发出：{e}") from None
     audit.record(

@@ -3,11 +3,13 @@ clerk directory with photos."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from console import roster
-from console.link import LinkError
+from console.link import LinkError, Unconfirmed
 from console.web import wall
 from console.web.core import (
     Refused,
@@ -55,8 +57,13 @@ async def roster_page(request: Request) -> Response:
     )
 
 
+Change = tuple[str, str | None, str | None, str | None]  # device, counter, staff, staff_name
+
+
 async def seat(request: Request) -> Response:
-    """Log a clerk in at a counter (staff given) or out (none): the terminal's retained config."""
+    """Log a clerk in at a counter (staff given) or out (none): the terminal's retained config.
+    A clerk seated at another terminal of the hall is logged out there first: one clerk, one
+    counter, so no rating lands on a clerk who is not at its counter."""
     site = request.path_params["site"]
     session = require(request, site=site, roles=("manager", "admin"))
     form = await posted(request, session)
@@ -71,36 +78,84 @@ async def seat(request: Request) -> Response:
     clerk = roster.clerk(db, staff) if staff else None
     if staff and clerk is None:
         raise Refused(404, f"员工名录里没有工号 {staff}。")
-    config = {
-        "counter": counter,
-        "staff": staff,
-        "staff_name": clerk.name if clerk else None,
-    }
-    try:
-        await blocking(console_of(request).link.publish_config, site, row["device"], config)
-    except LinkError as e:
-        raise Refused(503, f"消息服务器暂时连不上，未做更改：{e}") from None
-    roster.record_seating(db, site, row["device"], counter, staff, actor=session.user.name)
+    console = console_of(request)
+    elsewhere = [
+        t for t in console.link.terminals(site).values()
+        if staff and t.staff == staff and t.device != row["device"]
+    ]  # fmt: skip
+    changes: list[Change] = [
+        (t.device, _counter_of(db, site, t.device), None, None) for t in elsewhere
+    ]
+    changes.append((row["device"], counter, staff, clerk.name if clerk else None))
+    return await _configure(request, site, changes, session.user.name)
+
+
+async def _configure(
+    request: Request,
+    site: str,
+    changes: list[Change],
+    actor: str,
+) -> Response:
+    """Publish each terminal's config (device, counter, staff, staff_name) in turn, keeping
+    each in the history of who sat where once the broker has it (or may have it)."""
+    console = console_of(request)
+    db = db_of(request)
+    for done, (device, counter, staff, name) in enumerate(changes):
+        config = {"counter": counter, "staff": staff, "staff_name": name}
+        try:
+            await blocking(console.link.publish_config, site, device, config)
+        except Unconfirmed as e:
+            roster.record_seating(db, site, device, counter, staff, actor=actor)
+            raise Refused(
+                504, f"已发给评价器 {device}，但消息服务器尚未确认，恢复连接后生效：{e}"
+            ) from None
+        except LinkError as e:
+            said = "未做更改" if not done else f"只完成了前 {done} 项"
+            raise Refused(503, f"消息服务器暂时连不上，{said}：{e}") from None
+        roster.record_seating(db, site, device, counter, staff, actor=actor)
     return RedirectResponse(f"/hall/{site}/roster", 303)
 
 
+def _counter_of(db: sqlite3.Connection, site: str, device: str) -> str | None:
+    row = db.execute(
+        "SELECT counter FROM counter WHERE site = ? AND device = ?", (site, device)
+    ).fetchone()
+    return None if row is None else str(row["counter"])
+
+
 async def set_counter(request: Request) -> Response:
+    """Put a terminal at a counter (or none there). The terminal takes the counter in its
+    config, keeping its clerk; a terminal the counter had before leaves it, its clerk logged
+    out (a terminal at no counter rates for nobody)."""
     site = request.path_params["site"]
     session = require(request, site=site, roles=("manager", "admin"))
     form = await posted(request, session)
     counter = name_field(form, "counter", "counter", "窗口")
     device = name_field(form, "device", "device", "评价器", required=False) or None
     console = console_of(request)
-    known = set(roster.devices_by_site(console.known).get(site, [])) | set(
-        console.link.terminals(site)
-    )
+    held = console.link.terminals(site)
+    known = set(roster.devices_by_site(console.known).get(site, [])) | set(held)
     if device is not None and device not in known:
         raise Refused(404, f"本厅没有评价器 {device}。")
+    db = db_of(request)
+    before = db.execute(
+        "SELECT device FROM counter WHERE site = ? AND counter = ?", (site, counter)
+    ).fetchone()
+    old = before["device"] if before and before["device"] != device else None
+    changes: list[Change] = []
+    if old is not None:
+        changes.append((old, None, None, None))
+    if device is not None:
+        staff = held[device].staff if device in held else None
+        clerk = roster.clerk(db, staff) if staff else None
+        changes.append((device, counter, staff, clerk.name if clerk else None))
     try:
-        roster.set_counter(db_of(request), site, counter, device, session.user.name)
+        roster.check_counter(counter)
     except roster.RosterError as e:
         raise Refused(400, str(e)) from None
-    return RedirectResponse(f"/hall/{site}/roster", 303)
+    answer = await _configure(request, site, changes, session.user.name)
+    roster.set_counter(db, site, counter, device, session.user.name)
+    return answer
 
 
 async def clerks_page(request: Request) -> Response:
