@@ -45,7 +45,7 @@ class Settings:
     known_devices: Path | None
     influx_url: str
     influx_db: str
-    influx_token: str | None
+    influx_token: str | None = field(repr=False)
     topic_root: str
     state_dir: Path
     client_id: str
@@ -65,14 +65,18 @@ class Settings:
 def parse_mqtt_url(url: str) -> MqttAddress:
     """mqtt[s]://[user[:password]@]host[:port]; mqtts is MQTT over TLS, the server checked."""
     parts = urlsplit(url)
-    if parts.scheme not in contract.BROKER_PORTS or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        port = -1
+    if parts.scheme not in contract.BROKER_PORTS or not parts.hostname or port == -1:
         shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url
         raise SettingsError(
             f"SVC_MQTT_URL must look like mqtts://user:pass@host:port, not {shown!r}"
         )
     return MqttAddress(
         host=parts.hostname,
-        port=parts.port or contract.BROKER_PORTS[parts.scheme],
+        port=port or contract.BROKER_PORTS[parts.scheme],
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=parts.scheme == "mqtts",

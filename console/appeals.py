@@ -13,6 +13,7 @@ lost, and writing one twice writes the same fields.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from collector.influx import InfluxError, InfluxHttp
 from console import audit, cases, reviews
 
 log = structlog.get_logger("console")
+_delivering = threading.Lock()
 
 GROUND_NAMES = {
     "mistaken": "误评",
@@ -143,8 +145,9 @@ def review_suspect(
     if _upheld(db, rating):
         raise reviews.ReviewRefused("申诉已成立，这个评价不计入考核，无需再审可疑。")
     points = reviews.find_points(influx, rating.site, rating.device, rating.seq)
-    if points:
-        reviews.check_verdict(points, (rating.site, rating.device, rating.seq))
+    if not points:  # a verdict is on a rating the collector flagged: one stored already
+        raise AppealError("这个评价尚未入库，不能审核可疑。")
+    reviews.check_verdict(points, (rating.site, rating.device, rating.seq))
     db.execute("BEGIN IMMEDIATE")
     try:
         old = db.execute(
@@ -181,8 +184,11 @@ def pending(db: sqlite3.Connection) -> int:
 
 
 def _pend(db: sqlite3.Connection, rating: Rating, now: float) -> None:
+    """The rating's decision waits for InfluxDB; a newer decision stamps its row anew, so a
+    delivery of the older one in flight does not take the row away (_deliver)."""
     db.execute(
-        "INSERT OR IGNORE INTO influx_pending (site, device, seq, since) VALUES (?, ?, ?, ?)",
+        "INSERT INTO influx_pending (site, device, seq, since) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (site, device, seq) DO UPDATE SET since = max(since + 1e-6, excluded.since)",
         (rating.site, rating.device, rating.seq, now),
     )
 
@@ -199,43 +205,47 @@ def _upheld(db: sqlite3.Connection, rating: Rating) -> bool:
 
 def _deliver(db: sqlite3.Connection, influx: InfluxHttp, rating: Rating) -> bool:
     """Write the rating's standing decision to InfluxDB: an upheld appeal wins over any
-    verdict; its pending row goes once InfluxDB has it."""
-    key = (rating.site, rating.device, rating.seq)
+    verdict. One delivery at a time (a page's and the minute's round could otherwise write
+    an older decision last); its pending row goes only if no newer decision stamped it."""
+    with _delivering:
+        key = (rating.site, rating.device, rating.seq)
+        pending = db.execute(
+            "SELECT since FROM influx_pending WHERE site = ? AND device = ? AND seq = ?", key
+        ).fetchone()
+        try:
+            stored = _write(db, influx, key)
+        except (InfluxError, OSError) as e:
+            log.warning("decision_pending", rating=_subject(rating), error=str(e))
+            return False
+        except reviews.ReviewRefused as e:  # InfluxDB's point says no (an exclusion won)
+            log.warning("decision_refused", rating=_subject(rating), error=str(e))
+            stored = True
+        if stored and pending is not None:
+            db.execute(
+                "DELETE FROM influx_pending WHERE site = ? AND device = ? AND seq = ?"
+                " AND since = ?",
+                (*key, pending["since"]),
+            )
+        return stored
+
+
+def _write(db: sqlite3.Connection, influx: InfluxHttp, key: tuple[str, str, int]) -> bool:
     appeal = db.execute(
         "SELECT ground, decided_by FROM appeal WHERE site = ? AND device = ? AND seq = ?"
         " AND decision = 'upheld'",
         key,
     ).fetchone()
+    if appeal is not None:
+        return reviews.uphold_appeal(
+            influx, *key, ground=appeal["ground"], user=appeal["decided_by"]
+        )
     verdict = db.execute(
         "SELECT verdict, by FROM suspect_review WHERE site = ? AND device = ? AND seq = ?", key
     ).fetchone()
-    try:
-        if appeal is not None:
-            stored = reviews.uphold_appeal(
-                influx, *key, ground=appeal["ground"], user=appeal["decided_by"]
-            )
-        elif verdict is not None:
-            write = (
-                reviews.clear_suspect
-                if verdict["verdict"] == "cleared"
-                else reviews.confirm_suspect
-            )
-            stored = write(influx, *key, user=verdict["by"])
-        else:
-            stored = True  # nothing stands: nothing to write
-    except (InfluxError, OSError) as e:
-        log.warning(
-            "decision_pending", site=rating.site, device=rating.device, seq=rating.seq, error=str(e)
-        )
-        return False
-    except reviews.ReviewRefused as e:  # InfluxDB's point says no (an exclusion won): let go
-        log.warning(
-            "decision_refused", site=rating.site, device=rating.device, seq=rating.seq, error=str(e)
-        )
-        stored = True
-    if stored:
-        db.execute("DELETE FROM influx_pending WHERE site = ? AND device = ? AND seq = ?", key)
-    return stored
+    if verdict is None:
+        return True  # nothing stands: nothing to write
+    write = reviews.clear_suspect if verdict["verdict"] == "cleared" else reviews.confirm_suspect
+    return write(influx, *key, user=verdict["by"])
 
 
 def _subject(rating: Rating) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -97,7 +98,7 @@ def _alert_problem(site: str, alert: dict[str, Any]) -> str | None:
 def checked_note(note: str, error: type[ValueError]) -> str:
     """A note on a step or a decision: 1 to NOTE_MAX printable characters, stripped."""
     note = note.strip()
-    if not note or len(note) > NOTE_MAX or not note.isprintable():
+    if not note or len(note) > NOTE_MAX or not note.replace("\n", "").isprintable():
         raise error(f"说明为 1 到 {NOTE_MAX} 个字符，不含控制字符。")
     return note
 
@@ -118,10 +119,12 @@ def open_case(
     zone: ZoneInfo,
     default: Deadlines,
     *,
+    then: Callable[[int], object] | None = None,
     now: float | None = None,
 ) -> tuple[int, bool]:
     """The rating's case (its id, and whether it was made now). A case found again keeps
-    what it has, but for the suspect flag, which InfluxDB's copy tells best."""
+    what it has, but for the suspect flag, which InfluxDB's copy tells best. `then(id)` runs
+    in the same transaction when the case is made (its notification: both or neither)."""
     now = time.time() if now is None else now
     pressed_s = None if rating.pressed_ms is None else rating.pressed_ms / 1000
     start = dt.datetime.fromtimestamp(pressed_s if pressed_s is not None else now, zone).date()
@@ -162,6 +165,8 @@ def open_case(
             "SELECT id FROM poor_case WHERE site = ? AND device = ? AND seq = ?",
             (rating.site, rating.device, rating.seq),
         ).fetchone()
+        if made and then is not None:
+            then(int(row["id"]))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -14,6 +14,7 @@ reason, counted, acknowledged and let go: it never takes the link down.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +38,8 @@ SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 PUBLISH_WAIT_S = 5.0
 PROMPT_EXPIRY_S = 30  # a prompt the broker could not deliver in this long is dropped
 RECONNECT_MAX_S = 30
+FW_MAX = 32
+STUCK_MAX = 16
 
 AlertHandler = Callable[[str, dict[str, Any]], None]
 ConfigHandler = Callable[[str, str, dict[str, Any]], None]
@@ -194,14 +197,20 @@ class HallLink:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             self._take(msg)
-        except Exception:  # a bug here must not lose the alert: not acknowledged, sent again
+        except sqlite3.OperationalError:  # the database busy: not acknowledged, sent again
             log.exception("message_failed", topic=msg.topic)
             return
+        except Exception:  # a message no handler can take: logged, counted and let go, or it
+            log.exception("message_failed", topic=msg.topic)  # would come at every reconnect
+            self.rejected["failed"] += 1
         client.ack(msg.mid, msg.qos)
 
     def _take(self, msg: mqtt.MQTTMessage) -> None:
         levels = msg.topic[len(self.root) + 1 :].split("/")
         if len(levels) == 2 and levels[1] == "alert":
+            if not contract.valid_name("site", levels[0]):
+                self._reject(msg, "alert", "its site breaks the contract's name rule")
+                return
             alert = self._payload(msg, "alert")
             if alert is not None:
                 self.on_alert(levels[0], alert)
@@ -216,6 +225,8 @@ class HallLink:
         held = self._payload(msg, kind) if msg.payload else None  # empty: retained one cleared
         if msg.payload and held is None:
             return
+        if held is not None:
+            held = _known_fields(held)
         with self._lock:
             self._held.setdefault((site, device), {})[kind] = held
             own = self._own_configs.get((site, device)) == bytes(msg.payload)
@@ -228,7 +239,7 @@ class HallLink:
             return None
         try:
             payload = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
             self._reject(msg, kind, f"not JSON: {e}")
             return None
         if not isinstance(payload, dict) or payload.get("v") != contract.VERSION:
@@ -239,3 +250,20 @@ class HallLink:
     def _reject(self, msg: mqtt.MQTTMessage, kind: str, why: str) -> None:
         self.rejected[kind] += 1
         log.warning("message_ignored", topic=msg.topic, kind=kind, reason=why)
+
+
+def _known_fields(held: dict[str, Any]) -> dict[str, Any]:
+    """What the pages read of a terminal's state or config, each field only with the type
+    the contract gives it (a terminal's own retained message is not to be trusted blindly)."""
+    checks = {
+        "online": lambda v: isinstance(v, bool),
+        "fw": lambda v: isinstance(v, str) and len(v) <= FW_MAX and v.isprintable(),
+        "counter": lambda v: v is None or contract.valid_name("counter", v),
+        "staff": lambda v: v is None or contract.valid_name("staff", v),
+        "staff_name": lambda v: v is None or (
+            isinstance(v, str) and len(v) <= contract.STAFF_NAME_MAX and v.isprintable()
+        ),
+        "stuck_keys": lambda v: isinstance(v, list) and len(v) <= STUCK_MAX
+        and all(type(k) is int for k in v),
+    }  # fmt: skip
+    return {k: v for k, v in held.items() if k in checks and checks[k](v)}

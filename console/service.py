@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import structlog
@@ -32,6 +34,7 @@ log = structlog.get_logger("console")
 RECONCILE_RECENT_S = 2 * 86400
 RECONCILE_DEEP_DAYS = 35
 RECONCILE_DEEP_EVERY_S = 3600
+NOTIFY_WITHIN_S = 86400  # a case the reconciliation makes for an older rating is not notified
 
 
 class Service:
@@ -49,20 +52,32 @@ class Service:
         self._deep_at = 0.0
 
     def on_alert(self, site: str, alert: dict[str, Any]) -> None:
-        """An alert from the collector: its case (a poor rating's), and its notification."""
+        """An alert from the collector: a poor rating's case and its notification, made
+        together once; a trend's or a terminal's notification."""
         db = self.db.get()
-        rating = cases.from_alert(site, alert)
-        link = f"{self.settings.public_url}/hall/{site}"
+        rating = cases.from_alert(site, alert)  # its own site, if it says one, must be the topic's
+        alert = {**alert, "site": site}
         if isinstance(rating, cases.PoorRating):
-            case_id, made = cases.open_case(db, rating, "alert", self.settings.zone, self.defaults)
-            link = f"{self.settings.public_url}/cases/{case_id}"
+            case_id, made = cases.open_case(
+                db, rating, "alert", self.settings.zone, self.defaults,
+                then=partial(self._notify_case, db, alert, time.time()),
+            )  # fmt: skip
             if made:
                 log.info("case_opened", case=case_id, site=site, source="alert")
         elif alert.get("kind") == "poor_rating":
             log.warning("alert_ignored", site=site, reason=rating)
             self.link.rejected["alert"] += 1
-            return
-        notify.enqueue(db, {**alert, "site": site}, link, time.time(), zone=self.settings.zone)
+        else:
+            self._notify(db, alert, f"/hall/{site}", time.time())
+
+    def _notify_case(
+        self, db: sqlite3.Connection, alert: dict[str, Any], now: float, case: int
+    ) -> int:
+        return self._notify(db, alert, f"/cases/{case}", now)
+
+    def _notify(self, db: sqlite3.Connection, alert: dict[str, Any], path: str, now: float) -> int:
+        link = f"{self.settings.public_url}{path}"
+        return notify.enqueue(db, alert, link, now, zone=self.settings.zone)
 
     def on_config(self, site: str, device: str, config: dict[str, Any]) -> None:
         """A terminal's retained config, whoever set it: kept in the history of who sat where
@@ -90,15 +105,15 @@ class Service:
                 None if poor.undated else poor.time_ns // 10**6,
                 poor.counter, poor.staff, poor.score, poor.reason, poor.suspect,
             )  # fmt: skip
+            recent = rating.pressed_ms is None or rating.pressed_ms / 1000 > now - NOTIFY_WITHIN_S
+            alert = {"v": 1, "kind": "poor_rating", **_alert_fields(rating)}
+            notified = partial(self._notify_case, db, alert, now) if recent else None
             case_id, new = cases.open_case(
-                db, rating, "reconcile", self.settings.zone, self.defaults
+                db, rating, "reconcile", self.settings.zone, self.defaults, then=notified
             )
             if new:
                 made += 1
                 log.warning("case_opened", case=case_id, site=poor.site, source="reconcile")
-                alert = {"v": 1, "kind": "poor_rating", **_alert_fields(rating)}
-                link = f"{self.settings.public_url}/cases/{case_id}"
-                notify.enqueue(db, alert, link, now, zone=self.settings.zone)
         if deep:
             self._deep_at = now
         return made
@@ -116,16 +131,20 @@ class Service:
         self._threads.append(thread)
 
     def _reconcile_loop(self) -> None:
+        """Each round's three jobs, each tried whatever became of the one before."""
+        jobs: tuple[tuple[str, Callable[[], int]], ...] = (
+            ("reconcile", self.reconcile),
+            ("deliver_decisions", lambda: appeals.deliver_pending(self.db.get(), self.influx)),
+            ("sweep_sessions", lambda: sessions.sweep(self.db.get(), self.settings.session_s)),
+        )
         while not self._stop.is_set():
-            try:
-                made = self.reconcile()
-                delivered = appeals.deliver_pending(self.db.get(), self.influx)
-                ended = sessions.sweep(self.db.get(), self.settings.session_s)
-                log.debug("reconciled", made=made, decisions_delivered=delivered, ended=ended)
-            except (InfluxError, OSError) as e:
-                log.warning("reconcile_failed", error=str(e))
-            except Exception:
-                log.exception("reconcile_failed")
+            for name, job in jobs:
+                try:
+                    log.debug(name, done=job())
+                except (InfluxError, OSError) as e:
+                    log.warning(f"{name}_failed", error=str(e))
+                except Exception:
+                    log.exception(f"{name}_failed")
             self._stop.wait(self.settings.reconcile_s)
 
     def stop(self) -> None:

@@ -97,6 +97,8 @@ class Throttle:
         """How long this source must wait before trying again; 0: it may try now."""
         now = time.monotonic() if now is None else now
         with self._lock:
+            if source not in self._failures:  # asking adds no entry: only failures take memory
+                return 0.0
             failures = self._recent(source, now)
             if len(failures) < self.limit:
                 return 0.0

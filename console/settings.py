@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,8 +55,8 @@ class SmtpAddress:
     host: str
     port: int
     username: str | None
-    password: str | None
-    starttls: bool  # smtp:// with STARTTLS, required; smtp+plain:// only on loopback
+    password: str | None = field(repr=False)  # never in a log line, even by accident
+    starttls: bool = True  # smtp:// with STARTTLS, required; smtp+plain:// only on loopback
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Settings:
     known_devices: Path | None
     influx_url: str
     influx_db: str
-    influx_token: str | None
+    influx_token: str | None = field(repr=False)
     grafana_url: str | None
     tz: str
     min_ratings: int
@@ -203,7 +203,11 @@ def _smtp(url: str) -> SmtpAddress | None:
     if not url:
         return None
     parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtp+plain") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        port = -1
+    if parts.scheme not in ("smtp", "smtp+plain") or not parts.hostname or port == -1:
         shown = url.replace(f":{parts.password}@", ":***@") if parts.password else url
         raise SettingsError(
             f"{variable('smtp_url')} must be smtp://user:pass@host:587, not {shown!r}"
@@ -214,7 +218,7 @@ def _smtp(url: str) -> SmtpAddress | None:
         )
     return SmtpAddress(
         host=parts.hostname,
-        port=parts.port or 587,
+        port=port or 587,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         starttls=parts.scheme == "smtp",

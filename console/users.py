@@ -166,7 +166,8 @@ def log_in(
                 db.execute("UPDATE user SET password = ? WHERE name = ?", (_hash(password), name))
             db.execute("UPDATE user SET failures = 0 WHERE name = ?", (name,))
             user, outcome = _load(db, row), "ok"
-        subject = name if valid_name(name) else "(not a user's name)"  # never a stray password
+        # only a name that is an account's: a password typed in the name field is never kept
+        subject = name if row is not None else "(no such user)"
         actor = name if user is not None else "?"
         audit.record(db, actor, "log_in", subject, after={"outcome": outcome}, at=now)
         db.execute("COMMIT")

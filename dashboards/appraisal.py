@@ -184,7 +184,7 @@ def compute(
         f'SELECT count("score") AS "suspect" FROM rating WHERE {when} AND "suspect" = 1 {by}': (
             "suspect",
         ),
-        f'SELECT count("score") AS "excluded" FROM rating WHERE {when} AND "excluded" = 1 {by}': (
+        f'SELECT count("score") AS "excluded" FROM rating WHERE {when} AND "excluded" = 1 AND "suspect" = 1 {by}': (
             "excluded",
         ),
         f'SELECT count("rated") AS "prompted", sum("rated") AS "prompted_rated" FROM rating '

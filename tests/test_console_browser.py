@@ -21,6 +21,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from collector.influx import InfluxHttp
+from console import duty
 from dashboards import appraisal
 from devstack import ConsoleServer
 from firmware import contract, protocol
@@ -392,6 +393,42 @@ def test_refusals_each_with_a_clear_page_and_nothing_changed(
     page.goto(f"{url}/clerks")
     expect(page.locator("td", has_text="E7007")).to_have_count(0)
 
+    # odd ids, months and numbers: a refusal each, never an error of the console's own
+    wang = page.context.browser.new_context(locale="zh-CN").new_page()
+    log_in(wang, url, "wang")
+    cookies = {c["name"]: c["value"] for c in wang.context.cookies()}
+    csrf = wang.locator("input[name=csrf]").first.get_attribute("value")
+    for path in (
+        "/cases/99999999999999999999", "/cases/\uff11\uff12", "/cases/-1", "/cases?month=0000-01",
+        "/cases.csv?month=9999-12", f"/suspects/{SITE}?month=0999-12", "/wall/Bad%20Hall",
+        f"/wall/{SITE}?month=0000-01", "/cases.pdf", f"/hall/{SITE.upper()}",
+    ):  # fmt: skip
+        answer = requests.get(url + path, cookies=cookies, timeout=10)
+        assert answer.status_code in (400, 403, 404), (path, answer.status_code)
+    for seq in ("0", "9223372036854775808", "\uff11\uff12", "x"):
+        answer = requests.post(
+            f"{url}/suspects/{SITE}", cookies=cookies, timeout=10,
+            data={"csrf": csrf, "device": "t01", "seq": seq, "verdict": "cleared"},
+        )  # fmt: skip
+        assert answer.status_code == 400, (seq, answer.text[-200:])
+    answer = requests.post(  # a rating not stored: nothing to clear, nothing kept for later
+        f"{url}/suspects/{SITE}", cookies=cookies, timeout=10,
+        data={"csrf": csrf, "device": "t01", "seq": "12", "verdict": "cleared"},
+    )  # fmt: skip
+    assert answer.status_code == 409 and "尚未入库" in answer.text
+    # a terminal's own retained state, odd: the terminals page still shows
+    peer = stack.device_peer("t13")
+    state = {"v": 1, "online": True, "stuck_keys": 3, "fw": ["x"], "staff": "E 1"}
+    peer.publish(
+        contract.topic(contract.ROOT, SITE, "t13", "state"), json.dumps(state).encode(), retain=True
+    )
+    time.sleep(1)
+    answer = requests.get(f"{url}/hall/{SITE}/terminals", cookies=cookies, timeout=10)
+    assert answer.status_code == 200 and "t13" in answer.text
+    peer.close()
+    assert "page_failed" not in stack.console.log_path.read_text()
+    wang.context.close()
+
     # a sixth wrong password in a row: the account is locked, the right one refused too
     context = page.context.browser.new_context(locale="zh-CN")
     other = context.new_page()
@@ -472,7 +509,9 @@ def test_notifications_reach_every_robot_and_the_mail_once_across_an_outage_and_
     try:
         log_in(page, stack.url, "wang")
         page.goto(f"{stack.url}/hall/{SITE}/settings")
-        page.fill("textarea[name=rota]", "李娜, li.na@hall.example, +8613900000002")
+        today = (dt.datetime.now(ZONE).date() - duty.ROTA_ANCHOR).days  # a person a day
+        people = ["李娜, li.na@hall.example, +8613900000002", "张伟, zhang.wei@hall.example"]
+        page.fill("textarea[name=rota]", "\n".join(people[today % 2 :] + people[: today % 2]))
         page.click(f"form[action='/hall/{SITE}/settings/rota'] button")
         for kind, secret in (
             ("wecom", ""),

@@ -21,6 +21,7 @@ from console.web.core import (
     render,
     require,
     text_field,
+    whole,
 )
 
 TOKEN_BYTES = 32
@@ -120,13 +121,11 @@ async def add_channel(request: Request) -> Response:
 async def remove_channel(request: Request) -> Response:
     site, actor = _site(request, roles=EDITORS)
     form = await posted(request, require(request))
-    raw = text_field(form, "channel", "渠道", max_chars=12)
-    if not raw.isdigit():
-        raise Refused(400, "渠道编号不对。")
+    channel = whole(text_field(form, "channel", "渠道", max_chars=20), "渠道")
     db = db_of(request)
-    if not any(c.id == int(raw) for c in notify.channels(db, site)):
+    if not any(c.id == channel for c in notify.channels(db, site)):
         raise Refused(404, "本厅没有这个渠道。")
-    notify.remove_channel(db, int(raw), actor=actor)
+    notify.remove_channel(db, channel, actor=actor)
     return RedirectResponse(f"/hall/{site}/settings", 303)
 
 
@@ -134,7 +133,7 @@ async def save_rota(request: Request) -> Response:
     """The rota as lines of `姓名, 邮箱, 手机` (the last two may be left out), in order."""
     site, actor = _site(request, roles=EDITORS)
     form = await posted(request, require(request))
-    text = text_field(form, "rota", "带班轮值", required=False, max_chars=6000)
+    text = text_field(form, "rota", "带班轮值", required=False, max_chars=6000, lines=True)
     lines = [line for line in text.replace("\r", "").split("\n") if line.strip()]
     if len(lines) > duty.ROTA_MAX:
         raise Refused(400, f"轮值最多 {duty.ROTA_MAX} 人。")

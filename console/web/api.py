@@ -60,9 +60,18 @@ def _problem(body: Any) -> str | None:
         if kind in body and not contract.valid_name(kind, body[kind]):
             return f"{kind} {body[kind]!r} breaks the contract's name rule"
     ticket = body.get("ticket")
-    if ticket is not None and not contract.valid_ticket(ticket):
+    if ticket is not None and not (contract.valid_ticket(ticket) and _encodable(ticket)):
         return f"ticket must be text of at most {contract.TICKET_MAX} characters, or null"
     return None
+
+
+def _encodable(text: str) -> bool:
+    """Text a message can carry: no lone surrogate (JSON's \\ud800 decodes to one)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _terminal(
@@ -93,7 +102,7 @@ async def _body(request: Request) -> dict[str, Any] | JSONResponse:
         return _error(413, f"the body is at most {BODY_MAX_BYTES} bytes")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         return _error(400, f"the body is not JSON: {e}")
     problem = _problem(body)
     if problem:

@@ -12,6 +12,7 @@ from collector.influx import InfluxError
 from console import appeals, figures, reviews
 from console.web.cases import case_of
 from console.web.core import (
+    MONTH,
     Refused,
     blocking,
     blocking_db,
@@ -22,6 +23,7 @@ from console.web.core import (
     render,
     require,
     text_field,
+    whole,
 )
 from dashboards.appraisal import month_bounds
 
@@ -34,7 +36,7 @@ async def file_appeal(request: Request) -> Response:
     session = require(request, site=site, roles=MANAGERS)
     form = await posted(request, session)
     ground = text_field(form, "ground", "申诉理由", max_chars=16)
-    note = text_field(form, "note", "申诉说明", max_chars=appeals.NOTE_MAX)
+    note = text_field(form, "note", "申诉说明", max_chars=appeals.NOTE_MAX, lines=True)
     rating = appeals.Rating(case["site"], case["device"], case["seq"])
     try:
         appeals.file(db_of(request), rating, case["staff"], ground, note, actor=session.user.name)
@@ -68,15 +70,15 @@ async def appeals_page(request: Request) -> Response:
 async def decide(request: Request) -> Response:
     session = require(request, roles=("appraiser",))
     form = await posted(request, session)
-    raw = text_field(form, "appeal", "申诉", max_chars=12)
+    appeal = whole(text_field(form, "appeal", "申诉", max_chars=20), "申诉")
     decision = text_field(form, "decision", "裁定", max_chars=16)
-    note = text_field(form, "note", "裁定说明", max_chars=appeals.NOTE_MAX)
-    if not raw.isdigit() or decision not in ("upheld", "rejected"):
+    note = text_field(form, "note", "裁定说明", max_chars=appeals.NOTE_MAX, lines=True)
+    if decision not in ("upheld", "rejected"):
         raise Refused(400, "裁定只能是成立或驳回。")
     console = console_of(request)
     try:
         await blocking_db(
-            request, appeals.decide, console.influx, int(raw), decision == "upheld",
+            request, appeals.decide, console.influx, appeal, decision == "upheld",
             note, actor=session.user.name,
         )  # fmt: skip
     except appeals.AppealError as e:
@@ -91,10 +93,9 @@ async def suspects_page(request: Request) -> Response:
     month = request.query_params.get("month") or dt.datetime.now(console.settings.zone).strftime(
         "%Y-%m"
     )
-    try:
-        start, end = month_bounds(month, console.settings.tz)
-    except ValueError:
-        raise Refused(400, "月份应写作 2026-12。") from None
+    if not MONTH.fullmatch(month):
+        raise Refused(400, "月份应写作 2026-12。")
+    start, end = month_bounds(month, console.settings.tz)
     error = None
     try:
         found = await blocking(figures.suspect_ratings, console.influx, site, start, end)
@@ -117,12 +118,10 @@ async def review(request: Request) -> Response:
     session = require(request, site=site, roles=MANAGERS)
     form = await posted(request, session)
     device = name_field(form, "device", "device", "评价器")
-    raw = text_field(form, "seq", "序号", max_chars=20)
+    seq = whole(text_field(form, "seq", "序号", max_chars=20), "序号")
     verdict = text_field(form, "verdict", "结论", max_chars=16)
-    if not raw.isdigit():
-        raise Refused(400, "序号不对。")
     console = console_of(request)
-    rating = appeals.Rating(site, device, int(raw))
+    rating = appeals.Rating(site, device, seq)
     try:
         await blocking_db(
             request, appeals.review_suspect, console.influx, rating, verdict,

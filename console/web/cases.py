@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from console import cases, tables
 from console.web.core import (
+    MONTH,
     Refused,
     console_of,
     db_of,
@@ -22,7 +22,6 @@ from console.web.core import (
 from firmware import contract
 
 OVERDUE_NAMES = {"callback": "回访逾期", "fix": "整改逾期", None: ""}
-MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 COLUMNS = (
     ("id", "编号"),
     ("site", "营业厅"),
@@ -133,11 +132,12 @@ def _export_row(case: dict[str, Any]) -> list[tables.Cell]:
 
 
 def case_of(request: Request) -> tuple[dict[str, Any], str]:
-    try:
-        case_id = int(request.path_params["case_id"])
-    except ValueError:
-        raise Refused(404, "没有这个案件。") from None
-    case = cases.get(db_of(request), case_id)
+    """The case the URL names, to a user logged in who may see its hall."""
+    require(request)  # a stranger learns nothing, not even which cases there are
+    raw = request.path_params["case_id"]
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= contract.INT_MAX:
+        raise Refused(404, "没有这个案件。")
+    case = cases.get(db_of(request), int(raw))
     if case is None:
         raise Refused(404, "没有这个案件。")
     require(request, site=case["site"])
@@ -181,7 +181,7 @@ async def step(request: Request) -> Response:
     session = require(request, site=site, roles=("manager", "admin"))
     form = await posted(request, session)
     to = text_field(form, "to", "下一步", max_chars=16)
-    note = text_field(form, "note", "处理说明", max_chars=cases.NOTE_MAX)
+    note = text_field(form, "note", "处理说明", max_chars=cases.NOTE_MAX, lines=True)
     try:
         cases.advance(db_of(request), int(str(case["id"])), to, note, actor=session.user.name)
     except cases.CaseError as e:

@@ -9,6 +9,7 @@ broker before the checks: a refusal is decided first, then the action is taken.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,16 @@ templates.env.globals["channel_names"] = {
 }
 ROLE_NAMES = {"manager": "营业厅经理", "appraiser": "考核专员", "admin": "管理员"}
 templates.env.globals["role_names"] = ROLE_NAMES
+
+
+MONTH = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")  # a month a page takes: 2000-01 to 2099-12
+
+
+def whole(raw: str, label: str, low: int = 1, high: int = contract.INT_MAX) -> int:
+    """A whole number of ASCII digits within [low, high]; Refused otherwise."""
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise Refused(400, f"“{label}”应为 {low} 到 {high} 的整数。")
+    return int(raw)
 
 
 class Refused(Exception):
@@ -157,18 +168,27 @@ def _text(value: str | UploadFile | None) -> str | None:
 
 
 def text_field(
-    form: FormData, name: str, label: str, *, required: bool = True, max_chars: int = 200
+    form: FormData,
+    name: str,
+    label: str,
+    *,
+    required: bool = True,
+    max_chars: int = 200,
+    lines: bool = False,
 ) -> str:
-    """A text field, stripped; Refused when missing, too long, or holding control characters."""
+    """A text field, stripped; Refused when missing, too long, or holding control characters
+    (but the line breaks of a field of `lines`, a textarea's, kept as line feeds)."""
     value = form.get(name)
     if value is not None and not isinstance(value, str):
         raise Refused(400, f"“{label}”应为文本。")
     value = (value or "").strip()
+    if lines:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     if required and not value:
         raise Refused(400, f"请填写“{label}”。")
     if len(value) > min(max_chars, FIELD_MAX_CHARS):
         raise Refused(400, f"“{label}”最多 {max_chars} 个字符。")
-    if not value.isprintable():
+    if not (value.replace("\n", "") if lines else value).isprintable():
         raise Refused(400, f"“{label}”含有控制字符。")
     return value
 
@@ -188,7 +208,10 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     context.setdefault("csrf", session.csrf if session else "")
     console = console_of(request)
     context.setdefault("grafana_url", console.settings.grafana_url)
-    return templates.TemplateResponse(request, template, context, status_code=status)
+    response = templates.TemplateResponse(request, template, context, status_code=status)
+    if session is not None:  # a private page: never kept by a browser or a proxy
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def db_of(request: Request) -> sqlite3.Connection:

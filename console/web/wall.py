@@ -11,7 +11,6 @@ itself every minute), so a screen in every hall costs InfluxDB one query a minut
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import time
 from typing import Any
@@ -21,12 +20,12 @@ from starlette.responses import Response
 
 from collector.influx import InfluxError
 from console import figures, roster
-from console.web.core import Console, Refused, blocking, console_of, db_of, render
+from console.web.core import MONTH, Console, Refused, blocking, console_of, db_of, render
 from dashboards.appraisal import month_bounds
 from firmware import contract
 
 REFRESH_S = 60
-MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+CACHED_MAX = 512  # wall figures kept: a stranger asking for every month fills no memory
 _cache: dict[tuple[int, str, str], tuple[float, figures.Wall]] = {}
 _cache_lock = threading.Lock()
 
@@ -42,6 +41,8 @@ def _month(console: Console, site: str, month: str) -> figures.Wall:
     found = figures.month_wall(console.influx, site, start, now, console.settings.min_ratings)
     with _cache_lock:
         _cache[key] = (time.monotonic() + REFRESH_S, found)
+        while len(_cache) > CACHED_MAX:
+            del _cache[next(iter(_cache))]
     return found
 
 
