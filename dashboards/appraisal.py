@@ -184,9 +184,8 @@ def compute(
         f'SELECT count("score") AS "suspect" FROM rating WHERE {when} AND "suspect" = 1 {by}': (
             "suspect",
         ),
-        f'SELECT count("score") AS "excluded" FROM rating WHERE {when} AND "excluded" = 1 AND "suspect" = 1 {by}': (
-            "excluded",
-        ),
+        f'SELECT count("score") AS "excluded" FROM rating WHERE {when} AND "suspect" = 1 '
+        f'AND "excluded" = 1 {by}': ("excluded",),
         f'SELECT count("rated") AS "prompted", sum("rated") AS "prompted_rated" FROM rating '
         f"WHERE {honest} AND \"mode\" = 'prompt' {by}": ("prompted", "prompted_rated"),
     }
