@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,6 +36,20 @@ def serve(server: S) -> Iterator[S]:
         pytest.fail(str(e), pytrace=False)
     yield server
     server.stop()
+
+
+@contextmanager
+def running(server: S) -> Iterator[S]:
+    """A server for a block of a test: started (or the test fails with why), stopped when
+    the block ends, also by a failed assertion."""
+    try:
+        server.start()
+    except ServerFailedError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def start_collector(

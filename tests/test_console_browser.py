@@ -28,7 +28,7 @@ from firmware import contract, protocol
 from tests import test_console_notify as notify_tests
 from tests.console_stack import ConsoleStack, add_user, keep, log_in
 from tests.hall import SITE
-from tests.servers import serve, wait_for
+from tests.servers import running, wait_for
 
 pytest_plugins = ["tests.console_stack"]
 pytestmark = pytest.mark.xdist_group("browser")  # one Chromium a worker is plenty on 2 cores
@@ -466,7 +466,7 @@ def test_the_wall_shows_each_clerks_stars_for_a_known_month(
     )  # fmt: skip
     (tmp_path / "console").mkdir()
     add_user(Path(server.settings["db"]), "admin", "admin", [])
-    for _ in serve(server):
+    with running(server):
         log_in(page, server.url, "admin")
         page.goto(f"{server.url}/hall/{km.hall}/settings")
         page.fill("input[name=name]", "裕华路营业厅")

@@ -16,7 +16,7 @@ from broker.cli import main as svc_broker
 from devstack import ConsoleServer, InfluxServer
 from tests.console_stack import PASSWORD, add_user
 from tests.hall import Hall
-from tests.servers import serve
+from tests.servers import running
 
 
 def issue(hall: Hall, out: Path) -> tuple[Path, Path]:
@@ -39,7 +39,7 @@ def test_the_console_serves_https_with_the_halls_certificate(
     (tmp_path / "console").mkdir()
     add_user(Path(server.settings["db"]), "admin", "admin", [])
     ca = str(hall.folder.ca_cert)
-    for _ in serve(server):
+    with running(server):
         url = f"https://localhost:{server.port}"
         assert requests.get(f"{url}/login", verify=ca, timeout=10).status_code == 200
         with pytest.raises(requests.exceptions.SSLError):  # not another CA's
