@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p_dev.add_argument("device")
     p_dev.add_argument("--out", type=Path, required=True, help="its settings.json (kept keys)")
     p_dev.add_argument("--replace", action="store_true", help="a new password for an account")
-    p_svc = sub.add_parser("add-service", help="a collector's or a tool's account")
+    p_svc = sub.add_parser("add-service", help="a collector's, a tool's or the console's account")
     p_svc.add_argument("dir", type=Path)
     p_svc.add_argument("name")
     p_svc.add_argument("--role", choices=acl.ROLES, required=True)
@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p_svc.add_argument("--owner", help="the system user the service runs as: --out is theirs")
     p_web = sub.add_parser("add-web", help="an HTTPS certificate for the console, from the CA")
     p_web.add_argument("dir", type=Path)
-    p_web.add_argument("--host", action="append", required=True, help="a name or address")
+    p_web.add_argument(
+        "--host", action="append", required=True, help="a name or address (again for more)"
+    )
     p_web.add_argument("--out-dir", type=Path, required=True, help="where web.crt and web.key go")
     p_web.add_argument("--owner", help="the system user the web server runs as: web.key is theirs")
     p_rm = sub.add_parser("remove", help="an account gone (a device's name is site/device)")

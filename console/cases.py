@@ -230,14 +230,14 @@ def overdue(case: sqlite3.Row, today: dt.date) -> str | None:
 class Filter:
     sites: tuple[str, ...] | None = None  # None: every hall
     staff: str | None = None
-    state: str | None = None
+    state: str | None = None  # one of STATES, or "unclosed" (all but closed)
     month: str | None = None  # YYYY-MM of the press, in the hall's zone
 
 
 def find(
-    db: sqlite3.Connection, where: Filter, zone: ZoneInfo, limit: int = 1000
+    db: sqlite3.Connection, where: Filter, zone: ZoneInfo, limit: int = -1
 ) -> list[sqlite3.Row]:
-    """The register's cases, newest first."""
+    """The register's cases, newest first; at most `limit` (-1: all)."""
     sql: list[str] = ["SELECT * FROM poor_case WHERE 1"]
     args: list[str | float | int] = []
     if where.sites is not None:
@@ -246,7 +246,9 @@ def find(
     if where.staff:
         sql.append("AND staff = ?")
         args.append(where.staff)
-    if where.state:
+    if where.state == "unclosed":
+        sql.append("AND state != 'closed'")
+    elif where.state:
         sql.append("AND state = ?")
         args.append(where.state)
     if where.month:

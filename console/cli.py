@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"svc-console: {args.db}: {e}", file=sys.stderr)
         return 1
     halls = f" for {', '.join(user.sites)}" if user.sites else ""
-    print(f"user {user.name} ({user.role}){halls} added to {args.db}")
+    print(f"user {user.name} ({user.role}){halls} added to {args.db.resolve()}")
     return 0
 
 

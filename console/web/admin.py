@@ -93,11 +93,16 @@ async def issue_token(request: Request) -> Response:
     """A new API token for the hall's queue system, shown once; the old one stops working."""
     site, actor = _site(request, roles=EDITORS)
     await posted(request, require(request))
+    row = db_of(request).execute("SELECT token FROM hall WHERE site = ?", (site,)).fetchone()
+    had_token = row is not None and row["token"] is not None
     token = secrets.token_urlsafe(TOKEN_BYTES)
     _save_hall(db_of(request), site, actor, token=hashlib.sha256(token.encode()).hexdigest())
+    console = console_of(request)
     return render(
-        request, "token.html", site=site, hall=console_of(request).hall_name(site), token=token
-    )
+        request, "token.html", site=site, hall=console.hall_name(site), token=token,
+        replaced=had_token, public_url=console.settings.public_url,
+        ca=console.settings.tls_cert is not None,
+    )  # fmt: skip
 
 
 async def add_channel(request: Request) -> Response:
@@ -114,7 +119,28 @@ async def add_channel(request: Request) -> Response:
             relays=console_of(request).settings.webhook_relays,
         )  # fmt: skip
     except notify.ChannelError as e:
-        raise Refused(400, str(e)) from None
+        raise Refused(400, f"通知渠道设置有误：{e}") from None
+    return RedirectResponse(f"/hall/{site}/settings", 303)
+
+
+async def change_channel(request: Request) -> Response:
+    """A channel's new webhook or secret (a key or secret changed at the vendor): the messages
+    waiting for it go to the new one, none dropped (removing the channel would drop them)."""
+    site, actor = _site(request, roles=EDITORS)
+    form = await posted(request, require(request))
+    channel = whole(text_field(form, "channel", "渠道", max_chars=20), "渠道")
+    target = text_field(form, "target", "Webhook 地址或邮箱", required=False, max_chars=500)
+    secret = text_field(form, "secret", "加签密钥", required=False, max_chars=200)
+    db = db_of(request)
+    if not any(c.id == channel for c in notify.channels(db, site)):
+        raise Refused(404, "本厅没有这个渠道。")
+    try:
+        notify.change_channel(
+            db, channel, target=target or None, secret=secret or None, actor=actor,
+            relays=console_of(request).settings.webhook_relays,
+        )  # fmt: skip
+    except notify.ChannelError as e:
+        raise Refused(400, f"通知渠道设置有误：{e}") from None
     return RedirectResponse(f"/hall/{site}/settings", 303)
 
 
@@ -147,7 +173,7 @@ async def save_rota(request: Request) -> Response:
     try:
         duty.set_rota(db_of(request), site, people, actor=actor)
     except duty.DutyError as e:
-        raise Refused(400, str(e)) from None
+        raise Refused(400, f"带班设置有误：{e}") from None
     return RedirectResponse(f"/hall/{site}/settings", 303)
 
 
@@ -163,7 +189,7 @@ async def plan_day(request: Request) -> Response:
     try:
         duty.plan_day(db_of(request), site, day, name, actor=actor)
     except duty.DutyError as e:
-        raise Refused(400, str(e)) from None
+        raise Refused(400, f"带班设置有误：{e}") from None
     return RedirectResponse(f"/hall/{site}/settings", 303)
 
 

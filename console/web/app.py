@@ -124,6 +124,7 @@ def routes() -> list[Route | Mount]:
         Route("/hall/{site}/settings/token", admin.issue_token, methods=["POST"]),
         Route("/hall/{site}/settings/channel", admin.add_channel, methods=["POST"]),
         Route("/hall/{site}/settings/channel/remove", admin.remove_channel, methods=["POST"]),
+        Route("/hall/{site}/settings/channel/change", admin.change_channel, methods=["POST"]),
         Route("/hall/{site}/settings/rota", admin.save_rota, methods=["POST"]),
         Route("/hall/{site}/settings/day", admin.plan_day, methods=["POST"]),
         Route("/regions", admin.regions_page),

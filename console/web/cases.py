@@ -12,6 +12,7 @@ from console import cases, tables
 from console.web.core import (
     MONTH,
     Refused,
+    blocking,
     console_of,
     db_of,
     posted,
@@ -21,6 +22,7 @@ from console.web.core import (
 )
 from firmware import contract
 
+SHOWN = 500  # cases a register page shows; the exports hold every one the filter finds
 OVERDUE_NAMES = {"callback": "回访逾期", "fix": "整改逾期", None: ""}
 COLUMNS = (
     ("id", "编号"),
@@ -52,7 +54,7 @@ def _filter(request: Request) -> tuple[cases.Filter, dict[str, str]]:
         raise Refused(403, "这不是您管理的营业厅。")
     if chosen["staff"] and not contract.valid_name("staff", chosen["staff"]):
         raise Refused(400, "工号格式不对。")
-    if chosen["state"] and chosen["state"] not in cases.STATES:
+    if chosen["state"] and chosen["state"] not in (*cases.STATES, "unclosed"):
         raise Refused(400, "没有这个状态。")
     if chosen["month"] and not MONTH.fullmatch(chosen["month"]):
         raise Refused(400, "月份应写作 2026-12。")
@@ -67,12 +69,12 @@ def _filter(request: Request) -> tuple[cases.Filter, dict[str, str]]:
     return where, chosen
 
 
-def _rows(request: Request, where: cases.Filter) -> list[dict[str, Any]]:
+def _rows(request: Request, where: cases.Filter, limit: int = -1) -> list[dict[str, Any]]:
     console = console_of(request)
     today = console.today()
     zone = console.settings.zone
     found = []
-    for case in cases.find(db_of(request), where, zone):
+    for case in cases.find(db_of(request), where, zone, limit):
         pressed = case["pressed"]
         found.append(
             {
@@ -91,10 +93,13 @@ def _rows(request: Request, where: cases.Filter) -> list[dict[str, Any]]:
 async def register(request: Request) -> Response:
     where, chosen = _filter(request)
     session = require(request)
+    rows = _rows(request, where, SHOWN + 1)
     return render(
         request,
         "cases.html",
-        rows=_rows(request, where),
+        rows=rows[:SHOWN],
+        more=len(rows) > SHOWN,
+        shown=SHOWN,
         chosen=chosen,
         halls=console_of(request).halls_of(session.user),
         states=cases.STATES,
@@ -111,8 +116,8 @@ async def export(request: Request) -> Response:
     headers = [h for _, h in COLUMNS]
     if kind == "csv":
         body, media = tables.csv_bytes(headers, rows), "text/csv; charset=utf-8"
-    else:
-        body = tables.xlsx_bytes("差评处置", headers, rows)
+    else:  # off the event loop: other pages are not kept waiting for a long export
+        body = await blocking(tables.xlsx_bytes, "差评处置", headers, rows)
         media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     name = f"cases-{console_of(request).today().isoformat()}.{kind}"
     disposition = f"attachment; filename={name}"

@@ -145,6 +145,8 @@ def require(
             raise Refused(404, "没有这个营业厅。")
         if not session.user.may_act_on(site):
             raise Refused(403, "这不是您管理的营业厅。")
+        if session.user.role == "appraiser" and site not in console_of(request).halls():
+            raise Refused(404, "没有这个营业厅。")  # a manager's are theirs; an admin sets one up
     return session
 
 

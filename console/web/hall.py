@@ -62,10 +62,10 @@ async def today_page(request: Request) -> Response:
         )
     except InfluxError as e:
         figures_today, error = None, f"InfluxDB 暂时无法读取，今日数字未能显示：{e}"
+    unclosed = cases.Filter(sites=(site,), state="unclosed")  # every one, however many
     open_cases = [
         {**dict(c), "overdue": cases.overdue(c, now.date())}
-        for c in cases.find(db, cases.Filter(sites=(site,)), console.settings.zone)
-        if c["state"] != "closed"
+        for c in cases.find(db, unclosed, console.settings.zone)
     ]
     open_cases.sort(key=lambda c: (c["overdue"] is None, c["id"]))
     terminals = console.link.terminals(site)
