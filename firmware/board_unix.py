@@ -31,7 +31,6 @@ from simflash import FileFlash
 SCORE_KEYS = 5
 CLERK_KEY = SCORE_KEYS  # bit of the clerk key in read_keys()
 TAP_MS = 80
-TAP_WAIT_MS = 5000
 FLASH_BLOCKS = 256  # 1 MB of 4 KB blocks, like an ESP32's file system partition
 RESET_EXIT_CODE = 3
 
@@ -42,7 +41,6 @@ class Board:
 
     def __init__(self):
         self._mask = 0
-        self._taps = {}  # a tapped key's bit: when a key scan first saw it down (None: not yet)
         self._wifi = True
         self._ntp = True
         self._synced = False
@@ -88,16 +86,7 @@ class Board:
     def read_keys(self):
         if self._crash:
             raise RuntimeError("key scan failed (injected)")
-        mask = self._mask
-        if self._taps:  # a tap lasts TAP_MS of the firmware's own scanning, however busy the
-            now = ticks.ms()  # host: a tap the scan never saw would be a press never made
-            for bit, since in list(self._taps.items()):
-                if since is None:
-                    self._taps[bit] = now
-                elif now - since >= TAP_MS:
-                    self._mask &= ~bit
-                    del self._taps[bit]
-        return mask
+        return self._mask
 
     def wall_ms(self):
         """Ms since 1970 once the time was synchronised, else None."""
@@ -181,15 +170,9 @@ class Board:
                 self._mask &= ~bit
             else:
                 self._mask |= bit
-            if verb in ("press", "clerk"):  # released by read_keys; the next line waits
-                self._taps[bit] = None
-                for _ in range(TAP_WAIT_MS // 5):  # a key scan that stopped: let go anyway
-                    if bit not in self._taps:
-                        break
-                    await asyncio.sleep_ms(5)
-                else:
-                    self._taps.pop(bit, None)
-                    self._mask &= ~bit
+            if verb in ("press", "clerk"):
+                await asyncio.sleep_ms(TAP_MS)
+                self._mask &= ~bit
         elif verb == "wifi":
             self._wifi = words[1] == "on"
         elif verb == "ntp":
