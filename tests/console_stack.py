@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from console import db, users
 from devstack import CollectorProcess, ConsoleServer, InfluxServer, collector_env
 from firmware import contract
 from simulator.terminal_process import FirmwareTerminal
@@ -109,8 +111,9 @@ def console_stack(
         public_url="http://console.test",
     )
     (tmp_path / "console").mkdir()
-    for name, (role, sites) in USERS.items():
-        add_user(Path(server.settings["db"]), name, role, sites)
+    with closing(db.connect(Path(server.settings["db"]))) as conn:  # as add-user does (its own
+        for name, (role, sites) in USERS.items():  # test runs it): one process, not four
+            users.add(conn, name, role, sites, password=PASSWORD, actor="test")
     stack = ConsoleStack(hall, influxdb, database, collector, server, tmp_path)
     try:
         for _ in serve(server):
