@@ -44,6 +44,9 @@ def terminal(mosquitto, micropython, tmp_path, topic_root, listener, request):
     device = make_terminal(tmp_path / "t", mosquitto, topic_root, **settings)
     device.start()
     device.wait_for(lambda e: e["ev"] == "connected")
+    # its state went after its subscriptions on the one connection: once the broker passes it
+    # on, a prompt published now finds them (the terminal sends them; it does not wait)
+    listener.wait("state", 1)
     yield device
     device.stop()
 
