@@ -307,7 +307,7 @@ def pages(site: str, month: str, case_id: int, staff: str) -> list[Page]:
         Page("/hall/{site}/settings", "manager", f"/hall/{site}/settings", g),
         Page("/clerks", "manager", "/clerks", g),
         Page("/ (every hall's open cases)", "appraiser", "/", g),
-        Page("/cases (every hall, newest 1,000)", "appraiser", "/cases", g),
+        Page("/cases (every hall, newest 500)", "appraiser", "/cases", g),
         Page("/cases?month (every hall)", "appraiser", f"/cases?month={month}", g),
         Page("/appeals (every hall)", "appraiser", "/appeals", g),
         Page("/audit", "appraiser", "/audit", g),

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -87,13 +87,7 @@ class Collector:
         )
         # MQTT 5 for one thing 3.1.1 cannot do: "retain as published" shows which ratings a
         # device published retained, live ones too (3.1.1 clears the flag on the way out)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
-        settings.mqtt.log_in(self.client, settings.mqtt_ca_file)
+        self.client = settings.mqtt.client(settings.client_id, settings.mqtt_ca_file)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

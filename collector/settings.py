@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from firmware import contract
 
@@ -28,6 +29,18 @@ class MqttAddress:
     username: str | None
     password: str | None = field(repr=False)  # never in a log line, even by accident
     tls: bool = False
+
+    def client(self, client_id: str, ca_file: Path | None) -> mqtt.Client:
+        """An MQTT 5 client of this account that acknowledges each message itself (after its
+        handler), as the collector and the console connect."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        self.log_in(client, ca_file)
+        return client
 
     def log_in(self, client: mqtt.Client, ca_file: Path | None) -> None:
         """Give a client this account, and TLS with the broker's certificate checked against

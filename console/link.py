@@ -23,7 +23,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -90,13 +89,7 @@ class HallLink:
         self._held: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
         self._publishing = threading.Lock()  # connected-then-publish, as one step
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
-        settings.mqtt.log_in(self.client, settings.mqtt_ca_file)
+        self.client = settings.mqtt.client(settings.client_id, settings.mqtt_ca_file)
         self.client.reconnect_delay_set(1, RECONNECT_MAX_S)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
