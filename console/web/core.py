@@ -48,6 +48,13 @@ templates.env.globals["reason_names"] = {
 }
 templates.env.globals["ground_names"] = appeals.GROUND_NAMES
 templates.env.globals["decision_names"] = appeals.DECISION_NAMES
+templates.env.globals["why_names"] = {  # collector/suspect.py's rules, and an upheld appeal
+    "fast_press": "提示后过快按键",
+    "no_window": "无叫号提示",
+    "burst": "短时连续评价",
+    "regular": "间隔机械规律",
+    "appeal_upheld": "申诉成立",
+}
 templates.env.globals["channel_names"] = {
     "wecom": "企业微信群机器人",
     "dingtalk": "钉钉群机器人",
