@@ -144,6 +144,14 @@ def set_counter(
         raise
 
 
+def counter_of(db: sqlite3.Connection, site: str, device: str) -> str | None:
+    """The counter a terminal stands at, or None."""
+    row = db.execute(
+        "SELECT counter FROM counter WHERE site = ? AND device = ?", (site, device)
+    ).fetchone()
+    return None if row is None else str(row["counter"])
+
+
 def record_seating(
     db: sqlite3.Connection,
     site: str,

@@ -23,6 +23,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from console import roster
 from console.link import PROMPT_EXPIRY_S, LinkError, Unconfirmed
 from console.web.core import blocking, console_of, db_of
 from firmware import contract
@@ -87,12 +88,10 @@ def _terminal(
             return f"counter {counter} of {site} has no terminal"
         return str(row["device"]), counter
     assert device is not None
-    row = db.execute(
-        "SELECT counter FROM counter WHERE site = ? AND device = ?", (site, device)
-    ).fetchone()
-    if row is None and device not in console_of(request).link.terminals(site):
+    at = roster.counter_of(db, site, device)
+    if at is None and device not in console_of(request).link.terminals(site):
         return f"{site} has no terminal {device}"
-    return device, row["counter"] if row else None
+    return device, at
 
 
 async def _body(request: Request) -> dict[str, Any] | JSONResponse:

@@ -105,6 +105,11 @@ class Console:
         found |= {r["site"] for r in self.db.get().execute("SELECT DISTINCT site FROM counter")}
         return sorted(found)
 
+    def devices(self, site: str) -> set[str]:
+        """The hall's terminals: on the broker's roster, or told of by the broker."""
+        on_roster = roster.devices_by_site(self.known).get(site, [])
+        return set(on_roster) | set(self.link.terminals(site))
+
     def halls_of(self, user: User) -> list[str]:
         return list(user.sites) if user.role == "manager" else self.halls()
 

@@ -68,10 +68,7 @@ async def today_page(request: Request) -> Response:
         for c in cases.find(db, unclosed, console.settings.zone)
     ]
     open_cases.sort(key=lambda c: (c["overdue"] is None, c["id"]))
-    terminals = console.link.terminals(site)
-    on_roster = roster.devices_by_site(console.known).get(site, [])
-    offline = sorted(d for d in set(on_roster) | set(terminals)
-                     if d not in terminals or not terminals[d].online)  # fmt: skip
+    offline = sorted(d for d in console.devices(site) if not console.link.online(site, d))
     counters = {r["device"]: r["counter"] for r in roster.counters(db, site) if r["device"]}
     names = {c.staff: c.name for c in roster.clerks(db)}
     grafana = console.settings.grafana_url
@@ -102,7 +99,6 @@ async def terminals_page(request: Request) -> Response:
     except InfluxError as e:
         reported, error = {}, f"InfluxDB 暂时无法读取，遥测未能显示：{e}"
     held = console.link.terminals(site)
-    on_roster = roster.devices_by_site(console.known).get(site, [])
     counters = {r["device"]: r["counter"] for r in roster.counters(db_of(request), site)}
     rows = [
         {
@@ -112,7 +108,7 @@ async def terminals_page(request: Request) -> Response:
             "state": held[device].state if device in held else None,
             "report": reported.get(device),
         }
-        for device in sorted(set(on_roster) | set(held) | set(reported))
+        for device in sorted(console.devices(site) | set(reported))
     ]
     return render(
         request, "terminals.html", site=site, hall=console.hall_name(site), rows=rows,
@@ -128,9 +124,7 @@ async def test_prompt(request: Request) -> Response:
     device = name_field(form, "device", "device", "评价器")
     ticket = text_field(form, "ticket", "票号", required=False, max_chars=contract.TICKET_MAX)
     console = console_of(request)
-    if device not in set(roster.devices_by_site(console.known).get(site, [])) | set(
-        console.link.terminals(site)
-    ):
+    if device not in console.devices(site):
         raise Refused(404, f"本厅没有评价器 {device}。")
     if not console.link.online(site, device):
         raise Refused(409, f"评价器 {device} 离线，测试叫号未发出。")

@@ -3,8 +3,6 @@ clerk directory with photos."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -31,7 +29,6 @@ async def roster_page(request: Request) -> Response:
     console = console_of(request)
     db = db_of(request)
     terminals = console.link.terminals(site)
-    on_roster = roster.devices_by_site(console.known).get(site, [])
     rows = []
     for counter in roster.counters(db, site):
         terminal = terminals.get(counter["device"]) if counter["device"] else None
@@ -52,7 +49,7 @@ async def roster_page(request: Request) -> Response:
         hall=console.hall_name(site),
         rows=rows,
         clerks=roster.clerks(db),
-        devices=sorted(set(on_roster) | set(terminals)),
+        devices=sorted(console.devices(site)),
         history=roster.history(db, site),
     )
 
@@ -84,7 +81,7 @@ async def seat(request: Request) -> Response:
         if staff and t.staff == staff and t.device != row["device"]
     ]  # fmt: skip
     changes: list[Change] = [
-        (t.device, _counter_of(db, site, t.device), None, None) for t in elsewhere
+        (t.device, roster.counter_of(db, site, t.device), None, None) for t in elsewhere
     ]
     changes.append((row["device"], counter, staff, clerk.name if clerk else None))
     return await _configure(request, site, changes, session.user.name)
@@ -116,13 +113,6 @@ async def _configure(
     return RedirectResponse(f"/hall/{site}/roster", 303)
 
 
-def _counter_of(db: sqlite3.Connection, site: str, device: str) -> str | None:
-    row = db.execute(
-        "SELECT counter FROM counter WHERE site = ? AND device = ?", (site, device)
-    ).fetchone()
-    return None if row is None else str(row["counter"])
-
-
 async def set_counter(request: Request) -> Response:
     """Put a terminal at a counter (or none there). The terminal takes the counter in its
     config, keeping its clerk; a terminal the counter had before leaves it, its clerk logged
@@ -134,8 +124,7 @@ async def set_counter(request: Request) -> Response:
     device = name_field(form, "device", "device", "评价器", required=False) or None
     console = console_of(request)
     held = console.link.terminals(site)
-    known = set(roster.devices_by_site(console.known).get(site, [])) | set(held)
-    if device is not None and device not in known:
+    if device is not None and device not in console.devices(site):
         raise Refused(404, f"本厅没有评价器 {device}。")
     db = db_of(request)
     before = db.execute(
