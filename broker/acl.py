@@ -2,9 +2,11 @@
 
 A device's username is `{site}/{device}`, so Mosquitto's `%u` fills two topic levels: a
 `pattern` line lets each device publish on its own topics and read its own, and no other's.
-Collectors read what devices publish, and the logins tools publish (`config`: the clerks'
-names), and write the rest of the collectors' kinds; tools write what tools publish, and
-read the terminals' `state` (the login a terminal took), none of their ratings or telemetry.
+Collectors read what devices report, and the logins tools publish (`config`: the clerks'
+names), and write the rest of the collectors' kinds; tools write what tools publish (logins,
+prompts, and updates over the air: only a tools or console account offers an image), and
+read the terminals' `state` (the login a terminal took) and `fetch` (a terminal asking for
+a piece of an update), none of their ratings or telemetry.
 Mosquitto checks reads when it delivers, not when a client subscribes: a device may
 subscribe to `#` and receive nothing it may not read.
 """
@@ -20,12 +22,17 @@ ROLES = ("collector", "tools", "console")
 # a role that publishes what another does in the contract's table: the hall console sets
 # logins and opens windows as a hall's tools do
 PUBLISHES_AS = {"console": "tools"}
-# kinds a service role reads besides what devices publish: the collector stores the clerks'
-# names the logins carry (docs/contract.md, "clerk"); tools read a login back from the
-# terminal's retained state (its counter and staff), never a rating, telemetry or an alert
-# (which names a clerk's poor ratings); the console also reads who each terminal has now,
-# whoever set it (the retained config), and the hall's alerts, which it passes on to managers
-READS = {"collector": ("config",), "tools": ("state",), "console": ("state", "config", "alert")}
+# kinds each service role reads: the collector what devices report, and the clerks' names
+# the logins carry (docs/contract.md, "clerk"); tools read a login back from the terminal's
+# retained state (its counter and staff, and the image it runs) and answer a terminal's
+# fetch of an update, never a rating, telemetry or an alert (which names a clerk's poor
+# ratings); the console also reads who each terminal has now, whoever set it (the retained
+# config), and the hall's alerts, which it passes on to managers
+READS = {
+    "collector": ("rating", "state", "telemetry", "config"),
+    "tools": ("state", "fetch"),
+    "console": ("state", "config", "alert"),
+}
 
 
 def _device_lines(root: str) -> list[str]:
@@ -43,7 +50,7 @@ def _service_lines(root: str, role: str) -> list[str]:
     for levels, table in (("+/+", contract.DEVICE_TOPICS), ("+", contract.SITE_TOPICS)):
         for kind, (_qos, _retain, publisher) in table.items():
             write = publisher == publishes
-            read = kind in reads or (publisher == "device" and role == "collector")
+            read = kind in reads
             if write or read:
                 access = "readwrite" if write and read else "write" if write else "read"
                 lines.append(f"topic {access} {root}/{levels}/{kind}")

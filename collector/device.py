@@ -70,4 +70,7 @@ def state(where: DeviceTopic, payload: bytes, received_ns: int) -> DeviceReport 
     stuck = msg.get("stuck_keys")
     if isinstance(stuck, list):
         fields["stuck_keys"] = len(stuck)
+    report = msg.get("update")  # the last update over the air: its result
+    if isinstance(report, dict) and report.get("result") in contract.UPDATE_RESULTS:
+        fields["update"] = report["result"]
     return DeviceReport(where, fields, received_ns)

@@ -258,5 +258,6 @@ def _known_fields(held: dict[str, Any]) -> dict[str, Any]:
         ),
         "stuck_keys": lambda v: isinstance(v, list) and len(v) <= STUCK_MAX
         and all(type(k) is int for k in v),
+        "update": lambda v: isinstance(v, dict) and v.get("result") in contract.UPDATE_RESULTS,
     }  # fmt: skip
     return {k: v for k, v in held.items() if k in checks and checks[k](v)}

@@ -6,6 +6,7 @@ import gc
 import json
 import time
 
+import esp32
 import machine
 import neopixel
 import network
@@ -18,6 +19,7 @@ LED_PIN = 4  # one WS2812 status LED
 BUZZER_PIN = 18  # passive buzzer, driven by PWM
 VOICE_UART = 2  # DFPlayer-style voice module on UART2 (TX GPIO 17), if fitted
 VOICE_TX_PIN = 17
+ROMFS_LABELS = ("romfs", "romfs1")  # the two ROM partitions of a board that updates in place
 
 COLOURS = {
     "idle": (0, 12, 0),
@@ -27,6 +29,7 @@ COLOURS = {
     "reason": (60, 30, 0),
     "thanks": (0, 80, 0),
     "offline": (24, 0, 24),
+    "update": (40, 40, 40),  # the update boot: a new image being fetched
     "error": (80, 0, 0),
 }
 TONES = {  # (Hz, ms) notes
@@ -58,6 +61,15 @@ class Board:
 
     def mount_flash(self):
         """MicroPython's own boot has mounted littlefs at /."""
+
+    def rom_partition(self, n):
+        """ROM partition n (0: the one MicroPython mounts at /rom; 1: the second, which
+        main.py mounts at /rom1) to write an image into, or None on a board without both
+        (its images then go to folders on the file system)."""
+        found = [esp32.Partition.find(esp32.Partition.TYPE_DATA, label=x) for x in ROMFS_LABELS]
+        if not (found[0] and found[1]):
+            return None
+        return RomPartition(found[n][0])
 
     def device_id(self):
         return "ev-" + "".join("%02x" % b for b in self._wlan.config("mac"))
@@ -157,3 +169,26 @@ class Board:
         """A log line on the serial console."""
         fields["ev"] = event
         print(json.dumps(fields))
+
+
+class RomPartition:
+    """A ROM partition as the updater writes an image into it: erased, then written in
+    order, read back to check its digest."""
+
+    def __init__(self, partition):
+        self._part = partition
+        self.capacity = partition.info()[3]
+        self._block = partition.ioctl(5, 0)  # erase block size
+
+    def erase(self, size):
+        if size > self.capacity:
+            raise OSError(28)  # ENOSPC
+        for block in range((size + self._block - 1) // self._block):
+            self._part.ioctl(6, block)
+
+    def write(self, offset, data):
+        self._part.writeblocks(offset // self._block, data, offset % self._block)
+
+    def read(self, offset, buf):
+        self._part.readblocks(offset // self._block, buf, offset % self._block)
+        return len(buf)

@@ -2,9 +2,9 @@
 #
 # A test or the simulator drives it through lines on stdin (the board's local
 # control channel) and reads what a customer would see or hear, and what the
-# terminal did, as JSON lines on stdout. Flash is littlefs on a simulated
-# block device kept in flash.img in the device's host folder, so it survives
-# a restart; killing the process is a power cut.
+# terminal did, as JSON lines on stdout. Its flash, ROM partitions and reset
+# cause are files in the device's host folder (simflash.py), so they survive a
+# restart; killing the process is a power cut.
 #
 # Control lines:
 #   press N | down N | up N   tap, hold or release score key N (0 = first)
@@ -24,14 +24,12 @@ import os
 import sys
 
 import protocol
+import simflash
 import ticks
-import vfs
-from simflash import FileFlash
 
 SCORE_KEYS = 5
 CLERK_KEY = SCORE_KEYS  # bit of the clerk key in read_keys()
 TAP_MS = 80
-FLASH_BLOCKS = 256  # 1 MB of 4 KB blocks, like an ESP32's file system partition
 RESET_EXIT_CODE = 3
 
 
@@ -54,29 +52,28 @@ class Board:
     # --- flash and identity ---
 
     def mount_flash(self):
-        """Mount littlefs at /flash, install settings.json from the host folder, chdir."""
-        flash = FileFlash("flash.img", 4096, FLASH_BLOCKS)
-        if flash.fresh:
-            vfs.VfsLfs2.mkfs(flash)  # type: ignore[arg-type]  # the stubs want their own ABC
-        settings = None
+        """The flash is mounted (simflash.boot(), as an ESP32's own boot mounts its file
+        system); the simulation's settings (`sim`) are read from settings.json."""
         try:
             with open("settings.json") as f:
-                settings = f.read()
-        except OSError:
-            pass
-        lfs = vfs.VfsLfs2(flash)  # type: ignore[abstract, arg-type]  # stub errors
-        vfs.mount(lfs, "/flash")
-        os.chdir("/flash")
-        if settings is not None:
-            with open("settings.json", "w") as f:
-                f.write(settings)
-        sim = json.loads(settings or "{}").get("sim", {})
+                sim = json.load(f).get("sim", {})
+        except (OSError, ValueError, AttributeError):
+            sim = {}
         self._ntp = sim.get("ntp", True)
         self._wifi = sim.get("wifi", True)
         if "ticks_ms" in sim:  # the board's ticks start here (they wrap at 2^30, as an ESP32's)
             ticks.ms()  # and ms() goes on from where it is
             ticks._shift = (sim["ticks_ms"] - ticks._last) & (ticks.WRAP - 1)
             ticks._last = sim["ticks_ms"]
+
+    def rom_partition(self, n):
+        """ROM partition n (0 or 1) to write an image into, or None when the board runs
+        without one (the launcher mounted none at /rom)."""
+        try:
+            os.stat("/rom")
+        except OSError:
+            return None
+        return simflash.RomPartition(n)
 
     def device_id(self):
         return None  # the simulator always names its terminals
@@ -136,6 +133,7 @@ class Board:
 
     def reset(self, reason):
         self.emit("reset", reason=reason)
+        simflash.note_reset(reason)
         sys.exit(RESET_EXIT_CODE)
 
     # --- the simulation's own tasks ---
@@ -186,7 +184,7 @@ class Board:
             self._clock_offset_ms += ms
             self._wdt_fed += ms  # the watchdog stood still too
         elif verb == "flash":
-            FileFlash.failing = words[1] == "fail"
+            simflash.FileFlash.failing = words[1] == "fail"
         elif verb == "crash":
             self._crash = True
         else:

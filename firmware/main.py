@@ -1,48 +1,36 @@
-# Entry point on the ESP32 and under the MicroPython Unix port alike; only
-# the board module differs.
-import asyncio
+# The terminal's boot: the loader (slots.py) chooses the image to run and is dropped, then
+# the image's start.py runs the terminal (or, an update offered, the update boot). This file
+# and slots.py stay on the board's file system; no update over the air replaces them
+# (docs/firmware.md, "Over the air").
+import gc
 import sys
 
-import protocol
-import store
-from config import Config
-from outbox import Outbox
-from terminal import Terminal
+if sys.platform != "esp32":
+    import simboot  # the simulated board's own boot, as an ESP32's mounts its flash
 
-if sys.platform == "esp32":
-    from board_esp32 import Board
-else:
-    from board_unix import Board
+    simboot.boot()
+    del sys.modules["simboot"]
+    del simboot
+import slots
 
+how = slots.boot()
+del sys.modules["slots"]
+del slots
+gc.collect()
+booted = list(sys.modules)
+try:
+    import start
 
-def load_settings(board):
-    """The settings file, or None (the board shows why). The module is needed only here,
-    and goes once it is done: its 2 KB are a good part of what a terminal's heap has free."""
-    import settings
+    start.main(update_boot=how == "update")
+except Exception as e:
+    if how != "trial":
+        raise
+    why = repr(e)
+    del e
+    for name in list(sys.modules):  # the failed image's: the heap they hold compiles the loader
+        if name not in booted:
+            del sys.modules[name]
+    gc.collect()
+    import slots
 
-    try:
-        return settings.load("settings.json", board.device_id())
-    except (settings.SettingsError, ValueError) as e:
-        board.emit("error", msg=str(e))
-        board.show("error")
-        return None
-    finally:
-        del sys.modules["settings"]
-
-
-def main():
-    board = Board()
-    board.mount_flash()
-    values = load_settings(board)
-    if values is None:
-        return
-    if values["voice_module"]:
-        board.use_voice_module()
-    counters = store.Counters("counters.json")
-    config = Config("config.json", values)
-    box = Outbox("queue", values["queue_bytes"])
-    board.emit("boot", boot=counters.boot, seq=counters.seq, queue=len(box), fw=protocol.FW_VERSION)
-    asyncio.run(Terminal(board, values, config, counters, box).run())
-
-
-main()
+    slots.failed(why)

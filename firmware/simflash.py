@@ -1,14 +1,17 @@
-# Simulated flash for the Unix port, as a littlefs block device: the blocks
-# live in a host file, so they outlive the process (killing the process is a
-# power cut) and take no MicroPython heap; `failing` makes every write fail, as
-# worn-out flash does. (tests/mpy/ramflash.py cuts the power at a chosen
-# write, for the tests.)
+# The simulated board's hardware for the Unix port: its flash chip, its reset-cause
+# register and its two ROM partitions, kept as files in the terminal's host folder so
+# they outlive the process (killing the process is a power cut); simboot.py mounts the
+# flash as the board starts. `FileFlash.failing` makes every write fail, as worn-out flash
+# does. (tests/mpy/ramflash.py cuts the power at a chosen write, for the tests.)
+FLASH_BLOCKS = 256  # 1 MB of 4 KB blocks, like an ESP32's file system partition
+host = None  # the terminal's host folder, once booted (simboot.py)
+reset_cause = None  # why the board last reset ("watchdog", "update"...), None after power-on
 
 
 class FileFlash:
     failing = False  # every write fails (EIO) while set
 
-    def __init__(self, path, block_size=4096, blocks=256):
+    def __init__(self, path, block_size=4096, blocks=FLASH_BLOCKS):
         self.block_size = block_size
         self.blocks = blocks
         self._erased = b"\xff" * 256  # an erase writes this over the block, piece by piece
@@ -41,3 +44,37 @@ class FileFlash:
             for offset in range(0, self.block_size, len(self._erased)):
                 self.writeblocks(arg, self._erased, offset)
         return 0
+
+
+class RomPartition:
+    """ROM partition n, as the firmware writes a new image into it: the launcher
+    (fwtools/unix_rom.py) maps romfs0.img at /rom and romfs1.img at /rom1 when it starts."""
+
+    capacity = 256 * 1024
+
+    def __init__(self, n):
+        self.path = "%s/romfs%d.img" % (host, n)
+
+    def erase(self, size):
+        if size > self.capacity:
+            raise OSError(28)  # ENOSPC
+        with open(self.path, "wb"):
+            pass
+
+    def write(self, offset, data):
+        if FileFlash.failing:
+            raise OSError(5)
+        with open(self.path, "r+b") as f:
+            f.seek(offset)
+            f.write(data)
+
+    def read(self, offset, buf):
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.readinto(buf) or 0
+
+
+def note_reset(reason):
+    """Keep why the board resets, for the next boot (an ESP32 has a register for it)."""
+    with open("%s/reset_cause" % host, "w") as f:
+        f.write(reason)

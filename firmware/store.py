@@ -5,6 +5,8 @@ import os
 
 import contract
 
+SLOT_FILE = "slot.json"  # the image to boot and the last update's result (slots.py, update.py)
+
 
 def load(path, default):
     try:

@@ -58,16 +58,29 @@ class Terminal:
 
     async def _supervise(self):
         """Feed the watchdog only while every task runs and the key scan keeps beating;
-        keep the clock."""
+        keep the clock; reset into the update boot once an image is offered and no window is
+        open."""
         self.board.wdt_start(WATCHDOG_MS)
         while True:
             self.uplink.keep_time()
+            self.uplink.watch_trial()
+            if "fetch" in self.uplink.slot and self.flow.state == IDLE:
+                self._to_update_boot()
             await asyncio.sleep_ms(500)
             if self._crashed:
                 self.board.emit("crash", task=self._crashed)
                 self.board.reset("task failed: " + self._crashed)
             if ms() - self._beat < HEALTHY_BEAT_MS:
                 self.board.wdt_feed()
+
+    def _to_update_boot(self):
+        """Reset into the update boot (update.py), an offer noted: the queue's head and the
+        counters on flash first, so the reset costs no rating and repeats no acknowledged
+        one."""
+        if not self.outbox.head_saved:
+            self.outbox.save_head()
+        self.counters.save()
+        self.board.reset("update")
 
     # --- keys and the rating flow ---
 

@@ -12,8 +12,9 @@
 # were acknowledged, is moved to the tail of the queue: kept and sent again
 # later, a rating the collector cannot take blocks none after it.
 #
-# Telemetry, the retained state and its will, config and prompts go the same
-# way; the clock is kept here too, since NTP needs the network. Runs
+# Telemetry, the retained state and its will, config, prompts and the offer of
+# an update (fetched by the update boot, update.py) go the same way; the clock
+# is kept here too, since NTP needs the network. Runs
 # unchanged under MicroPython (the terminal) and CPython (scale mode).
 import asyncio
 import json
@@ -22,6 +23,7 @@ import random
 import contract
 import outbox
 import protocol
+import store
 from config import ConfigError
 from mqtt import MQTTClient, tls_context
 from ticks import ms
@@ -37,6 +39,24 @@ STALLED_ROUNDS = 2  # resend rounds that find the head unacknowledged, later one
 TIME_RESYNC_S = 6 * 3600
 TIME_RETRY_S = 30
 TIME_WAIT_MS = 300 * 1000  # unstamped ratings of this boot wait this long for the clock
+TRIAL_LINK_MS = 600 * 1000  # an image on trial that has not linked in this long gives up
+
+
+def client_for(settings):
+    """The terminal's MQTT client, as its settings give the broker and its account."""
+    host, port, user, password = settings["broker_addr"]
+    ca = settings.get("tls_ca")
+    tls = tls_context(ca) if ca else None  # one context for the client's life
+    return MQTTClient(
+        settings["device"],
+        host,
+        port,
+        user,
+        password,
+        settings["keepalive_s"],
+        tls,
+        contract.DEVICE_READ_BYTES,
+    )
 
 
 class Uplink:
@@ -44,6 +64,8 @@ class Uplink:
 
     def __init__(self, board, settings, config, counters, box, on_link, on_prompt):
         self.board = board
+        self.slot = store.load(store.SLOT_FILE, {})  # the last update's result, a trial
+        self.linked_once = False  # a trial image that never links gives up (watch_trial)
         self.settings = settings
         self.config = config
         self.counters = counters
@@ -79,13 +101,7 @@ class Uplink:
         root, site, device = settings["topic_root"], settings["site"], settings["device"]
         self.topic_prefix = contract.topic(root, site, device, "")  # a topic is this + kind
         # One client for the terminal's life: its packet ids keep counting across reconnects.
-        host, port, user, password = settings["broker_addr"]
-        ca = settings.get("tls_ca")
-        tls = tls_context(ca) if ca else None  # one context for the terminal's life
-        keepalive = settings["keepalive_s"]
-        self.client = MQTTClient(
-            device, host, port, user, password, keepalive, tls, contract.DEVICE_READ_BYTES
-        )
+        self.client = client_for(settings)
         qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
         self.client.set_last_will(self.topic_prefix + "state", will, retain, qos)
@@ -152,10 +168,11 @@ class Uplink:
         self.connected = True
         self._backoff = BACKOFF_MIN_S
         self._sent_upto = 0  # what went out on an earlier connection may never have arrived
-        for kind in ("config", "prompt", "ack"):
+        for kind in ("config", "prompt", "ack", "update"):
             await client.subscribe(self.topic_prefix + kind, contract.DEVICE_TOPICS[kind][0])
         await self._publish("state", self._state())
         self.board.emit("connected")  # and listening: a prompt sent from now on arrives
+        self.linked_once = True
         self.on_link(True)
         tasks = [
             asyncio.create_task(self._linked(coro))
@@ -321,11 +338,13 @@ class Uplink:
             self._wake.set()
 
     def _gone(self, seq):
-        """A rating acknowledged has left the queue."""
+        """A rating acknowledged has left the queue (and a trial image has proved itself)."""
         self.acked.pop(seq, None)
         self._forgotten += 1
         self._stalled = 0
         self.board.emit("acked", seq=seq)
+        if self.slot.get("trial"):
+            self._confirm()
 
     def _requeue(self):
         """Move the head, unacknowledged while ratings after it were, to the tail of the
@@ -356,7 +375,9 @@ class Uplink:
                 message = json.loads(payload)
             except ValueError:
                 message = None
-            if kind == "ack":
+            if kind == "update":
+                self._on_offer(message if payload else None)
+            elif kind == "ack":
                 self._on_ack(message)
             elif kind == "config":
                 self._on_config(message)
@@ -367,6 +388,41 @@ class Uplink:
                     self.board.emit("prompt_rejected", payload=repr(message))
         except Exception as e:
             self.board.emit("message_failed", kind=kind, reason=repr(e))
+
+    def _on_offer(self, message):
+        """An update offered (None: the offer withdrawn, and one refused before may be taken
+        again). One to fetch is noted in slot.json: the terminal resets into the update boot
+        (update.py) once no window is open, and the download has the heap to itself."""
+        slot = self.slot
+        if message is None:
+            if slot.pop("refused", None):
+                store.save(store.SLOT_FILE, slot)
+            return
+        sha = message.get("sha256") if isinstance(message, dict) else None
+        if slot.get("trial") or sha in (slot.get("sha256"), slot.get("refused")):
+            return  # one at a time; the image that runs, or one refused, not again
+        slot["fetch"] = message
+        store.save(store.SLOT_FILE, slot)
+        self.board.emit("update_offered", sha256=sha)
+
+    def _confirm(self):
+        """A rating acknowledged on an image on trial: it stays."""
+        slot = self.slot
+        for key in ("trial", "boots"):
+            slot.pop(key, None)
+        slot["update"] = {"sha256": slot.get("sha256"), "result": "ok"}
+        store.save(store.SLOT_FILE, slot)
+        self.board.emit("update_confirmed", sha256=slot.get("sha256"))
+        self.state_changed()
+
+    def watch_trial(self):
+        """An image on trial that has not linked within TRIAL_LINK_MS gives up: the boot
+        loader (slots.py) runs the one before it from the next boot on."""
+        slot = self.slot
+        if slot.get("trial") and not self.linked_once and ms() - self.started >= TRIAL_LINK_MS:
+            slot["give_up"] = "no link for %d minutes" % (TRIAL_LINK_MS // 60000)
+            store.save(store.SLOT_FILE, slot)
+            self.board.reset("update")
 
     def _on_too_large(self, topic, length):
         """A message longer than the terminal reads was let go unread (mqtt.py)."""
@@ -396,6 +452,8 @@ class Uplink:
         """The retained state's payload as things are now."""
         config = self.config
         state = protocol.state(True, self.counters.boot, config["counter"], config["staff"])
+        if self.slot.get("update"):
+            state["update"] = self.slot["update"]
         if self.stuck:
             state["stuck_keys"] = self.stuck
         for name in ("dropped", "requeued"):

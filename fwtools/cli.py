@@ -1,13 +1,18 @@
-"""svc-firmware: build the terminal's image, or deploy it with a settings file to a board."""
+"""svc-firmware: build the terminal's image, deploy it with a settings file to a board, or
+publish it to a hall's terminals over the air."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from pathlib import Path
 
+from collector.settings import SettingsError
+from firmware import contract
 from fwtools import deploy, image
+from fwtools.publish import ROMFS_HEADER, Rollout, Tools, table
 from fwtools.unix_port import FirmwareError
 
 
@@ -33,7 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         "they run in place from flash, and the heap keeps what their copies would take",
     )
     put.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    pub = commands.add_parser("publish", help="offer an image to terminals over the air")
+    pub.add_argument("image", type=Path, help="the ROMFS image svc-firmware build wrote")
+    pub.add_argument("--site", required=True)
+    whom = pub.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--device", action="append", help="a terminal (again for more)")
+    whom.add_argument("--all", action="store_true", help="every terminal of the site")
+    pub.add_argument(
+        "--settings", type=Path, required=True, help="a tools account's settings (TOML)"
+    )
+    pub.add_argument("--wave", type=int, help="offer to this many first, the rest once confirmed")
+    pub.add_argument("--timeout", type=float, default=3600, help="seconds to serve and wait")
     args = parser.parse_args(argv)
+    if args.command == "publish":
+        return publish(args)
 
     try:
         if args.command == "build":
@@ -70,3 +88,32 @@ def put_image(args: argparse.Namespace, out: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def publish(args: argparse.Namespace) -> int:
+    """Offer, serve and wait (fwtools/publish.py); 0 when every terminal offered confirmed."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if not contract.valid_name("site", args.site):
+            raise SettingsError(f"--site {args.site!r} breaks {contract.name_pattern('site')}")
+        for device in args.device or []:
+            if not contract.valid_name("device", device):
+                raise SettingsError(f"--device {device!r} breaks {contract.name_pattern('device')}")
+        if args.wave is not None and args.wave < 1:
+            raise SettingsError("--wave must be 1 or more")
+        image = args.image.read_bytes()
+        if not image.startswith(ROMFS_HEADER):
+            raise SettingsError(f"{args.image} is not a ROMFS image (svc-firmware build writes it)")
+        tools = Tools.load(args.settings)
+        rollout = Rollout(tools, args.site, image, args.device or [], args.wave)
+        terminals = rollout.run(args.timeout)
+    except (SettingsError, OSError) as e:
+        print(f"svc-firmware: {e}", file=sys.stderr)
+        return 2
+    print(f"image {rollout.sha256} ({len(image)} bytes), {rollout.chunks_sent} chunks served")
+    print(table(terminals))
+    if rollout.stopped:
+        print(f"stopped: {rollout.stopped}")
+    if not terminals:
+        print("no terminal of the site has reported a state")
+    return 0 if terminals and all(t.result == "ok" for t in terminals.values()) else 1

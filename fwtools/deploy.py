@@ -73,8 +73,11 @@ def missing_account_keys(values: dict[str, object]) -> list[str]:
     return [key for key in missing if key in needs]
 
 
-# Modules left on the file system by an earlier deploy would be found before /rom's.
-REMOVE_MODULES = "import os;[os.remove(f) for f in os.listdir() if f.endswith('.mpy')]"
+# Modules left on the file system by an earlier deploy would be found before /rom's, and the
+# boot loader's slot.json would run an image an update over the air wrote, not this one.
+REMOVE_EARLIER = (
+    "import os;[os.remove(f) for f in os.listdir() if f.endswith('.mpy') or f=='slot.json']"
+)
 
 
 def commands(
@@ -82,11 +85,13 @@ def commands(
 ) -> list[list[str]]:
     """One mpremote run: copy every image file and the settings, then reset the board. With
     a ROMFS image, the modules go to the board's ROM partition instead (its firmware must
-    have one, MicroPython 1.25+), and only main.py to its file system."""
+    have one, MicroPython 1.25+), and only the boot loader (main.py, slots.py) to its file
+    system. What an earlier deploy or update left that would run instead goes first."""
     cmd = [mpremote(), "connect", port]
     if romfs is not None:
-        cmd += ["romfs", "deploy", str(romfs), "+", "exec", REMOVE_MODULES, "+"]
+        cmd += ["romfs", "deploy", str(romfs), "+"]
         image = [path for path in image if path.suffix != ".mpy"]
+    cmd += ["exec", REMOVE_EARLIER, "+"]
     for path in image:
         cmd += ["fs", "cp", str(path), f":{path.name}", "+"]
     cmd += ["fs", "cp", str(settings), ":settings.json", "+", "reset"]

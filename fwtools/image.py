@@ -1,9 +1,11 @@
-"""The device image: every firmware module compiled to .mpy, and main.py as source.
+"""The device image: every firmware module compiled to .mpy, and the boot loader (main.py
+and slots.py) as source.
 
-The Unix port's simulation modules stay out of the image; a board boots main.py,
-which imports the rest from the .mpy files. The same .mpy files also go into a ROMFS
-image (MicroPython 1.25+): flashed to a board's ROM partition, mounted at /rom, their
-bytecode runs in place from flash instead of being copied to the heap.
+The Unix port's simulation modules stay out of the image; a board boots main.py, which
+imports the rest from the .mpy files, or from a slot an update over the air wrote. The same
+.mpy files also go into a ROMFS image (MicroPython 1.25+): flashed to a board's ROM
+partition, mounted at /rom, their bytecode runs in place from flash instead of being copied
+to the heap.
 """
 
 from __future__ import annotations
@@ -16,30 +18,32 @@ from mpremote.romfs import VfsRomWriter
 
 from fwtools.unix_port import FIRMWARE_DIR, tool_binary
 
-SIMULATION_ONLY = frozenset({"board_unix.py", "simflash.py"})
+SIMULATION_ONLY = frozenset({"board_unix.py", "simboot.py", "simflash.py"})
+# the boot loader: source on the board's file system, never in a ROMFS image or a slot, so
+# that no update over the air replaces it
+BOOT_FILES = frozenset({"main.py", "slots.py"})
 
 
 class BuildError(RuntimeError):
     """mpy-cross refused a firmware file."""
 
 
-def image_sources(simulation: bool = False) -> list[Path]:
+def image_sources(simulation: bool = False, sources: Path = FIRMWARE_DIR) -> list[Path]:
     """The board's sources; simulation: the Unix port's board layer too."""
-    return sorted(
-        p for p in FIRMWARE_DIR.glob("*.py") if simulation or p.name not in SIMULATION_ONLY
-    )
+    return sorted(p for p in sources.glob("*.py") if simulation or p.name not in SIMULATION_ONLY)
 
 
-def build(out: Path, simulation: bool = False) -> list[Path]:
+def build(out: Path, simulation: bool = False, sources: Path = FIRMWARE_DIR) -> list[Path]:
     """Compile into `out` (emptied first); returns the image's files. simulation: with the
-    Unix port's board layer, for a simulated terminal run from the image."""
+    Unix port's board layer, for a simulated terminal run from the image; sources: another
+    copy of the firmware's (a release being tried)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     files = []
-    for source in image_sources(simulation):
-        if source.name == "main.py":
-            files.append(out / "main.py")
+    for source in image_sources(simulation, sources):
+        if source.name in BOOT_FILES:
+            files.append(out / source.name)
             shutil.copyfile(source, files[-1])
         else:
             files.append(compile_mpy(source, out))
@@ -62,8 +66,8 @@ def compile_mpy(source: Path, out: Path) -> Path:
 
 
 def write_romfs(files: list[Path], path: Path) -> Path:
-    """A ROMFS image of the image's .mpy files (main.py stays on the board's file system,
-    which is what a board boots), written with MicroPython's own writer (mpremote's)."""
+    """A ROMFS image of the image's .mpy files (the boot loader stays on the board's file
+    system, which is what a board boots), written with MicroPython's own writer (mpremote's)."""
     writer = VfsRomWriter()
     for file in sorted(files):
         if file.suffix == ".mpy":

@@ -92,14 +92,20 @@ def run_script(
 
 
 def port_command(
-    script: Path | str, heap: str | None, image: Path | None = None, rom: Path | None = None
+    script: Path | str,
+    heap: str | None,
+    image: Path | None = None,
+    rom: Path | None = None,
+    rom1: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run `script` on the Unix port; the simulation's
-    own modules come from the sources unless the ROM holds them."""
+    own modules come from the sources unless the ROM holds them. rom1: a second ROM
+    partition's file (a board that updates in place), mapped at /rom1 when it holds one."""
     options = ["-X", f"heapsize={heap}"] if heap else []
     if rom is not None:
         run = ["-m", script] if isinstance(script, str) else [str(script)]
-        cmd = [sys.executable, "-m", "fwtools.unix_rom", str(rom), *options, *run]
+        second = ["--rom1", str(rom1)] if rom1 is not None else []
+        cmd = [sys.executable, "-m", "fwtools.unix_rom", str(rom), *second, *options, *run]
         return cmd, {**os.environ, "MICROPYPATH": ".frozen"}
     path = f"{image}:{FIRMWARE_DIR}" if image else str(FIRMWARE_DIR)
     cmd = [micropython_binary(), *options, str(script)]

@@ -8,6 +8,7 @@ the other end of that channel.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -19,6 +20,7 @@ from devstack.process import end_process
 from fwtools.unix_port import FIRMWARE_DIR, FirmwareError, firmware_main, port_command
 
 Event = dict[str, Any]
+RESET_EXIT_CODE = 3  # the simulated board's reset (firmware/board_unix.py)
 
 
 class FirmwareTerminal:
@@ -41,6 +43,7 @@ class FirmwareTerminal:
         self.firmware_dir = firmware_dir
         self.heap = heap
         self.rom = rom
+        self.reboots = False  # a reset boots the firmware again (else the process ends)
         self.events: list[Event] = []
         self._changed = threading.Condition()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -56,8 +59,17 @@ class FirmwareTerminal:
             self.events = []
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "settings.json").write_text(json.dumps(self.settings))
-        cmd, env = port_command(firmware_main(self.firmware_dir), self.heap, rom=self.rom)
-        self._proc = subprocess.Popen(
+        shutil.copyfile(self.firmware_dir / "slots.py", self.workdir / "slots.py")  # deployed
+        self._launch()
+
+    def _launch(self) -> None:
+        rom = rom1 = None
+        if self.rom is not None:  # the board's two ROM partitions, the first as deployed
+            rom, rom1 = self.workdir / "romfs0.img", self.workdir / "romfs1.img"
+            if not rom.exists():
+                shutil.copyfile(self.rom, rom)
+        cmd, env = port_command(firmware_main(self.firmware_dir), self.heap, rom=rom, rom1=rom1)
+        proc = self._proc = subprocess.Popen(
             cmd,
             cwd=self.workdir,
             env=env,
@@ -65,7 +77,7 @@ class FirmwareTerminal:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        self._reader = threading.Thread(target=self._read_events, daemon=True)
+        self._reader = threading.Thread(target=self._read_events, args=(proc,), daemon=True)
         self._reader.start()
 
     def press(self, button: int) -> None:
@@ -198,9 +210,12 @@ class FirmwareTerminal:
     def _reader_alive(self) -> bool:
         return self._reader is not None and self._reader.is_alive()
 
-    def _read_events(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
+    def _read_events(self, proc: subprocess.Popen[bytes]) -> None:
+        """Events until the process ends; a reset (the firmware's own, RESET_EXIT_CODE)
+        boots it again when `reboots` is set, as a board resets into its next boot, the
+        events going on in the same list."""
+        assert proc.stdout is not None
+        for raw in proc.stdout:
             text = raw.decode(errors="replace").rstrip("\n")
             try:
                 event = json.loads(text)
@@ -211,5 +226,7 @@ class FirmwareTerminal:
             with self._changed:
                 self.events.append(event)
                 self._changed.notify_all()
+        if proc.wait() == RESET_EXIT_CODE and self.reboots and self._proc is proc:
+            self._launch()
         with self._changed:
             self._changed.notify_all()

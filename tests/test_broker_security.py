@@ -257,6 +257,37 @@ def test_a_device_cannot_take_over_another_devices_client_id(hall: Hall):
         peer.close()
 
 
+def test_only_tools_offer_an_update_and_only_tools_hear_a_terminals_fetch(hall: Hall):
+    """An image offered, or a chunk sent, from a device's account (its own topic or another's)
+    never reaches a terminal; the tools account's offer and chunks do, and only tools read
+    what a terminal asks for (the collector does not)."""
+    for device in ("t01", "t02"):
+        hall.add_device(SITE, device)
+    hall.add_service(TOOLS, "tools")
+    hall.add_service(COLLECTOR, "collector")
+    victim = logged_in(hall, f"{SITE}/t02")
+    for kind in ("update", "chunk"):
+        victim.subscribe(topic("t02", kind))
+    tools = logged_in(hall, TOOLS)
+    tools.subscribe(topic("+", "fetch"))
+    collector = logged_in(hall, COLLECTOR)
+    collector.subscribe(f"{ROOT}/#")
+    forger = logged_in(hall, f"{SITE}/t01")
+    for kind in ("update", "chunk"):
+        for target in ("t01", "t02"):
+            forger.publish(topic(target, kind), b'{"v":1,"kind":"image"}', retain=kind == "update")
+    victim.publish(topic("t02", "fetch"), b'{"v":1}')
+    quiet()
+    assert victim.messages == []
+    assert [t for t, _, _ in tools.messages] == [topic("t02", "fetch")]
+    assert not any(t.endswith("/fetch") for t, _, _ in collector.messages)
+    tools.publish(topic("t02", "update"), b'{"v":1}', retain=True)
+    tools.publish(topic("t02", "chunk"), b"0 x\n")
+    wait_for(lambda: len(victim.messages) == 2)
+    for peer in (victim, tools, collector, forger):
+        peer.close()
+
+
 def test_accounts_added_or_removed_on_a_running_broker_count_at_once(hall: Hall):
     """As svc-broker does it: the files rewritten, the running broker told (SIGHUP)."""
     name = f"{SITE}/t07"
@@ -338,19 +369,24 @@ def test_the_acl_follows_the_contracts_publishers():
         "topic read r/v1/+/+/config",  # the logins: the clerks' names
         "topic write r/v1/+/+/ack",
         "topic write r/v1/+/alert",
-    ]
+    ]  # not a terminal's fetch of an update
     console = acl.render("r/v1", {"k1": "console"}).split("user k1\n")[1].strip().splitlines()
     assert console == [
         "topic read r/v1/+/+/state",
         "topic readwrite r/v1/+/+/config",  # sets logins, and reads who sits where now
         "topic write r/v1/+/+/prompt",
+        "topic write r/v1/+/+/update",  # may offer an image, as tools do
+        "topic write r/v1/+/+/chunk",
         "topic read r/v1/+/alert",
     ]
     tools_block = text.split("user tl\n")[1].strip().splitlines()
     assert tools_block == [
-        "topic read r/v1/+/+/state",  # a login read back
+        "topic read r/v1/+/+/state",  # a login read back, the image a terminal runs
         "topic write r/v1/+/+/config",
         "topic write r/v1/+/+/prompt",  # no alert: it names a clerk's poor rating
+        "topic write r/v1/+/+/update",  # an image offered (svc-firmware publish)
+        "topic read r/v1/+/+/fetch",  # and served to the terminal that asks
+        "topic write r/v1/+/+/chunk",
     ]
 
 

@@ -188,6 +188,11 @@ def test_state_and_last_will_become_online_points():
     counted = device.state(DEVICE, troubled, 1)
     assert counted is not None
     assert counted.point().endswith("online=1i,boot=3i,dropped=2i,requeued=1i 1")
+    updated = b'{"v":1,"online":true,"fw":"0.5.0","update":{"sha256":"ab","result":"ok"}}'
+    after_update = device.state(DEVICE, updated, 2)
+    assert after_update is not None and after_update.point().endswith('update="ok" 2')
+    odd = b'{"v":1,"online":true,"update":{"result":"done"}}'  # not a result: left out
+    assert "update" not in device.state(DEVICE, odd, 3).point()  # type: ignore[union-attr]
     assert device.state(DEVICE, b"", 7) is None  # a cleared retained message
     with pytest.raises(Rejected):
         device.state(DEVICE, b'{"v":1,"online":"yes"}', 8)

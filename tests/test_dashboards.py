@@ -203,6 +203,7 @@ def test_stray_presses_and_terminals_gone_offline(known_month):
     table = rows(km, panel(board, "终端"), real)
     assert len(table) == terminals and {r["在线"] for r in table} == {0}
     assert len({r["固件"] for r in table}) == 1  # one firmware version in the hall
+    assert {r["升级"] for r in table} == {None}  # and no update over the air that month
     assert sum(r["误按"] for r in table) == km.stray
 
 

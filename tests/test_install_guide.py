@@ -41,6 +41,11 @@ NOT_RUN = {
     "/opt/svc-rating/.venv/bin/esptool.py --chip esp32 --port /dev/ttyUSB0 write_flash -z 0x1000 "
     "ESP32_GENERIC-<version>.bin": "an ESP32 on USB",
     "git -C /opt/svc-rating pull": "the project's upstream repository",
+    "/opt/svc-rating/.venv/bin/svc-firmware publish /root/releases/0.5.0.romfs --site sjz-yuhua "
+    "--all --settings /etc/svc-rating/tools.toml --wave 3": (
+        "a customer pressing on each terminal's new image, which confirms it: "
+        "tests/test_firmware_update.py runs updates with real firmware terminals"
+    ),
 }
 DEPLOY = "svc-firmware deploy --port /dev/ttyUSB0 --settings /root/terminals/ev-hall1-03.json"
 # what the person does with the hardware after a command (tests/guide/sandbox.py, Board), by

@@ -65,7 +65,7 @@ class BenchBoard(board_unix.Board):
 
 
 def mount():
-    flash = FileFlash("flash.img", 4096, board_unix.FLASH_BLOCKS)
+    flash = FileFlash("flash.img")
     if flash.fresh:
         vfs.VfsLfs2.mkfs(flash)
     vfs.mount(vfs.VfsLfs2(flash), "/flash")

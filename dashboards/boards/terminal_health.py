@@ -105,14 +105,16 @@ DASHBOARD = Dashboard(
             Panel(
                 "table",
                 "终端 Terminals",
-                "每台终端的最新状态；离线行标红。 Each terminal's latest state; offline in red.",
+                "每台终端的最新状态；离线行标红；升级：最近一次远程升级的结果。 Each terminal's "
+                "latest state, offline in red; 升级: its last update over the air (ok, trial, "
+                "refused, failed, rolled_back).",
                 (
                     Query(
                         'SELECT last("online") AS "在线", last("rssi") AS "RSSI", '
                         'last("heap_free") AS "空闲内存", last("queue") AS "队列", '
                         'last("battery_mv") AS "电池mV", last("stuck_keys") AS "卡键", '
                         'last("dropped") AS "丢弃", spread("stray") AS "误按", '
-                        'last("fw") AS "固件" '
+                        'last("fw") AS "固件", last("update") AS "升级" '
                         f'FROM device WHERE {PICKED} GROUP BY "site", "device"'
                     ),
                 ),
