@@ -8,7 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from broker.folder import BrokerSetupError
+from broker.folder import load as load_folder
 from collector.influx import InfluxError, InfluxHttp
+from collector.settings import SettingsError
 from firmware import contract
 from simulator import access, scenario, session, verify
 from simulator.demo import Demo
@@ -32,9 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("scenario", help=f"a TOML file, or one of: {', '.join(scenario.names())}")
     run.add_argument(
         "--broker",
-        default="mqtt://127.0.0.1:1883",
-        help="the broker to send to, anonymously in the clear (--local sets up a hall's own)",
+        help="the broker to send to (default mqtt://127.0.0.1:1883, anonymously in the clear; "
+        "with --broker-dir, the URL in its set-up)",
     )
+    hall = run.add_mutually_exclusive_group()
+    hall.add_argument(
+        "--broker-dir",
+        type=Path,
+        metavar="DIR",
+        help="a hall's broker set up by svc-broker init: an account there for each terminal and "
+        "the front desk, made for the run and removed after it; verified against --influx",
+    )
+    hall.add_argument(
+        "--accounts",
+        type=Path,
+        metavar="FOLDER",
+        help="accounts made beforehand: SITE-DEVICE.json per terminal (svc-broker add-device) "
+        "and desk.toml (add-service --role tools); verified against --influx",
+    )
+    run.add_argument("--influx", default="http://127.0.0.1:8086", help="the hall's InfluxDB")
+    run.add_argument("--db", default=DATABASE, help="its database (or bucket)")
+    run.add_argument("--token", default=None, help="its API token (2.x/3.x)")
     run.add_argument("--root", default=contract.ROOT, help="topic root")
     run.add_argument("--truth", type=Path, help="ground truth JSONL (default .run/<name>.jsonl)")
     run.add_argument("--speed", type=float, help="override the scenario's time acceleration")
@@ -99,11 +120,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         chosen = scenario.Scenario(**{**chosen.__dict__, "speed": args.speed})
     truth_path = args.truth or Path(".run") / f"{chosen.name}.jsonl"
     workdir = (args.local or Path(".run")) / "terminals"
+    if args.broker_dir or args.accounts:
+        return _run_in_hall(args, chosen, truth_path, workdir, console)
     if args.local is None:
         run = session.runner(
             args.mode,
             chosen,
-            access.plain(args.broker),
+            access.plain(args.broker or "mqtt://127.0.0.1:1883"),
             args.root,
             GroundTruth(truth_path),
             workdir=workdir,
@@ -127,6 +150,47 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         writer = InfluxHttp(local.influx.url, local.database)
         verify.settled(truth_path, writer, STORE_WAIT_S)
         return _verify(truth_path, writer, console)
+
+
+def _run_in_hall(
+    args: argparse.Namespace,
+    chosen: scenario.Scenario,
+    truth_path: Path,
+    workdir: Path,
+    console: Console,
+) -> int:
+    """A hall's own broker, each terminal and the desk with an account there, verified against
+    the hall's InfluxDB: an installer's acceptance test before the terminals arrive."""
+    devices = [(c.site, c.device) for c in chosen.counters]
+    try:
+        if args.broker_dir is not None:
+            folder = load_folder(args.broker_dir)
+            given = access.hall(folder, devices, args.broker, fresh=True)
+            folder.reload()
+        else:
+            given = access.from_files(args.accounts, devices, args.broker)
+    except (BrokerSetupError, SettingsError, OSError) as e:
+        console.print(f"svc-sim: {e}", highlight=False)
+        return 2
+    try:
+        console.print(f"broker {given.url}  database {args.influx}/{args.db}", highlight=False)
+        run = session.runner(
+            args.mode,
+            chosen,
+            given,
+            args.root,
+            GroundTruth(truth_path),
+            workdir=workdir,
+            restart_broker=None,
+        )
+        session.play(run, console, quiet=args.quiet)
+        writer = InfluxHttp(args.influx, args.db, args.token)
+        verify.settled(truth_path, writer, STORE_WAIT_S)
+        return _verify(truth_path, writer, console)
+    finally:
+        removed = given.release()
+        if removed:
+            console.print(f"the {len(removed)} accounts made for the run removed", highlight=False)
 
 
 def _verify(truth_path: Path, writer: InfluxHttp, console: Console) -> int:
