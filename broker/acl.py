@@ -13,7 +13,7 @@ subscribe to `#` and receive nothing it may not read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from firmware import contract
 
@@ -35,11 +35,11 @@ READS = {
 }
 
 
-def _device_lines(root: str) -> list[str]:
+def _device_lines(root: str, name: str = "%u", line: str = "pattern") -> list[str]:
     lines = []
     for kind, (_qos, _retain, publisher) in contract.DEVICE_TOPICS.items():
         access = "write" if publisher == "device" else "read"
-        lines.append(f"pattern {access} {root}/%u/{kind}")
+        lines.append(f"{line} {access} {root}/{name}/{kind}")
     return lines
 
 
@@ -57,8 +57,10 @@ def _service_lines(root: str, role: str) -> list[str]:
     return lines
 
 
-def render(root: str, services: Mapping[str, str]) -> str:
-    """The acl_file: the devices' patterns, then one block per service account (name: role)."""
+def render(root: str, services: Mapping[str, str], seconds: Iterable[str] = ()) -> str:
+    """The acl_file: the devices' patterns, a block per terminal's second account (the name
+    site/device/2, which a password rotation moves it to: its own topics, as the pattern gives
+    them to site/device), then one block per service account (name: role)."""
     lines = [
         "# Written by svc-broker from its accounts (svc-broker.json); changed by svc-broker,",
         "# not by hand. Anything not granted here is denied.",
@@ -66,6 +68,10 @@ def render(root: str, services: Mapping[str, str]) -> str:
         "# every device, by its username {site}/{device}",
         *_device_lines(root),
     ]
+    for name in seconds:
+        own = name.rpartition("/")[0]
+        lines += ["", f"# {own}'s second account", f"user {name}"]
+        lines += _device_lines(root, own, "topic")
     for name, role in sorted(services.items()):
         lines += ["", f"# {role}", f"user {name}", *_service_lines(root, role)]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from broker import acl, credentials, pki
-from broker.folder import DEFAULT_PORT, BrokerSetupError, init, load
+from broker.folder import DEFAULT_PORT, BrokerSetupError, Folder, init, load
 from firmware import contract
 
 
@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     p_dev.add_argument("site")
     p_dev.add_argument("device")
     p_dev.add_argument("--out", type=Path, required=True, help="its settings.json (kept keys)")
-    p_dev.add_argument("--replace", action="store_true", help="a new password for an account")
+    p_dev.add_argument(
+        "--replace",
+        action="store_true",
+        help="a new password, on the terminal's other account: the one it uses stays valid",
+    )
     p_svc = sub.add_parser("add-service", help="a collector's, a tool's or the console's account")
     p_svc.add_argument("dir", type=Path)
     p_svc.add_argument("name")
@@ -93,17 +97,32 @@ def _run(args: argparse.Namespace) -> str:
     if args.command == "remove":
         folder.remove_account(args.name)
         return f"account {args.name} removed; {folder.reload()} running broker(s) reloaded"
-    if args.command == "add-device":
-        name = f"{args.site}/{args.device}"
-        credentials.add_device(folder, args.site, args.device, args.out, args.replace)
-    else:
-        name = args.name
-        credentials.add_service(
-            folder, name, args.role, args.out, replace=args.replace, owner=args.owner
-        )
+    adding = _add_device if args.command == "add-device" else _add_service
+    return adding(args, folder)
+
+
+def _add_service(args: argparse.Namespace, folder: Folder) -> str:
+    credentials.add_service(
+        folder, args.name, args.role, args.out, replace=args.replace, owner=args.owner
+    )
     told = folder.reload()
     return (
-        f"account {name} ({folder.accounts[name]}): settings in {args.out}; "
+        f"account {args.name} ({folder.accounts[args.name]}): settings in {args.out}; "
+        f"{told} running broker(s) reloaded"
+    )
+
+
+def _add_device(args: argparse.Namespace, folder: Folder) -> str:
+    name = f"{args.site}/{args.device}"
+    rotated = args.replace and name in folder.accounts
+    credentials.add_device(folder, args.site, args.device, args.out, args.replace)
+    told = folder.reload()
+    if not rotated:
+        return f"account {name} (device): settings in {args.out}; {told} running broker(s) reloaded"
+    return (
+        f"account {folder.using.get(name, name)} has the new password, in {args.out}; the "
+        f"terminal logs in with its present one until it has taken these settings (offer them: "
+        f"svc-firmware offer-settings {args.out} --settings TOOLS_SETTINGS); "
         f"{told} running broker(s) reloaded"
     )
 

@@ -18,9 +18,14 @@ ACCOUNT_KEYS: tuple[str, ...] = firmware_module("settings").ACCOUNT_KEYS
 
 def add_device(folder: Folder, site: str, device: str, out: Path, replace: bool = False) -> str:
     """The terminal's account, and its settings file (write_device); returns the password.
-    A running broker takes it once reloaded."""
-    password = folder.add_account(f"{site}/{device}", "device", replace)
-    write_device(folder, site, device, password, out)
+    replace: a new password, on the terminal's other account (Folder.rotate_device), the one
+    it uses kept. A running broker takes it once reloaded."""
+    name = f"{site}/{device}"
+    if replace and name in folder.accounts:
+        user, password = folder.rotate_device(name)
+    else:
+        user, password = name, folder.add_account(name, "device", replace)
+    write_device(folder, site, device, password, out, user=user)
     return password
 
 
@@ -42,14 +47,20 @@ def add_service(
     return password
 
 
-def device_settings(folder: Folder, site: str, device: str, password: str) -> dict[str, str]:
+def device_settings(
+    folder: Folder, site: str, device: str, password: str, user: str | None = None
+) -> dict[str, str]:
     """A terminal's settings for reaching the broker, ACCOUNT_KEYS in their order: its site
-    and device, the broker's URL, the account (user, password) and the CA."""
-    account = (site, device, folder.url, f"{site}/{device}", password, folder.ca_cert.read_text())
+    and device, the broker's URL, the account (user: site/device unless named, password) and
+    the CA."""
+    user = user or f"{site}/{device}"
+    account = (site, device, folder.url, user, password, folder.ca_cert.read_text())
     return dict(zip(ACCOUNT_KEYS, account, strict=True))
 
 
-def write_device(folder: Folder, site: str, device: str, password: str, out: Path) -> None:
+def write_device(
+    folder: Folder, site: str, device: str, password: str, out: Path, *, user: str | None = None
+) -> None:
     """The terminal's settings file: device_settings(), over any settings already in `out`
     (Wi-Fi, counter...), which are kept."""
     values: dict[str, object] = {}
@@ -58,7 +69,7 @@ def write_device(folder: Folder, site: str, device: str, password: str, out: Pat
             values = json.loads(out.read_text())
         except ValueError as e:
             raise BrokerSetupError(f"{out}: not a settings file: {e}") from None
-    values.update(device_settings(folder, site, device, password))
+    values.update(device_settings(folder, site, device, password, user))
     _secret(out, json.dumps(values, indent=2, ensure_ascii=False) + "\n")
 
 

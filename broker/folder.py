@@ -38,6 +38,16 @@ DEFAULT_PORT = 8883
 FOLDER_MODE = 0o755  # ca.crt, server.crt and devices.txt are 0644; the rest 0640 or 0600
 
 
+SECOND = "device2"  # the role of a terminal's second account
+SECOND_SUFFIX = "/2"
+DEVICE_ROLES = ("device", SECOND)
+
+
+def second_account(name: str) -> str:
+    """A terminal's second account (site/device/2), which a password rotation alternates to."""
+    return name + SECOND_SUFFIX
+
+
 class BrokerSetupError(RuntimeError):
     """The folder, an account name or an option is not one svc-broker can use."""
 
@@ -50,6 +60,9 @@ class Folder:
     root: str = contract.ROOT
     user: str = "mosquitto"  # whom Mosquitto runs as once started as root
     accounts: dict[str, str] = field(default_factory=dict)  # name -> role
+    # a terminal's account as its newest settings file names it, where not site/device: its
+    # second account, site/device/2 (a password rotation alternates between the two)
+    using: dict[str, str] = field(default_factory=dict)
 
     # --- where things are ---
 
@@ -87,11 +100,14 @@ class Folder:
             "root": self.root,
             "user": self.user,
             "accounts": self.accounts,
+            "using": self.using,
         }
         write_file(self.path / STATE, json.dumps(state, indent=2) + "\n", 0o600)
         write_file(self.conf, self._mosquitto_conf(), 0o640, self._group())
-        services = {n: r for n, r in self.accounts.items() if r != "device"}
-        write_file(self.path / "acl", acl.render(self.root, services), 0o640, self._group())
+        services = {n: r for n, r in self.accounts.items() if r not in DEVICE_ROLES}
+        seconds = sorted(n for n, r in self.accounts.items() if r == SECOND)
+        text = acl.render(self.root, services, seconds)
+        write_file(self.path / "acl", text, 0o640, self._group())
         devices = sorted(n for n, r in self.accounts.items() if r == "device")
         roster = "# known devices, written by svc-broker: site/device\n" + "".join(
             f"{name}\n" for name in devices
@@ -129,6 +145,10 @@ class Folder:
             "autosave_interval 60",
             "max_queued_messages 100000",  # a collector's session while it is away
             "max_inflight_messages 10000",  # two of the collector's batches (docs/collector.md)
+            # a session unused this long goes (a terminal's, left behind when a password
+            # rotation moved it to its other account): a client away longer starts afresh, and
+            # loses nothing, as terminals resend what no collector acknowledged
+            "persistent_client_expiration 14d",
             "set_tcp_nodelay true",
             f"max_packet_size {contract.MAX_PACKET_BYTES}",  # no message a terminal cannot hold
             "log_dest stderr",
@@ -184,12 +204,34 @@ class Folder:
         return passwords
 
     def remove_account(self, name: str) -> None:
-        """The account gone: from the password file, the ACL and the roster."""
+        """The account gone: from the password file, the ACL and the roster (a terminal's
+        second account with it)."""
         if name not in self.accounts:
             raise BrokerSetupError(f"no account {name!r}")
-        self._rewrite_passwd(drop={name}, add=[])
-        del self.accounts[name]
+        gone = {name, second_account(name)} & set(self.accounts)
+        self._rewrite_passwd(drop=gone, add=[])
+        for each in gone:
+            del self.accounts[each]
+        self.using.pop(name, None)
         self.save()
+
+    def rotate_device(self, name: str) -> tuple[str, str]:
+        """A new password for a terminal, on the account its newest settings file does not
+        name (site/device or its second, site/device/2), the one it uses kept as it is: a
+        terminal offline during the rotation still logs in, takes the new settings over the
+        air, then logs in with them. Returns (account, password)."""
+        if self.accounts.get(name) != "device":
+            raise BrokerSetupError(f"no terminal account {name!r} (add-device without --replace)")
+        new = second_account(name) if self.using.get(name, name) == name else name
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        self._rewrite_passwd(drop={new}, add=self._hashed({new: password}))
+        self.accounts[new] = "device" if new == name else SECOND
+        if new == name:
+            self.using.pop(name, None)
+        else:
+            self.using[name] = new
+        self.save()
+        return new, password
 
     def _rewrite_passwd(self, drop: set[str], add: list[str]) -> None:
         passwd = self.path / "passwd"
@@ -283,7 +325,12 @@ def load(path: Path) -> Folder:
 
 
 def _check_name(name: str, role: str) -> None:
-    if role == "device":
+    if role == SECOND:
+        base, slash, suffix = name.rpartition("/")
+        if not slash or "/" + suffix != SECOND_SUFFIX:
+            raise BrokerSetupError(f"a terminal's second account is site/device{SECOND_SUFFIX}")
+        _check_name(base, "device")
+    elif role == "device":
         site, _, device = name.partition("/")
         if not (contract.valid_name("site", site) and contract.valid_name("device", device)):
             raise BrokerSetupError(f"a device is site/device, each {contract.name_pattern('site')}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from broker import acl
+from broker import acl, credentials
 from broker.folder import BrokerSetupError, init, load
 from collector.influx import InfluxHttp
 from devstack import CollectorProcess, InfluxServer, collector_env
@@ -286,6 +286,54 @@ def test_only_tools_offer_an_update_and_only_tools_hear_a_terminals_fetch(hall: 
     wait_for(lambda: len(victim.messages) == 2)
     for peer in (victim, tools, collector, forger):
         peer.close()
+
+
+def test_a_password_rotation_keeps_the_present_one_and_moves_to_the_other_account(hall: Hall):
+    """`add-device --replace` puts the new password on the terminal's other account, with the
+    same rights as its first (its own topics, no other's); the account it uses keeps its
+    password until the next rotation, which moves it back."""
+    first = json.loads(hall.add_device(SITE, "t01").read_text())
+    hall.add_device(SITE, "t02")
+    hall.add_service(TOOLS, "tools")
+    hall.add_service(COLLECTOR, "collector")
+    second = json.loads(rotated(hall, "t01").read_text())
+    assert second["broker_user"] == f"{SITE}/t01/2" != first["broker_user"]
+    old = logged_in(hall, first["broker_user"], password=first["broker_password"])
+    new = logged_in(hall, second["broker_user"], password=second["broker_password"])
+    new.subscribe(topic("t01", "config"))
+    new.subscribe(topic("t02", "config"))
+    tools = logged_in(hall, TOOLS)
+    for device in ("t01", "t02"):
+        tools.publish(topic(device, "config"), b'{"v":1}')
+    listener = logged_in(hall, COLLECTOR)
+    listener.subscribe(topic("+", "rating"))
+    new.publish(topic("t01", "rating"), b"{}")
+    new.publish(topic("t02", "rating"), b"{}")  # another's: dropped
+    quiet()
+    assert [t for t, _, _ in new.messages] == [topic("t01", "config")]
+    assert [t for t, _, _ in listener.messages] == [topic("t01", "rating")]
+    third = json.loads(rotated(hall, "t01").read_text())  # back to the first name
+    assert third["broker_user"] == f"{SITE}/t01"
+    for peer in (old, new, tools, listener):
+        peer.close()
+    assert not logs_in(hall, first["broker_user"], first["broker_password"])
+    assert logs_in(hall, second["broker_user"], second["broker_password"])
+    assert logs_in(hall, third["broker_user"], third["broker_password"])
+
+
+def logs_in(hall: Hall, user: str, password: str) -> bool:
+    peer = Peer(hall, user, password)
+    try:
+        return peer.connect(3)
+    finally:
+        peer.close()
+
+
+def rotated(hall: Hall, device: str) -> Path:
+    out = hall.files / f"{SITE}-{device}-rotated.json"
+    credentials.add_device(hall.folder, SITE, device, out, replace=True)
+    hall.folder.reload()
+    return out
 
 
 def test_accounts_added_or_removed_on_a_running_broker_count_at_once(hall: Hall):
