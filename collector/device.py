@@ -10,8 +10,10 @@ from collector import checks, lineprotocol
 from collector.checks import Rejected
 from collector.topics import DeviceTopic
 from firmware import contract
+from fwtools.unix_port import firmware_module
 
 FW = re.compile(contract.name_pattern("fw"))
+UPDATE_RESULTS = firmware_module("update").UPDATE_RESULTS
 
 
 Fields = dict[str, lineprotocol.FieldValue | None]
@@ -71,6 +73,6 @@ def state(where: DeviceTopic, payload: bytes, received_ns: int) -> DeviceReport 
     if isinstance(stuck, list):
         fields["stuck_keys"] = len(stuck)
     report = msg.get("update")  # the last update over the air: its result
-    if isinstance(report, dict) and report.get("result") in contract.UPDATE_RESULTS:
+    if isinstance(report, dict) and report.get("result") in UPDATE_RESULTS:
         fields["update"] = report["result"]
     return DeviceReport(where, fields, received_ns)

@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from console.settings import Settings
 from firmware import contract
+from fwtools.unix_port import firmware_module
 
 log = structlog.get_logger("console")
 
@@ -38,6 +39,7 @@ PUBLISH_WAIT_S = 5.0
 PROMPT_EXPIRY_S = 30  # a prompt the broker could not deliver in this long is dropped
 RECONNECT_MAX_S = 30
 FW_MAX = 32
+UPDATE_RESULTS = firmware_module("update").UPDATE_RESULTS  # a terminal's last update
 STUCK_MAX = 16
 
 AlertHandler = Callable[[str, dict[str, Any]], None]
@@ -258,6 +260,6 @@ def _known_fields(held: dict[str, Any]) -> dict[str, Any]:
         ),
         "stuck_keys": lambda v: isinstance(v, list) and len(v) <= STUCK_MAX
         and all(type(k) is int for k in v),
-        "update": lambda v: isinstance(v, dict) and v.get("result") in contract.UPDATE_RESULTS,
+        "update": lambda v: isinstance(v, dict) and v.get("result") in UPDATE_RESULTS,
     }  # fmt: skip
     return {k: v for k, v in held.items() if k in checks and checks[k](v)}

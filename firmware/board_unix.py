@@ -74,7 +74,9 @@ class Board:
             os.stat("/rom")
         except OSError:
             return None
-        return simflash.RomPartition(n)
+        import simrom
+
+        return simrom.RomPartition(n)
 
     def device_id(self):
         return None  # the simulator always names its terminals

@@ -333,17 +333,3 @@ def acked_seqs(message: object) -> "list[int]":
         if not valid_seq(s):  # a copy only then: a terminal's heap is small
             return [s for s in seqs if valid_seq(s)]
     return seqs
-
-
-# --- updates over the air (extension): an offer, then the terminal fetches it in chunks ---
-# (docs/contract.md). Each side's checks of what it is sent are its own: the terminal's in
-# update.py, which it imports only when an update comes (its heap pays for every name
-# imported), the serving side's in fwtools/publish.py.
-
-UPDATE_KINDS = ("image",)
-CHUNK_BYTES = 512  # a chunk's data: with its header and topic, within DEVICE_READ_BYTES
-CHUNK_TAG = 16
-FETCH_CHUNKS = 4  # chunks a terminal asks for at once
-SHA256_HEX = 64  # an image is named by its SHA-256, in lowercase hex
-# the last update's result in a terminal's state (its `update`: sha256, result, why)
-UPDATE_RESULTS = ("trial", "ok", "refused", "failed", "rolled_back")

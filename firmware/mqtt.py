@@ -148,8 +148,8 @@ class MQTTClient:
         resp = await asyncio.wait_for(self._reader.readexactly(4), timeout_s)  # type: bytes
         if resp[0] != CONNACK or resp[1] != 2:
             raise MQTTError("bad CONNACK")
-        if resp[3] != 0:
-            raise MQTTError("connection refused, code %d" % resp[3])
+        if resp[3] != 0:  # the code as the error's second argument
+            raise MQTTError("connection refused, code %d" % resp[3], resp[3])
         self.received_at = ms()
         return bool(resp[2] & 1)
 

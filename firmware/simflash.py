@@ -1,5 +1,5 @@
-# The simulated board's hardware for the Unix port: its flash chip, its reset-cause
-# register and its two ROM partitions, kept as files in the terminal's host folder so
+# The simulated board's hardware for the Unix port: its flash chip and its reset-cause
+# register (its two ROM partitions: simrom.py), kept as files in the terminal's host folder so
 # they outlive the process (killing the process is a power cut); simboot.py mounts the
 # flash as the board starts. `FileFlash.failing` makes every write fail, as worn-out flash
 # does. (tests/mpy/ramflash.py cuts the power at a chosen write, for the tests.)
@@ -44,34 +44,6 @@ class FileFlash:
             for offset in range(0, self.block_size, len(self._erased)):
                 self.writeblocks(arg, self._erased, offset)
         return 0
-
-
-class RomPartition:
-    """ROM partition n, as the firmware writes a new image into it: the launcher
-    (fwtools/unix_rom.py) maps romfs0.img at /rom and romfs1.img at /rom1 when it starts."""
-
-    capacity = 256 * 1024
-
-    def __init__(self, n):
-        self.path = "%s/romfs%d.img" % (host, n)
-
-    def erase(self, size):
-        if size > self.capacity:
-            raise OSError(28)  # ENOSPC
-        with open(self.path, "wb"):
-            pass
-
-    def write(self, offset, data):
-        if FileFlash.failing:
-            raise OSError(5)
-        with open(self.path, "r+b") as f:
-            f.seek(offset)
-            f.write(data)
-
-    def read(self, offset, buf):
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.readinto(buf) or 0
 
 
 def note_reset(reason):

@@ -18,13 +18,20 @@ def load_settings(board):
     import settings
 
     try:
-        return settings.load("settings.json", board.device_id())
+        values = settings.load("settings.json", board.device_id())
     except (settings.SettingsError, ValueError) as e:
         board.emit("error", msg=str(e))
         board.show("error")
+        del sys.modules["settings"]
         return None
+    try:  # settings offered over the air, tried until the broker accepts them (uplink.py)
+        offered = settings.load(store.NEXT_SETTINGS, values["device"])
+        values["next_broker"] = (offered["broker_addr"], offered["tls_ca"])
+    except (settings.SettingsError, ValueError):  # none (or none it could use: never tried)
+        pass
     finally:
         del sys.modules["settings"]
+    return values
 
 
 def main(update_boot=False):

@@ -6,6 +6,7 @@ import os
 import contract
 
 SLOT_FILE = "slot.json"  # the image to boot and the last update's result (slots.py, update.py)
+NEXT_SETTINGS = "settings.next.json"  # settings offered over the air, until a broker took them
 
 
 def load(path, default):

@@ -21,7 +21,23 @@ import store
 from ticks import ms
 from uplink import client_for
 
+# The update's part of the contract (docs/contract.md, topics update, fetch and chunk): here,
+# not in contract.py, which the running terminal imports (its heap pays for every name); the
+# update boot imports this module, and the tools and the collector take these names from it.
+UPDATE_KINDS = ("image", "settings")  # a new image; new broker settings (an account)
+CHUNK_BYTES = 512  # a chunk's data: with its header and topic, within DEVICE_READ_BYTES
+CHUNK_TAG = 16  # a chunk names what it is of by this many hex digits of the digest
+FETCH_CHUNKS = 4  # chunks a terminal asks for at once
+SHA256_HEX = 64  # what is offered is named by its SHA-256, in lowercase hex
+SETTINGS_MAX = 4096  # bytes of settings offered: a broker's URL, account and CA
+# the settings an offer may change: the broker's, never the terminal's names
+SETTINGS_OFFERED = ("broker", "broker_user", "broker_password", "broker_ca")
+# the last update's result in a terminal's state (its `update`: sha256, result, why)
+UPDATE_RESULTS = ("trial", "ok", "refused", "failed", "rolled_back")
+
 FOLDERS = ("fw0", "fw1")  # a folder board's slots; the image deploy wrote runs from the root
+IMAGE_DOWNLOAD = "update.bin"  # a folder board's image, unpacked into its slot once checked
+SETTINGS_DOWNLOAD = "settings.bin"
 ROM_SLOTS = ("/rom", "/rom1")  # a ROM board's: its two partitions' mount points
 FETCH_WAIT_MS = 5000  # chunks asked for and not come are asked for again after this...
 FETCH_TRIES = 12  # ...this many times, then the update has failed
@@ -57,9 +73,9 @@ class UpdateBoot:
                 except Exception as e:  # the link failing: again, within the deadline
                     board.emit("disconnected", reason=repr(e))
                     await asyncio.sleep_ms(1000)
-        if self.updater.ready:
+        if self.updater.ready and self.updater.image():
             self.updater.switch()  # slot.json: the new image, on trial
-        else:
+        else:  # refused, failed, or settings to try (settings.next.json)
             store.save(store.SLOT_FILE, self.state)  # the offer refused, or failed
         board.reset("update")
 
@@ -125,7 +141,9 @@ class Updater:
 
     def begin(self, offer):
         """Start on the offer slot.json holds; False (and the result noted) when refused."""
-        problem = offer_problem(offer, self.device, self._capacity())
+        settings = isinstance(offer, dict) and offer.get("kind") == "settings"
+        capacity = SETTINGS_MAX if settings else self._capacity()
+        problem = offer_problem(offer, self.device, capacity)
         if problem:
             sha = offer.get("sha256") if isinstance(offer, dict) else None
             self._result(sha, "refused", problem)
@@ -133,12 +151,16 @@ class Updater:
                 self.state["refused"] = sha
             return False
         try:
-            self._open(offer["size"])
+            self._open(offer["size"], settings)
         except OSError as e:
             return self.fail("slot not writable: %r" % (e,), offer)
         self.offer = offer
         self.board.emit("update_fetching", sha256=offer["sha256"], slot=self._slot)
         return True
+
+    def image(self):
+        """Whether what is fetched is an image (else settings)."""
+        return self._slot is not None
 
     def due(self, now):
         """The fetch to send now, or None: the next chunks once those asked for have come,
@@ -153,7 +175,7 @@ class Updater:
                 self.fail("no chunks came")
                 return None
         self._asked_at = now
-        self._asked_upto = self._done + contract.FETCH_CHUNKS * contract.CHUNK_BYTES
+        self._asked_upto = self._done + FETCH_CHUNKS * CHUNK_BYTES
         return fetch(self.offer["sha256"], self._done)
 
     def on_chunk(self, payload):
@@ -164,7 +186,7 @@ class Updater:
             return
         offset, tag, start = header
         sha, size = offer["sha256"], offer["size"]
-        if tag != sha[: contract.CHUNK_TAG] or offset != self._done:
+        if tag != sha[:CHUNK_TAG] or offset != self._done:
             return
         length = len(payload) - start
         if length == 0 or self._done + length > size:
@@ -201,17 +223,20 @@ class Updater:
         st = os.statvfs(".")
         return st[0] * st[4] // 3  # the download, its files, and room for the queue to grow
 
-    def _open(self, size):
+    def _open(self, size, settings):
         active = self.state.get("active")
-        rom = self.board.rom_partition(1 if active != ROM_SLOTS[1] else 0)
+        rom = None if settings else self.board.rom_partition(1 if active != ROM_SLOTS[1] else 0)
         if rom is not None:
             self._slot = ROM_SLOTS[1] if active != ROM_SLOTS[1] else ROM_SLOTS[0]
             self._sink = rom
-        else:  # a folder board's: imported only there
-            from folderslot import Download
+        else:  # a file: imported only then
+            from download import Download
 
-            self._slot = FOLDERS[1] if active == FOLDERS[0] else FOLDERS[0]
-            self._sink = Download()
+            if settings:
+                self._slot, self._sink = None, Download(SETTINGS_DOWNLOAD)
+            else:
+                self._slot = FOLDERS[1] if active == FOLDERS[0] else FOLDERS[0]
+                self._sink = Download(IMAGE_DOWNLOAD)
         self._sink.erase(size)
         self._digest = hashlib.sha256()
         self._buf = bytearray(READ_BYTES)
@@ -233,14 +258,45 @@ class Updater:
         if binascii.hexlify(digest.digest()).decode() != sha:
             self._refuse("its digest is not the one offered")
             return
-        if self._slot in FOLDERS:
-            try:
+        try:
+            if self._slot in FOLDERS:
                 sink.unpack(self._slot)
-            except (OSError, ValueError) as e:
-                self._refuse("not an image: %r" % (e,))
-                return
+            elif self._slot is None:
+                self._next_settings(sink.path)
+        except (OSError, ValueError, TypeError) as e:
+            self._refuse("not what was offered: %s" % (e,))
+            return
         self.ready = True
+        if self._slot is None:  # settings: tried by the terminal, kept once the broker takes them
+            self.state["update"] = {"sha256": sha, "result": "trial"}
         self.board.emit("update_ready", sha256=sha, slot=self._slot)
+
+    def _next_settings(self, path):
+        """Settings offered: merged over the terminal's, checked as at boot, and saved as
+        settings.next.json, which the terminal tries at its next link (uplink.py) and takes
+        once the broker has accepted them; the download removed."""
+        import json
+
+        import settings
+
+        with open(path) as f:
+            offered = json.load(f)
+        os.remove(path)
+        if not isinstance(offered, dict) or not offered:
+            raise ValueError("no settings")
+        for key in offered:
+            if key not in SETTINGS_OFFERED:
+                raise ValueError("%s is not a setting an offer changes" % key)
+        values = store.load("settings.json", {})
+        values.update(offered)
+        checked = settings.DEFAULTS.copy()
+        checked.update(values)
+        try:
+            settings.check(checked)
+            settings.resolve_broker(checked)
+        except settings.SettingsError as e:
+            raise ValueError(str(e))
+        store.save(store.NEXT_SETTINGS, values)
 
     def _refuse(self, why):
         sha = self.offer["sha256"] if self.offer else None
@@ -280,7 +336,7 @@ class Updater:
 
 def _is_sha256(value):
     """64 lowercase hex digits (read without iterating: each character would be a string)."""
-    if not isinstance(value, str) or len(value) != contract.SHA256_HEX or value != value.lower():
+    if not isinstance(value, str) or len(value) != SHA256_HEX or value != value.lower():
         return False
     try:
         binascii.unhexlify(value)
@@ -294,7 +350,7 @@ def offer_problem(message, device, capacity):
     room for...), or None when it may."""
     if not isinstance(message, dict) or message.get("v") != contract.VERSION:
         return "not an offer"
-    if message.get("kind") not in contract.UPDATE_KINDS:
+    if message.get("kind") not in UPDATE_KINDS:
         return "kind %r is not offered" % (message.get("kind"),)
     if message.get("device") != device:
         return "offered to another device"
@@ -306,13 +362,13 @@ def offer_problem(message, device, capacity):
     return None
 
 
-def fetch(sha256, offset, count=contract.FETCH_CHUNKS):
+def fetch(sha256, offset, count=FETCH_CHUNKS):
     return {"v": contract.VERSION, "sha256": sha256, "offset": offset, "count": count}
 
 
 def chunk_header(payload):
     """(offset, tag, where the data starts) of a chunk's payload, or None if it is none. A
-    chunk is a header line `OFFSET TAG` (TAG: the digest's first contract.CHUNK_TAG hex
+    chunk is a header line `OFFSET TAG` (TAG: the digest's first CHUNK_TAG hex
     digits), then the bytes of the image from OFFSET; none at or past its end."""
     end = payload.find(b"\n", 0, 40)
     if end < 0:

@@ -39,7 +39,6 @@ STALLED_ROUNDS = 2  # resend rounds that find the head unacknowledged, later one
 TIME_RESYNC_S = 6 * 3600
 TIME_RETRY_S = 30
 TIME_WAIT_MS = 300 * 1000  # unstamped ratings of this boot wait this long for the clock
-TRIAL_LINK_MS = 600 * 1000  # an image on trial that has not linked in this long gives up
 
 
 def client_for(settings):
@@ -65,7 +64,6 @@ class Uplink:
     def __init__(self, board, settings, config, counters, box, on_link, on_prompt):
         self.board = board
         self.slot = store.load(store.SLOT_FILE, {})  # the last update's result, a trial
-        self.linked_once = False  # a trial image that never links gives up (watch_trial)
         self.settings = settings
         self.config = config
         self.counters = counters
@@ -102,6 +100,7 @@ class Uplink:
         self.topic_prefix = contract.topic(root, site, device, "")  # a topic is this + kind
         # One client for the terminal's life: its packet ids keep counting across reconnects.
         self.client = client_for(settings)
+        self.next_broker = settings.pop("next_broker", None)  # settings offered: tried first
         qos, retain, _ = contract.DEVICE_TOPICS["state"]
         will = protocol.encode(protocol.state(False))
         self.client.set_last_will(self.topic_prefix + "state", will, retain, qos)
@@ -127,16 +126,19 @@ class Uplink:
             if not await self._network() or not self._clock_for_tls():
                 await asyncio.sleep(WIFI_POLL_S)
                 continue
+            offered = self.next_broker is not None and self._offered().account(self)
+            at_once = False
             try:
-                await self._serve()
+                await self._serve(offered)
             except Exception as e:  # any failure of the link means: reconnect
                 self.board.emit("disconnected", reason=repr(e))
+                at_once = self.next_broker is not None and self._offered().refused(self, e, offered)
             finally:
                 if self.connected:
                     self.connected = False
                     self.on_link(False)
                 await self.client.close()
-            if self.board.wifi_connected():
+            if self.board.wifi_connected() and not at_once:
                 await asyncio.sleep(self._backoff * (0.5 + random.random()))
                 self._backoff = min(self._backoff * 2, self.settings["reconnect_max_s"])
 
@@ -161,10 +163,12 @@ class Uplink:
             self.board.emit("tls_waits_for_clock")
         return False
 
-    async def _serve(self):
+    async def _serve(self, offered):
         client = self.client
         self._down.clear()
         await client.connect(clean_session=False)
+        if offered:
+            self._offered().take(self)
         self.connected = True
         self._backoff = BACKOFF_MIN_S
         self._sent_upto = 0  # what went out on an earlier connection may never have arrived
@@ -172,7 +176,6 @@ class Uplink:
             await client.subscribe(self.topic_prefix + kind, contract.DEVICE_TOPICS[kind][0])
         await self._publish("state", self._state())
         self.board.emit("connected")  # and listening: a prompt sent from now on arrives
-        self.linked_once = True
         self.on_link(True)
         tasks = [
             asyncio.create_task(self._linked(coro))
@@ -215,6 +218,8 @@ class Uplink:
                 raise OSError("Wi-Fi lost")
             if (now - client.received_at) * 2 > keepalive_ms * 3:
                 raise OSError("the broker fell silent")
+            if self.next_broker is not None and self._offered().again(self, now):
+                raise OSError("the settings offered are tried again")
             if (now - last_ping) * 2 >= keepalive_ms:
                 last_ping = now
                 await client.ping()
@@ -399,8 +404,10 @@ class Uplink:
                 store.save(store.SLOT_FILE, slot)
             return
         sha = message.get("sha256") if isinstance(message, dict) else None
-        if slot.get("trial") or sha in (slot.get("sha256"), slot.get("refused")):
-            return  # one at a time; the image that runs, or one refused, not again
+        last = slot.get("update") or {}
+        taken = last.get("sha256") if last.get("result") in ("trial", "ok") else None
+        if slot.get("trial") or sha in (slot.get("sha256"), slot.get("refused"), taken):
+            return  # one at a time; the image that runs, settings taken, one refused: not again
         slot["fetch"] = message
         store.save(store.SLOT_FILE, slot)
         self.board.emit("update_offered", sha256=sha)
@@ -415,14 +422,12 @@ class Uplink:
         self.board.emit("update_confirmed", sha256=slot.get("sha256"))
         self.state_changed()
 
-    def watch_trial(self):
-        """An image on trial that has not linked within TRIAL_LINK_MS gives up: the boot
-        loader (slots.py) runs the one before it from the next boot on."""
-        slot = self.slot
-        if slot.get("trial") and not self.linked_once and ms() - self.started >= TRIAL_LINK_MS:
-            slot["give_up"] = "no link for %d minutes" % (TRIAL_LINK_MS // 60000)
-            store.save(store.SLOT_FILE, slot)
-            self.board.reset("update")
+    def _offered(self):
+        """offered.py (settings offered over the air: another account, tried first),
+        imported only while some are on offer: the heap is small."""
+        import offered
+
+        return offered
 
     def _on_too_large(self, topic, length):
         """A message longer than the terminal reads was let go unread (mqtt.py)."""

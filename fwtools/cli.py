@@ -12,7 +12,7 @@ from pathlib import Path
 from collector.settings import SettingsError
 from firmware import contract
 from fwtools import deploy, image
-from fwtools.publish import ROMFS_HEADER, Rollout, Tools, table
+from fwtools.publish import ROMFS_HEADER, Rollout, Tools, settings_offered, table
 from fwtools.unix_port import FirmwareError
 
 
@@ -49,8 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     pub.add_argument("--wave", type=int, help="offer to this many first, the rest once confirmed")
     pub.add_argument("--timeout", type=float, default=3600, help="seconds to serve and wait")
+    new = commands.add_parser(
+        "offer-settings", help="a terminal's new broker settings (a password rotated), over the air"
+    )
+    new.add_argument("file", type=Path, help="its settings file, as svc-broker add-device wrote it")
+    new.add_argument(
+        "--settings", type=Path, required=True, help="a tools account's settings (TOML)"
+    )
+    new.add_argument("--timeout", type=float, default=3600, help="seconds to serve and wait")
     args = parser.parse_args(argv)
-    if args.command == "publish":
+    if args.command in ("publish", "offer-settings"):
         return publish(args)
 
     try:
@@ -86,34 +94,45 @@ def put_image(args: argparse.Namespace, out: Path) -> None:
     deploy.run(deploy.commands(args.port, files, args.settings, romfs), args.dry_run, args.port)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def publish(args: argparse.Namespace) -> int:
     """Offer, serve and wait (fwtools/publish.py); 0 when every terminal offered confirmed."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if not contract.valid_name("site", args.site):
-            raise SettingsError(f"--site {args.site!r} breaks {contract.name_pattern('site')}")
-        for device in args.device or []:
-            if not contract.valid_name("device", device):
-                raise SettingsError(f"--device {device!r} breaks {contract.name_pattern('device')}")
-        if args.wave is not None and args.wave < 1:
-            raise SettingsError("--wave must be 1 or more")
-        image = args.image.read_bytes()
-        if not image.startswith(ROMFS_HEADER):
-            raise SettingsError(f"{args.image} is not a ROMFS image (svc-firmware build writes it)")
-        tools = Tools.load(args.settings)
-        rollout = Rollout(tools, args.site, image, args.device or [], args.wave)
+        rollout = _rollout(args)
         terminals = rollout.run(args.timeout)
     except (SettingsError, OSError) as e:
         print(f"svc-firmware: {e}", file=sys.stderr)
         return 2
-    print(f"image {rollout.sha256} ({len(image)} bytes), {rollout.chunks_sent} chunks served")
+    print(
+        f"{rollout.kind} {rollout.sha256} ({len(rollout.image)} bytes), "
+        f"{rollout.chunks_sent} chunks served"
+    )
     print(table(terminals))
     if rollout.stopped:
         print(f"stopped: {rollout.stopped}")
     if not terminals:
         print("no terminal of the site has reported a state")
     return 0 if terminals and all(t.result == "ok" for t in terminals.values()) else 1
+
+
+def _rollout(args: argparse.Namespace) -> Rollout:
+    """The rollout the command line asks for, every argument checked."""
+    tools = Tools.load(args.settings)
+    if args.command == "offer-settings":
+        site, device, blob = settings_offered(args.file)
+        return Rollout(tools, site, blob, [device], kind="settings")
+    if not contract.valid_name("site", args.site):
+        raise SettingsError(f"--site {args.site!r} breaks {contract.name_pattern('site')}")
+    for device in args.device or []:
+        if not contract.valid_name("device", device):
+            raise SettingsError(f"--device {device!r} breaks {contract.name_pattern('device')}")
+    if args.wave is not None and args.wave < 1:
+        raise SettingsError("--wave must be 1 or more")
+    image = args.image.read_bytes()
+    if not image.startswith(ROMFS_HEADER):
+        raise SettingsError(f"{args.image} is not a ROMFS image (svc-firmware build writes it)")
+    return Rollout(tools, args.site, image, args.device or [], args.wave)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ from mpremote.romfs import VfsRomWriter
 
 from fwtools.unix_port import FIRMWARE_DIR, tool_binary
 
-SIMULATION_ONLY = frozenset({"board_unix.py", "simboot.py", "simflash.py"})
+SIMULATION_ONLY = frozenset({"board_unix.py", "simboot.py", "simflash.py", "simrom.py"})
 # the boot loader: source on the board's file system, never in a ROMFS image or a slot, so
 # that no update over the air replaces it
 BOOT_FILES = frozenset({"main.py", "slots.py"})

@@ -26,20 +26,22 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from collector.settings import MqttAddress, SettingsError, from_toml, parse_mqtt_url
 from firmware import contract
+from fwtools.unix_port import firmware_module
 
 log = logging.getLogger("svc-firmware")
+update = firmware_module("update")  # the update's part of the contract
 TOOLS_KEYS = ("mqtt_url", "mqtt_ca_file", "client_id", "topic_root")
 DISCOVER_S = 3.0  # --all: terminals whose retained state comes within this after subscribing
 FINAL = ("ok", "refused", "failed", "rolled_back")  # what a terminal's update ends in
 ROMFS_HEADER = b"\xd2\xcd\x31"  # what an image svc-firmware build writes starts with
-SHA256 = re.compile(f"[0-9a-f]{{{contract.SHA256_HEX}}}")
+SHA256 = re.compile(f"[0-9a-f]{{{update.SHA256_HEX}}}")
 
 
-def offer(device: str, size: int, sha256: str) -> dict[str, object]:
-    """An image offered to one terminal (firmware/update.py checks it)."""
+def offer(device: str, size: int, sha256: str, kind: str = "image") -> dict[str, object]:
+    """An image (or settings) offered to one terminal (firmware/update.py checks it)."""
     return {
         "v": contract.VERSION,
-        "kind": "image",
+        "kind": kind,
         "device": device,
         "size": size,
         "sha256": sha256,
@@ -55,15 +57,15 @@ def fetch_problem(message: object) -> str | None:
         return "sha256 must be 64 hex digits"
     if type(offset) is not int or offset < 0:
         return "offset must be a whole number from 0"
-    if type(count) is not int or not 1 <= count <= contract.FETCH_CHUNKS:
-        return f"count must be 1 to {contract.FETCH_CHUNKS}"
+    if type(count) is not int or not 1 <= count <= update.FETCH_CHUNKS:
+        return f"count must be 1 to {update.FETCH_CHUNKS}"
     return None
 
 
 def chunk(sha256: str, offset: int, data: bytes) -> bytes:
     """A chunk's payload, as firmware/update.py's chunk_header() reads it: `OFFSET TAG` and a
     newline, then the image's bytes from OFFSET."""
-    return b"%d %s\n" % (offset, sha256[: contract.CHUNK_TAG].encode()) + data
+    return b"%d %s\n" % (offset, sha256[: update.CHUNK_TAG].encode()) + data
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Rollout:
     image: bytes
     devices: list[str] = field(default_factory=list)  # empty: every terminal of the site
     wave: int | None = None
+    kind: str = "image"  # or "settings": the image is then the settings offered, as JSON
 
     def __post_init__(self) -> None:
         self.sha256 = hashlib.sha256(self.image).hexdigest()
@@ -174,7 +177,7 @@ class Rollout:
         that rolled back from it (a retained offer coming again at a reconnect is not)."""
         qos, retain, _ = contract.DEVICE_TOPICS["update"]
         for device in devices:
-            message = offer(device, len(self.image), self.sha256)
+            message = offer(device, len(self.image), self.sha256, self.kind)
             self.client.publish(self.topic(device, "update"), b"", qos, retain)
             topic = self.topic(device, "update")
             info = self.client.publish(topic, json.dumps(message), qos, retain)
@@ -183,7 +186,7 @@ class Rollout:
                 terminal = self.terminals[device]
                 terminal.offered, terminal.result = True, None
                 terminal.offered_at, terminal.done_at = time.monotonic(), None
-            log.info("offered %s to %s", self.sha256[:12], device)
+            log.info("offered %s %s to %s", self.kind, self.sha256[:12], device)
 
     def _wait(self, devices: list[str], deadline: float) -> bool:
         """Until every one of `devices` has an outcome; False at the deadline."""
@@ -226,10 +229,10 @@ class Rollout:
             return  # another rollout's
         qos, retain, _ = contract.DEVICE_TOPICS["chunk"]
         for n in range(fetch["count"]):
-            offset = fetch["offset"] + n * contract.CHUNK_BYTES
+            offset = fetch["offset"] + n * update.CHUNK_BYTES
             if offset > len(self.image):
                 break
-            data = self.image[offset : offset + contract.CHUNK_BYTES]
+            data = self.image[offset : offset + update.CHUNK_BYTES]
             payload = chunk(self.sha256, offset, data)
             client.publish(self.topic(device, "chunk"), payload, qos, retain)
             self.chunks_sent += 1
@@ -279,3 +282,23 @@ def table(terminals: dict[str, Terminal]) -> str:
             took = f"\tin {t.done_at - t.offered_at:.1f} s"
         lines.append(f"{device}\t{outcome}{why}\tfw {t.fw or '?'}{took}")
     return "\n".join(lines)
+
+
+def settings_offered(path: Path) -> tuple[str, str, bytes]:
+    """(site, device, what to offer) of a terminal's settings file (svc-broker add-device
+    --replace wrote it): the broker's settings in it, which a terminal takes over the air."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SettingsError(f"{path}: not a terminal's settings file ({e})") from None
+    if not isinstance(values, dict) or not all(
+        contract.valid_name(key, values.get(key)) for key in ("site", "device")
+    ):
+        raise SettingsError(f"{path}: no site and device (svc-broker add-device writes them)")
+    offered = {key: values[key] for key in update.SETTINGS_OFFERED if key in values}
+    if "broker_password" not in offered:
+        raise SettingsError(f"{path}: no broker account (svc-broker add-device --replace)")
+    blob = json.dumps(offered, separators=(",", ":")).encode()
+    if len(blob) > update.SETTINGS_MAX:
+        raise SettingsError(f"{path}: {len(blob)} bytes of settings, at most {update.SETTINGS_MAX}")
+    return values["site"], values["device"], blob

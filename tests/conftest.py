@@ -14,9 +14,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devstack import CollectorProcess, InfluxServer, MosquittoServer
+from devstack import CollectorProcess, InfluxServer, MosquittoServer, collector_env
+from firmware import contract
 from fwtools.unix_port import FirmwareError, micropython_binary
-from tests.hall import Hall, hall_broker
+from tests.hall import COLLECTOR, Hall, hall_broker
 from tests.servers import Acks, serve, start_collector, subscribe
 
 pytest_plugins = ["tests.known_month"]  # the known_month fixture
@@ -105,3 +106,24 @@ def acks(mosquitto, topic_root) -> Iterator[Acks]:
     yield found
     client.loop_stop()
     client.disconnect()
+
+
+@pytest.fixture
+def hall_collector(hall: Hall, influxdb: InfluxServer, database: str, tmp_path: Path) -> Iterator:
+    """The hall's collector, under its account over TLS, taking only known terminals."""
+    service = hall.add_service(COLLECTOR, "collector")
+    env = collector_env(
+        contract.ROOT,
+        database,
+        COLLECTOR,
+        service,
+        batch_linger_ms="50",
+        known_devices=str(hall.folder.path / "devices.txt"),
+        http="127.0.0.1:0",
+    )
+    proc = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

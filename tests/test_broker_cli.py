@@ -86,9 +86,10 @@ def test_it_refuses_a_second_account_a_second_init_and_bad_names(tmp_path: Path)
     assert replaced.returncode == 0 and json.loads(out.read_text())["broker_password"] != first
     # a rotation: the new password on the terminal's other account, the present one kept
     assert json.loads(out.read_text())["broker_user"] == "ha01/t01/2"
-    assert "ha01/t01" in load(folder).accounts and "ha01/t01/2" not in (
-        folder / "devices.txt"
-    ).read_text().split()
+    assert (
+        "ha01/t01" in load(folder).accounts
+        and "ha01/t01/2" not in (folder / "devices.txt").read_text().split()
+    )
     assert svc_broker("init", folder).returncode == 2
     bad = svc_broker("add-device", folder, "Ha 01", "t01", "--out", out)
     assert bad.returncode == 2 and contract.name_pattern("site") in bad.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import contract
+from broker import credentials
 from fwtools import image, publish
 from fwtools.publish import Rollout, Terminal, Tools
 from fwtools.unix_port import FIRMWARE_DIR
@@ -194,8 +194,8 @@ class HandMadeOffer:
         fetch = json.loads(msg.payload)
         device = msg.topic.split("/")[-2]
         for n in range(fetch["count"]):
-            offset = fetch["offset"] + n * contract.CHUNK_BYTES
-            data = self.data[offset : offset + contract.CHUNK_BYTES]
+            offset = fetch["offset"] + n * publish.update.CHUNK_BYTES
+            data = self.data[offset : offset + publish.update.CHUNK_BYTES]
             chunk = publish.chunk(self.sha256, offset, data)
             client.publish(device_topic(self.root, "chunk", device), chunk, qos=0)
             if not data:
@@ -370,3 +370,53 @@ def test_a_wave_of_three_confirms_before_the_other_seven_are_offered(
     first, rest = devices[:3], devices[3:]
     assert max(outcome[d].done_at for d in first) <= min(outcome[d].offered_at for d in rest)
     assert all(e["slot"] in ("fw0", "fw1") for t in terminals for e in t.of_kind("update_ready"))
+
+
+def test_a_password_rotated_while_the_terminal_is_offline_reaches_it_over_the_air(
+    hall, hall_collector, influxdb, database, micropython, tmp_path
+):
+    """`svc-broker add-device --replace` then `svc-firmware offer-settings`, the terminal off
+    the network all along: it comes back on the password it has (kept by the rotation), takes
+    the offer, logs in on the new one, and keeps it; nothing it rated is lost or doubled."""
+    settings = json.loads(hall.add_device(SITE, "t01").read_text())
+    tools_file = hall.add_service("tools-1", "tools")
+    terminal = FirmwareTerminal(tmp_path / "t", {**settings, "counter": "01", "staff": "E1001"})
+    terminal.reboots = True
+    rotated = tmp_path / "rotated.json"
+    try:
+        terminal.start()
+        terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=30)
+        rated = [rate(terminal)]
+        terminal.wait_acked(rated[0])
+        terminal.wifi(False)  # off the network, and rates on
+        terminal.wait_for(lambda e: e["ev"] == "wifi" and not e["up"])
+        rated.append(rate(terminal))
+        credentials.add_device(hall.folder, SITE, "t01", rotated, replace=True)
+        hall.folder.reload()
+        site, device, blob = publish.settings_offered(rotated)
+        rollout = Rollout(Tools.load(tools_file), site, blob, [device], kind="settings")
+        publishing = Publishing(rollout)
+        time.sleep(2)  # offered while the terminal is away
+        terminal.wifi(True)
+        taken = terminal.wait_for(lambda e: e["ev"] == "settings_taken", timeout_s=90)
+        assert taken["user"] == f"{SITE}/t01/2"
+        after = terminal.events.index(taken)
+        terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=30, after=after)
+        rated.append(rate(terminal))
+        for seq in rated:
+            terminal.wait_acked(seq, timeout_s=30)
+        outcome = publishing.join()
+        # the old password gone from the broker: the terminal logs in with the new one alone
+        terminal.stop()
+        first = f"{SITE}/t01"
+        hall.folder._rewrite_passwd(drop={first}, add=[])
+        hall.folder.reload()
+        terminal.start()
+        terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=30)
+        rated.append(rate(terminal))
+        terminal.wait_acked(rated[-1], timeout_s=30)
+    finally:
+        terminal.stop()
+    assert outcome["t01"].result == "ok"
+    assert not terminal.of_kind("login_refused") and not terminal.of_kind("update_fetching")
+    assert wait_for(lambda: stored_seqs(influxdb, database, "t01")) == [1, 2, 3, 4]

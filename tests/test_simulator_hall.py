@@ -6,16 +6,12 @@ their own, made for the run and removed after it (`--broker-dir`) or made before
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from broker import credentials
 from broker.folder import load
 from collector.influx import InfluxHttp
-from devstack import CollectorProcess, InfluxServer, collector_env
-from firmware import contract
+from devstack import InfluxServer
 from simulator import access, cli, scenario, truth, verify
 from tests.hall import COLLECTOR, Hall
 from tests.test_simulator_scale import HALL
@@ -23,27 +19,6 @@ from tests.test_simulator_scale import HALL
 CLERKS = """
 clerks = [{ staff = "E2001", name = "赵敏", profile = "mixed", shifts = ["09:00-10:00"] }]
 """
-
-
-@pytest.fixture
-def hall_collector(hall: Hall, influxdb: InfluxServer, database: str, tmp_path: Path) -> Iterator:
-    """The hall's collector, under its account over TLS, taking only known terminals."""
-    service = hall.add_service(COLLECTOR, "collector")
-    env = collector_env(
-        contract.ROOT,
-        database,
-        COLLECTOR,
-        service,
-        batch_linger_ms="50",
-        known_devices=str(hall.folder.path / "devices.txt"),
-        http="127.0.0.1:0",
-    )
-    proc = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def hall_scenario(tmp_path: Path) -> tuple[Path, scenario.Scenario]:

@@ -1,7 +1,7 @@
-# A folder board's slot for an update (update.py): a board without a second ROM partition
-# downloads the image into a file, then unpacks its modules into a folder of the file
-# system (fw0 or fw1), which the boot loader (slots.py) puts first on the path. Imported
-# only on such a board, and only while an update comes.
+# A download of the update boot (update.py) into a file of the file system: new settings, or
+# on a board without a second ROM partition an image, then unpacked: its modules go into a
+# folder (fw0 or fw1), which the boot loader (slots.py) puts first on the path. Imported only
+# while such an update comes.
 import os
 
 READ_BYTES = 256
@@ -11,9 +11,10 @@ ROMFS_DATA = 2
 
 
 class Download:
-    """A folder board's download: a file written in order, read back, then unpacked."""
+    """A file written in order and read back (then unpacked, for an image)."""
 
-    path = "update.bin"
+    def __init__(self, path):
+        self.path = path
 
     def erase(self, size):
         with open(self.path, "wb"):
