@@ -5,6 +5,7 @@
     svc-broker add-service DIR NAME --role collector|tools|console --out FILE [--owner USER]
     svc-broker add-web DIR --host NAME [--host NAME ...] --out-dir DIR [--owner USER]
     svc-broker remove DIR NAME
+    svc-broker retire DIR SITE DEVICE   (a terminal took its rotated password: the old revoked)
     svc-broker rewrite DIR      (after an upgrade: every file again, from svc-broker.json)
     svc-broker renew DIR        (a new server certificate from the hall's CA, same names)
 
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     p_rm = sub.add_parser("remove", help="an account gone (a device's name is site/device)")
     p_rm.add_argument("dir", type=Path)
     p_rm.add_argument("name")
+    p_rt = sub.add_parser("retire", help="a terminal took its new password: revoke the old")
+    p_rt.add_argument("dir", type=Path)
+    p_rt.add_argument("site")
+    p_rt.add_argument("device")
     p_rw = sub.add_parser("rewrite", help="write the configuration, ACL and roster again")
     p_rw.add_argument("dir", type=Path)
     p_rn = sub.add_parser("renew", help="a new server certificate, signed by the hall's CA")
@@ -94,11 +99,18 @@ def _run(args: argparse.Namespace) -> str:
         cert, key = credentials.add_web(folder, args.host, args.out_dir, owner=args.owner)
         until = pki.expires(cert.read_bytes())
         return f"{cert} and {key} for {', '.join(args.host)}, valid until {until:%Y-%m-%d}"
+    if args.command in ("remove", "retire"):
+        return _remove(args, folder)
+    adding = _add_device if args.command == "add-device" else _add_service
+    return adding(args, folder)
+
+
+def _remove(args: argparse.Namespace, folder: Folder) -> str:
     if args.command == "remove":
         folder.remove_account(args.name)
         return f"account {args.name} removed; {folder.reload()} running broker(s) reloaded"
-    adding = _add_device if args.command == "add-device" else _add_service
-    return adding(args, folder)
+    old = folder.retire(f"{args.site}/{args.device}")
+    return f"account {old}'s password revoked; {folder.reload()} running broker(s) reloaded"
 
 
 def _add_service(args: argparse.Namespace, folder: Folder) -> str:
@@ -122,8 +134,8 @@ def _add_device(args: argparse.Namespace, folder: Folder) -> str:
     return (
         f"account {folder.using.get(name, name)} has the new password, in {args.out}; the "
         f"terminal logs in with its present one until it has taken these settings (offer them: "
-        f"svc-firmware offer-settings {args.out} --settings TOOLS_SETTINGS); "
-        f"{told} running broker(s) reloaded"
+        f"svc-firmware offer-settings {args.out} --settings TOOLS_SETTINGS; then svc-broker "
+        f"retire {args.dir} {args.site} {args.device}); {told} running broker(s) reloaded"
     )
 
 

@@ -63,6 +63,7 @@ class Folder:
     # a terminal's account as its newest settings file names it, where not site/device: its
     # second account, site/device/2 (a password rotation alternates between the two)
     using: dict[str, str] = field(default_factory=dict)
+    rotating: dict[str, str] = field(default_factory=dict)  # rotations not yet retired
 
     # --- where things are ---
 
@@ -101,6 +102,7 @@ class Folder:
             "user": self.user,
             "accounts": self.accounts,
             "using": self.using,
+            "rotating": self.rotating,
         }
         write_file(self.path / STATE, json.dumps(state, indent=2) + "\n", 0o600)
         write_file(self.conf, self._mosquitto_conf(), 0o640, self._group())
@@ -213,25 +215,41 @@ class Folder:
         for each in gone:
             del self.accounts[each]
         self.using.pop(name, None)
+        self.rotating.pop(name, None)
         self.save()
 
     def rotate_device(self, name: str) -> tuple[str, str]:
         """A new password for a terminal, on the account its newest settings file does not
         name (site/device or its second, site/device/2), the one it uses kept as it is: a
         terminal offline during the rotation still logs in, takes the new settings over the
-        air, then logs in with them. Returns (account, password)."""
+        air, then logs in with them. Until `retire` says the terminal has them, a rotation
+        again changes the same new account, never the one the terminal may still use.
+        Returns (account, password)."""
         if self.accounts.get(name) != "device":
             raise BrokerSetupError(f"no terminal account {name!r} (add-device without --replace)")
-        new = second_account(name) if self.using.get(name, name) == name else name
+        new = self.rotating.get(name)
+        if new is None:
+            new = second_account(name) if self.using.get(name, name) == name else name
         password = secrets.token_urlsafe(PASSWORD_BYTES)
         self._rewrite_passwd(drop={new}, add=self._hashed({new: password}))
         self.accounts[new] = "device" if new == name else SECOND
-        if new == name:
-            self.using.pop(name, None)
-        else:
-            self.using[name] = new
+        self.using[name] = new
+        self.rotating[name] = new
         self.save()
         return new, password
+
+    def retire(self, name: str) -> str:
+        """The terminal has taken its newest settings (svc-firmware offer-settings said ok):
+        the password of the account it used before is revoked. Returns that account."""
+        new = self.rotating.pop(name, None)
+        if new is None:
+            raise BrokerSetupError(f"no rotation of {name!r} to retire (add-device --replace)")
+        old = second_account(name) if new == name else name
+        self._rewrite_passwd(drop={old}, add=[])
+        if old != name:
+            self.accounts.pop(old, None)  # its ACL lines go too; site/device stays on the roster
+        self.save()
+        return old
 
     def _rewrite_passwd(self, drop: set[str], add: list[str]) -> None:
         passwd = self.path / "passwd"

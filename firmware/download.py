@@ -54,7 +54,11 @@ def unpack(path, folder):
             after = f.tell() + length
             if kind == ROMFS_FILE:
                 name = f.read(_uint(f)).decode()
-                if "/" in name or name.startswith(".") or _uint(f) != ROMFS_DATA:
+                if (
+                    "/" in name
+                    or name.startswith((".", "main.", "slots."))
+                    or _uint(f) != ROMFS_DATA
+                ):
                     raise ValueError("file %r" % name)
                 left = _uint(f)
                 with open(folder + "/" + name, "wb") as out:

@@ -23,7 +23,7 @@ try:
 
     start.main(update_boot=how == "update")
 except Exception as e:
-    if how != "trial":
+    if how == "run":
         raise
     why = repr(e)
     del e

@@ -1,9 +1,9 @@
 # Settings offered over the air (update.py saved them as settings.next.json): another broker
 # account, tried first at each link, and kept once the broker has accepted it; refused, the
 # account the terminal has is used, and the offered one tried again later, so a rotation never
-# locks a terminal out: the broker keeps the old password until the next rotation
-# (svc-broker add-device --replace). Functions of the uplink's, imported only while some
-# settings are on offer: the heap is small.
+# locks a terminal out: the broker keeps the old password until the terminal has taken the
+# new one (svc-broker add-device --replace, svc-broker retire). Functions of the uplink's,
+# imported only while some settings are on offer: the heap is small.
 import os
 
 import store
@@ -27,7 +27,7 @@ def account(uplink):
     if offered:
         (client.host, client.port, client.user, client.password), ca = uplink.next_broker
         if uplink.next_tls is None and ca:
-            uplink.next_tls = tls_context(ca)
+            uplink.next_tls = tls_context(ca)  # settings.offered() has built one once
         client.ssl = uplink.next_tls
     else:
         client.host, client.port, client.user, client.password = uplink.settings["broker_addr"]
@@ -36,24 +36,32 @@ def account(uplink):
 
 
 def refused(uplink, error, offered):
-    """A login refused (bad name or password, not authorised) while settings are on
-    offer: the other account at once, whichever the broker accepts. True for at once."""
+    """A link that failed while settings are on offer. The offered account failing in any
+    way (refused, unreachable, a certificate it cannot check) gives way to the terminal's own
+    at once, and is tried again RETRY_MS later; the terminal's own refused (a rotation the
+    broker has taken) brings the offered one next, after the usual backoff. True for at once."""
+    if offered:
+        uplink.next_refused_at = ms()
+        uplink.board.emit("login_refused", offered=True, reason=repr(error))
+        return True
     code = error.args[1] if isinstance(error, MQTTError) and len(error.args) > 1 else None
-    if code not in REFUSED_LOGIN or uplink.next_broker is None:
-        return False
-    uplink.next_refused_at = ms() if offered else None
-    uplink.board.emit("login_refused", offered=offered)
-    return True
+    if code in REFUSED_LOGIN:
+        uplink.next_refused_at = None
+        uplink.board.emit("login_refused", offered=False, reason=repr(error))
+    return False
 
 
 def take(uplink):
-    """The broker accepted the settings offered: they are the terminal's from now on
-    (settings.json replaced whole), and the state says so."""
-    os.rename(store.NEXT_SETTINGS, "settings.json")
+    """The broker accepted the settings offered: merged into the terminal's settings file
+    (replaced whole), and the state says so."""
+    values = store.load("settings.json", {})
+    values.update(store.load(store.NEXT_SETTINGS, {}))
+    store.save("settings.json", values)
+    os.remove(store.NEXT_SETTINGS)
     uplink.settings["broker_addr"], uplink.settings["tls_ca"] = uplink.next_broker
     uplink.tls, uplink.next_broker = uplink.next_tls, None
-    report = uplink.slot.get("update") or {}
-    uplink.slot["update"] = {"sha256": report.get("sha256"), "result": "ok"}
+    sha = uplink.slot.pop("settings", None)
+    uplink.slot["update"] = {"sha256": sha, "result": "ok"}
     store.save(store.SLOT_FILE, uplink.slot)
     uplink.board.emit("settings_taken", user=uplink.client.user)
 

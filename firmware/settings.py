@@ -38,6 +38,7 @@ PORTS = (1, 65535)
 # asks for: the terminal's names and its broker account. Here for the tools; the terminal
 # drops this module once the settings are read, so they cost its heap nothing.
 ACCOUNT_KEYS = ("site", "device", "broker", "broker_user", "broker_password", "broker_ca")
+OFFERED = ACCOUNT_KEYS[2:]  # what settings offered over the air change: never the names
 
 
 class SettingsError(Exception):
@@ -127,6 +128,32 @@ def load(path, default_device=None):
     check(values)
     resolve_broker(values)
     return values
+
+
+def offered(current, path):
+    """The broker's settings offered over the air (the keys in `path`, over the terminal's
+    settings `current`, as its file holds them), checked as at boot: (broker_addr, tls_ca),
+    or a SettingsError. tls_ca's certificate is read here too, so a CA a terminal cannot use
+    is refused before it is ever tried."""
+    keys = store.load(path, None)
+    if not isinstance(keys, dict) or not keys:
+        raise SettingsError("%s holds no settings" % path)
+    for key in keys:
+        if key not in OFFERED:
+            raise SettingsError("%s is not a setting an offer changes" % key)
+    values = dict(DEFAULTS)
+    values.update(current)
+    values.update(keys)
+    check(values)
+    resolve_broker(values)
+    if values["tls_ca"]:
+        from mqtt import tls_context
+
+        try:
+            tls_context(values["tls_ca"])
+        except (ValueError, OSError) as e:
+            raise SettingsError("broker_ca is not a certificate: %s" % e)
+    return values["broker_addr"], values["tls_ca"]
 
 
 def check(values):

@@ -117,8 +117,15 @@ def boot():
 
 def failed(error):
     """The trial image raised at its start (`error`, as repr() gives it): back to the one
-    before it, at once."""
+    before it, at once; or the update boot raised: the offer set aside as failed, and the
+    image that runs runs again."""
     state = load()
-    roll_back(state, "failed at its start: " + error)
+    offer = state.pop("fetch", None)
+    if offer is None:
+        roll_back(state, "failed at its start: " + error)
+    else:
+        sha = offer.get("sha256") if isinstance(offer, dict) else None
+        state["refused"] = sha
+        state["update"] = {"sha256": sha, "result": "failed", "why": error}
     save(state)
     reset()

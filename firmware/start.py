@@ -24,9 +24,9 @@ def load_settings(board):
         board.show("error")
         del sys.modules["settings"]
         return None
-    try:  # settings offered over the air, tried until the broker accepts them (uplink.py)
-        offered = settings.load(store.NEXT_SETTINGS, values["device"])
-        values["next_broker"] = (offered["broker_addr"], offered["tls_ca"])
+    try:  # settings offered over the air, tried until the broker accepts them (offered.py)
+        current = store.load("settings.json", {})
+        values["next_broker"] = settings.offered(current, store.NEXT_SETTINGS)
     except (settings.SettingsError, ValueError):  # none (or none it could use: never tried)
         pass
     finally:

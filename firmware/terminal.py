@@ -66,9 +66,10 @@ class Terminal:
         self.board.wdt_start(WATCHDOG_MS)
         while True:
             self.uplink.keep_time()
-            self._watch_trial()
-            if "fetch" in self.uplink.slot and self.flow.state == IDLE:
-                self._to_update_boot()
+            if self.flow.state == IDLE:  # neither resets while a window is open
+                self._watch_trial()
+                if "fetch" in self.uplink.slot:
+                    self._to_update_boot()
             await asyncio.sleep_ms(500)
             if self._crashed:
                 self.board.emit("crash", task=self._crashed)

@@ -14,6 +14,7 @@ import asyncio
 import binascii
 import hashlib
 import os
+import sys
 
 import contract
 import protocol
@@ -30,8 +31,6 @@ CHUNK_TAG = 16  # a chunk names what it is of by this many hex digits of the dig
 FETCH_CHUNKS = 4  # chunks a terminal asks for at once
 SHA256_HEX = 64  # what is offered is named by its SHA-256, in lowercase hex
 SETTINGS_MAX = 4096  # bytes of settings offered: a broker's URL, account and CA
-# the settings an offer may change: the broker's, never the terminal's names
-SETTINGS_OFFERED = ("broker", "broker_user", "broker_password", "broker_ca")
 # the last update's result in a terminal's state (its `update`: sha256, result, why)
 UPDATE_RESULTS = ("trial", "ok", "refused", "failed", "rolled_back")
 
@@ -269,34 +268,25 @@ class Updater:
         self.ready = True
         if self._slot is None:  # settings: tried by the terminal, kept once the broker takes them
             self.state["update"] = {"sha256": sha, "result": "trial"}
-        self.board.emit("update_ready", sha256=sha, slot=self._slot)
+        self.board.emit(
+            "update_ready", sha256=sha, slot=self._slot, heap_free=self.board.heap_free()
+        )
 
     def _next_settings(self, path):
-        """Settings offered: merged over the terminal's, checked as at boot, and saved as
-        settings.next.json, which the terminal tries at its next link (uplink.py) and takes
-        once the broker has accepted them; the download removed."""
-        import json
-
+        """Settings offered: checked as at boot, over the terminal's (settings.offered()),
+        and kept as settings.next.json (the offered keys alone), which the terminal tries at
+        each link (offered.py) and merges into its settings once the broker accepts them."""
         import settings
 
-        with open(path) as f:
-            offered = json.load(f)
-        os.remove(path)
-        if not isinstance(offered, dict) or not offered:
-            raise ValueError("no settings")
-        for key in offered:
-            if key not in SETTINGS_OFFERED:
-                raise ValueError("%s is not a setting an offer changes" % key)
-        values = store.load("settings.json", {})
-        values.update(offered)
-        checked = settings.DEFAULTS.copy()
-        checked.update(values)
+        current = store.load("settings.json", {})
         try:
-            settings.check(checked)
-            settings.resolve_broker(checked)
+            settings.offered(current, path)
         except settings.SettingsError as e:
             raise ValueError(str(e))
-        store.save(store.NEXT_SETTINGS, values)
+        finally:
+            del sys.modules["settings"]
+        os.rename(path, store.NEXT_SETTINGS)
+        self.state["settings"] = self.offer["sha256"] if self.offer else None
 
     def _refuse(self, why):
         sha = self.offer["sha256"] if self.offer else None

@@ -404,6 +404,9 @@ class Uplink:
                 store.save(store.SLOT_FILE, slot)
             return
         sha = message.get("sha256") if isinstance(message, dict) else None
+        if not isinstance(sha, str) or not sha:  # no offer the update boot could name
+            self.board.emit("offer_ignored", payload=repr(message)[:80])
+            return
         last = slot.get("update") or {}
         taken = last.get("sha256") if last.get("result") in ("trial", "ok") else None
         if slot.get("trial") or sha in (slot.get("sha256"), slot.get("refused"), taken):

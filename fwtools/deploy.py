@@ -73,10 +73,12 @@ def missing_account_keys(values: dict[str, object]) -> list[str]:
     return [key for key in missing if key in needs]
 
 
-# Modules left on the file system by an earlier deploy would be found before /rom's, and the
-# boot loader's slot.json would run an image an update over the air wrote, not this one.
+# Modules left on the file system by an earlier deploy would be found before /rom's, the boot
+# loader's slot.json would run an image an update over the air wrote, not this one, and
+# settings offered over the air and not yet taken would be tried over the deployed ones.
 REMOVE_EARLIER = (
-    "import os;[os.remove(f) for f in os.listdir() if f.endswith('.mpy') or f=='slot.json']"
+    "import os;[os.remove(f) for f in os.listdir() if f.endswith('.mpy') or f in "
+    "('slot.json','settings.next.json')]"
 )
 
 

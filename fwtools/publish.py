@@ -209,7 +209,7 @@ class Rollout:
         device, _, kind = msg.topic[len(self.topic("", "")) - 1 :].partition("/")
         try:
             message = json.loads(msg.payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # a terminal's account sends what it likes
             log.warning("%s from %s is not JSON", kind, device)
             return
         if kind == "fetch":
@@ -295,7 +295,7 @@ def settings_offered(path: Path) -> tuple[str, str, bytes]:
         contract.valid_name(key, values.get(key)) for key in ("site", "device")
     ):
         raise SettingsError(f"{path}: no site and device (svc-broker add-device writes them)")
-    offered = {key: values[key] for key in update.SETTINGS_OFFERED if key in values}
+    offered = {key: values[key] for key in firmware_module("settings").OFFERED if key in values}
     if "broker_password" not in offered:
         raise SettingsError(f"{path}: no broker account (svc-broker add-device --replace)")
     blob = json.dumps(offered, separators=(",", ":")).encode()

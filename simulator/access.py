@@ -16,7 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from broker import credentials
-from broker.folder import BrokerSetupError, Folder
+from broker.folder import BrokerSetupError, Folder, load
 from collector.settings import SettingsError, from_toml, parse_mqtt_url
 from fwtools.unix_port import firmware_module
 
@@ -63,9 +63,11 @@ class Access:
         """Remove the accounts made for the run (the broker reloaded); those removed."""
         if self.folder is None or not self.made:
             return []
+        folder = load(self.folder.path)  # as it is now: svc-broker may have run meanwhile
         for name in self.made:
-            self.folder.remove_account(name)
-        self.folder.reload()
+            if name in folder.accounts:
+                folder.remove_account(name)
+        folder.reload()
         return list(self.made)
 
 

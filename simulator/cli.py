@@ -166,13 +166,14 @@ def _run_in_hall(
         if args.broker_dir is not None:
             folder = load_folder(args.broker_dir)
             given = access.hall(folder, devices, args.broker, fresh=True)
-            folder.reload()
         else:
             given = access.from_files(args.accounts, devices, args.broker)
     except (BrokerSetupError, SettingsError, OSError) as e:
         console.print(f"svc-sim: {e}", highlight=False)
         return 2
     try:
+        if given.folder is not None:
+            given.folder.reload()
         console.print(f"broker {given.url}  database {args.influx}/{args.db}", highlight=False)
         run = session.runner(
             args.mode,

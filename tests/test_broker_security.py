@@ -312,13 +312,25 @@ def test_a_password_rotation_keeps_the_present_one_and_moves_to_the_other_accoun
     quiet()
     assert [t for t, _, _ in new.messages] == [topic("t01", "config")]
     assert [t for t, _, _ in listener.messages] == [topic("t01", "rating")]
-    third = json.loads(rotated(hall, "t01").read_text())  # back to the first name
-    assert third["broker_user"] == f"{SITE}/t01"
     for peer in (old, new, tools, listener):
         peer.close()
+    # rotated again before the terminal took the first: the same new account changes, the
+    # one it may still use does not
+    again = json.loads(rotated(hall, "t01").read_text())
+    assert again["broker_user"] == f"{SITE}/t01/2"
+    assert logs_in(hall, first["broker_user"], first["broker_password"])
+    assert not logs_in(hall, second["broker_user"], second["broker_password"])
+    assert logs_in(hall, again["broker_user"], again["broker_password"])
+    # the terminal took it: the old password revoked; the next rotation goes back
+    hall.folder.retire(f"{SITE}/t01")
+    hall.folder.reload()
     assert not logs_in(hall, first["broker_user"], first["broker_password"])
-    assert logs_in(hall, second["broker_user"], second["broker_password"])
+    assert logs_in(hall, again["broker_user"], again["broker_password"])
+    third = json.loads(rotated(hall, "t01").read_text())
+    assert third["broker_user"] == f"{SITE}/t01"
     assert logs_in(hall, third["broker_user"], third["broker_password"])
+    assert logs_in(hall, again["broker_user"], again["broker_password"])
+    assert f"{SITE}/t01" in load(hall.folder.path).accounts
 
 
 def logs_in(hall: Hall, user: str, password: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ import pytest
 from broker import credentials
 from fwtools import image, publish
 from fwtools.publish import Rollout, Terminal, Tools
-from fwtools.unix_port import FIRMWARE_DIR
 from simulator.terminal_process import FirmwareTerminal
 from tests.servers import start_collector, wait_for
 from tests.terminals import SITE, Listener, device_topic, make_terminal
@@ -31,11 +29,7 @@ PUBLISH_S = 120.0
 def release(folder: Path, version: str, start_fails: bool = False) -> Path:
     """A ROMFS image of the firmware as version `version` (with the simulated board's modules,
     as every image a simulated terminal runs); start_fails: one whose start raises."""
-    sources = folder / "src"
-    shutil.copytree(FIRMWARE_DIR, sources, ignore=shutil.ignore_patterns("__pycache__"))
-    protocol = sources / "protocol.py"
-    text = protocol.read_text()
-    protocol.write_text(text.replace('FW_VERSION = "0.4.0"', f'FW_VERSION = "{version}"'))
+    sources = image.sources_as(folder / "src", version)
     if start_fails:
         start = sources / "start.py"
         start.write_text(
@@ -406,10 +400,9 @@ def test_a_password_rotated_while_the_terminal_is_offline_reaches_it_over_the_ai
         for seq in rated:
             terminal.wait_acked(seq, timeout_s=30)
         outcome = publishing.join()
-        # the old password gone from the broker: the terminal logs in with the new one alone
+        # the old password revoked (svc-broker retire): the terminal logs in with the new one
         terminal.stop()
-        first = f"{SITE}/t01"
-        hall.folder._rewrite_passwd(drop={first}, add=[])
+        assert hall.folder.retire(f"{SITE}/t01") == f"{SITE}/t01"
         hall.folder.reload()
         terminal.start()
         terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=30)
