@@ -6,7 +6,6 @@ import asyncio
 import gc
 
 import outbox
-import store
 from flow import IDLE, RatingFlow
 from keys import KeyScanner
 from ticks import ms
@@ -15,7 +14,6 @@ from uplink import Uplink
 SCAN_MS = 10
 WATCHDOG_MS = 8000
 HEALTHY_BEAT_MS = 2000
-TRIAL_LINK_MS = 600 * 1000  # an image on trial that has not linked in this long gives up
 GC_SHARE = 16  # the heap is collected each time this share of it has been allocated
 
 SOUNDS = {  # what is heard as each state is shown
@@ -38,7 +36,7 @@ class Terminal:
         self.flow = RatingFlow(config, ms())
         self.uplink = Uplink(board, settings, config, counters, box, self._on_link, self._prompt)
         self._beat = ms()
-        self._linked = False  # since boot: an image on trial that never links gives up
+        self.linked = False  # since boot: an image on trial that never links gives up
         self._crashed = None
         self._dropped = False
         # Early and often: collected only when full, a small heap fragments until a few
@@ -66,9 +64,11 @@ class Terminal:
         self.board.wdt_start(WATCHDOG_MS)
         while True:
             self.uplink.keep_time()
-            if self.flow.state == IDLE:  # neither resets while a window is open
-                self._watch_trial()
-                if "fetch" in self.uplink.slot:
+            slot = self.uplink.slot
+            if slot and self.flow.state == IDLE:  # neither resets while a window is open
+                if slot.get("trial"):
+                    self.uplink.overair().watch_trial(self)
+                if "fetch" in slot:
                     self._to_update_boot()
             await asyncio.sleep_ms(500)
             if self._crashed:
@@ -76,15 +76,6 @@ class Terminal:
                 self.board.reset("task failed: " + self._crashed)
             if ms() - self._beat < HEALTHY_BEAT_MS:
                 self.board.wdt_feed()
-
-    def _watch_trial(self):
-        """An image on trial that has not linked within TRIAL_LINK_MS gives up: the boot
-        loader (slots.py) runs the one before it from the next boot on."""
-        slot = self.uplink.slot
-        if slot.get("trial") and not self._linked and ms() >= TRIAL_LINK_MS:
-            slot["give_up"] = "no link for %d minutes" % (TRIAL_LINK_MS // 60000)
-            store.save(store.SLOT_FILE, slot)
-            self.board.reset("update")
 
     def _to_update_boot(self):
         """Reset into the update boot (update.py), an offer noted: the queue's head and the
@@ -129,7 +120,7 @@ class Terminal:
         self._handle(self.flow.prompt(ms(), ticket))
 
     def _on_link(self, up):
-        self._linked = self._linked or up
+        self.linked = self.linked or up
         if not up:
             self.board.show("offline")
         elif self.flow.state == IDLE:

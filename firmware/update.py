@@ -275,7 +275,7 @@ class Updater:
     def _next_settings(self, path):
         """Settings offered: checked as at boot, over the terminal's (settings.offered()),
         and kept as settings.next.json (the offered keys alone), which the terminal tries at
-        each link (offered.py) and merges into its settings once the broker accepts them."""
+        each link (overair.py) and merges into its settings once the broker accepts them."""
         import settings
 
         current = store.load("settings.json", {})

@@ -126,13 +126,13 @@ class Uplink:
             if not await self._network() or not self._clock_for_tls():
                 await asyncio.sleep(WIFI_POLL_S)
                 continue
-            offered = self.next_broker is not None and self._offered().account(self)
+            offered = self.next_broker is not None and self.overair().account(self)
             at_once = False
             try:
                 await self._serve(offered)
             except Exception as e:  # any failure of the link means: reconnect
                 self.board.emit("disconnected", reason=repr(e))
-                at_once = self.next_broker is not None and self._offered().refused(self, e, offered)
+                at_once = self.next_broker is not None and self.overair().refused(self, e, offered)
             finally:
                 if self.connected:
                     self.connected = False
@@ -168,7 +168,7 @@ class Uplink:
         self._down.clear()
         await client.connect(clean_session=False)
         if offered:
-            self._offered().take(self)
+            self.overair().take(self)
         self.connected = True
         self._backoff = BACKOFF_MIN_S
         self._sent_upto = 0  # what went out on an earlier connection may never have arrived
@@ -218,7 +218,7 @@ class Uplink:
                 raise OSError("Wi-Fi lost")
             if (now - client.received_at) * 2 > keepalive_ms * 3:
                 raise OSError("the broker fell silent")
-            if self.next_broker is not None and self._offered().again(self, now):
+            if self.next_broker is not None and self.overair().again(self, now):
                 raise OSError("the settings offered are tried again")
             if (now - last_ping) * 2 >= keepalive_ms:
                 last_ping = now
@@ -349,7 +349,7 @@ class Uplink:
         self._stalled = 0
         self.board.emit("acked", seq=seq)
         if self.slot.get("trial"):
-            self._confirm()
+            self.overair().confirm(self)
 
     def _requeue(self):
         """Move the head, unacknowledged while ratings after it were, to the tail of the
@@ -381,7 +381,7 @@ class Uplink:
             except ValueError:
                 message = None
             if kind == "update":
-                self._on_offer(message if payload else None)
+                self.overair().on_offer(self, message if payload else None)
             elif kind == "ack":
                 self._on_ack(message)
             elif kind == "config":
@@ -394,43 +394,12 @@ class Uplink:
         except Exception as e:
             self.board.emit("message_failed", kind=kind, reason=repr(e))
 
-    def _on_offer(self, message):
-        """An update offered (None: the offer withdrawn, and one refused before may be taken
-        again). One to fetch is noted in slot.json: the terminal resets into the update boot
-        (update.py) once no window is open, and the download has the heap to itself."""
-        slot = self.slot
-        if message is None:
-            if slot.pop("refused", None):
-                store.save(store.SLOT_FILE, slot)
-            return
-        sha = message.get("sha256") if isinstance(message, dict) else None
-        if not isinstance(sha, str) or not sha:  # no offer the update boot could name
-            self.board.emit("offer_ignored", payload=repr(message)[:80])
-            return
-        last = slot.get("update") or {}
-        taken = last.get("sha256") if last.get("result") in ("trial", "ok") else None
-        if slot.get("trial") or sha in (slot.get("sha256"), slot.get("refused"), taken):
-            return  # one at a time; the image that runs, settings taken, one refused: not again
-        slot["fetch"] = message
-        store.save(store.SLOT_FILE, slot)
-        self.board.emit("update_offered", sha256=sha)
+    def overair(self):
+        """overair.py (an offer noted, a trial image confirmed, settings offered tried
+        first), imported only when one of them comes: the heap pays for every name."""
+        import overair
 
-    def _confirm(self):
-        """A rating acknowledged on an image on trial: it stays."""
-        slot = self.slot
-        for key in ("trial", "boots"):
-            slot.pop(key, None)
-        slot["update"] = {"sha256": slot.get("sha256"), "result": "ok"}
-        store.save(store.SLOT_FILE, slot)
-        self.board.emit("update_confirmed", sha256=slot.get("sha256"))
-        self.state_changed()
-
-    def _offered(self):
-        """offered.py (settings offered over the air: another account, tried first),
-        imported only while some are on offer: the heap is small."""
-        import offered
-
-        return offered
+        return overair
 
     def _on_too_large(self, topic, length):
         """A message longer than the terminal reads was let go unread (mqtt.py)."""

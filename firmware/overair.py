@@ -1,9 +1,12 @@
-# Settings offered over the air (update.py saved them as settings.next.json): another broker
-# account, tried first at each link, and kept once the broker has accepted it; refused, the
-# account the terminal has is used, and the offered one tried again later, so a rotation never
-# locks a terminal out: the broker keeps the old password until the terminal has taken the
-# new one (svc-broker add-device --replace, svc-broker retire). Functions of the uplink's,
-# imported only while some settings are on offer: the heap is small.
+# What the running terminal does about updates over the air (docs/firmware.md, "Over the
+# air"), functions of the uplink's and the terminal's, imported only when one comes: the heap
+# pays for every name. An offer is noted in slot.json (the update boot, update.py, fetches
+# it); an image on trial is confirmed by the first rating acknowledged, or gives up without a
+# link; settings offered (settings.next.json) are another broker account, tried first at each
+# link and kept once the broker has accepted it; refused, the account the terminal has is
+# used, and the offered one tried again later, so a rotation never locks a terminal out: the
+# broker keeps the old password until the terminal has taken the new one (svc-broker
+# add-device --replace, svc-broker retire).
 import os
 
 import store
@@ -11,7 +14,51 @@ from mqtt import MQTTError, tls_context
 from ticks import ms
 
 RETRY_MS = 300 * 1000  # settings offered and refused are tried again after this
+TRIAL_LINK_MS = 600 * 1000  # an image on trial that has not linked in this long gives up
 REFUSED_LOGIN = (4, 5)  # CONNACK: bad user name or password; not authorised
+
+
+def on_offer(uplink, message):
+    """An update offered (None: the offer withdrawn, and one refused before may be taken
+    again). One to fetch is noted in slot.json: the terminal resets into the update boot
+    (update.py) once no window is open, and the download has the heap to ituplink."""
+    slot = uplink.slot
+    if message is None:
+        if slot.pop("refused", None):
+            store.save(store.SLOT_FILE, slot)
+        return
+    sha = message.get("sha256") if isinstance(message, dict) else None
+    if not isinstance(sha, str) or not sha:  # no offer the update boot could name
+        uplink.board.emit("offer_ignored", payload=repr(message)[:80])
+        return
+    last = slot.get("update") or {}
+    taken = last.get("sha256") if last.get("result") in ("trial", "ok") else None
+    if slot.get("trial") or sha in (slot.get("sha256"), slot.get("refused"), taken):
+        return  # one at a time; the image that runs, settings taken, one refused: not again
+    slot["fetch"] = message
+    store.save(store.SLOT_FILE, slot)
+    uplink.board.emit("update_offered", sha256=sha)
+
+
+def confirm(uplink):
+    """A rating acknowledged on an image on trial: it stays."""
+    slot = uplink.slot
+    for key in ("trial", "boots"):
+        slot.pop(key, None)
+    slot["update"] = {"sha256": slot.get("sha256"), "result": "ok"}
+    store.save(store.SLOT_FILE, slot)
+    uplink.board.emit("update_confirmed", sha256=slot.get("sha256"))
+    uplink.state_changed()
+
+
+def watch_trial(terminal):
+    """An image on trial that has not linked within TRIAL_LINK_MS gives up: the boot loader
+    (slots.py) runs the one before it from the next boot on."""
+    slot = terminal.uplink.slot
+    if not terminal.linked and ms() >= TRIAL_LINK_MS:
+        slot["give_up"] = "no link for %d minutes" % (TRIAL_LINK_MS // 60000)
+        store.save(store.SLOT_FILE, slot)
+        terminal.board.reset("update")
 
 
 def account(uplink):
