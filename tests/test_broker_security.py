@@ -17,7 +17,7 @@ import requests
 from broker import acl, credentials
 from broker.folder import BrokerSetupError, init, load
 from collector.influx import InfluxHttp
-from devstack import CollectorProcess, InfluxServer, collector_env
+from devstack import CollectorProcess, InfluxServer
 from firmware import contract
 from tests.hall import COLLECTOR, SITE, TOOLS, Hall, Peer
 from tests.samples import RATING_EXAMPLE
@@ -468,25 +468,14 @@ def test_names_that_would_widen_the_acl_are_refused(hall: Hall, name: str, role:
 
 
 def test_a_device_cannot_publish_as_another_and_a_retained_rating_is_not_stored(
-    hall: Hall, influxdb: InfluxServer, database: str, tmp_path: Path
+    hall: Hall, hall_collector: CollectorProcess, influxdb: InfluxServer, database: str, tmp_path
 ):
     """With the collector on its own account over TLS: forged ratings never reach it, a
     retained one is dead-lettered, and no password shows in any log or dead letter."""
     for device in ("t01", "t02"):
         hall.add_device(SITE, device)
     hall.add_device("ha02", "t01")
-    service = hall.add_service(COLLECTOR, "collector")
-    env = collector_env(
-        ROOT,
-        database,
-        COLLECTOR,
-        service,
-        batch_linger_ms="50",
-        known_devices=str(hall.folder.path / "devices.txt"),
-        http="127.0.0.1:0",
-    )
-    collector = CollectorProcess(hall.broker, influxdb, tmp_path / "collector", env)
-    collector.start()
+    collector = hall_collector
     try:
         t01 = logged_in(hall, f"{SITE}/t01")
         t01.publish(topic("t02", "rating"), rating(1))  # another device of its site
