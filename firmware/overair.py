@@ -21,7 +21,7 @@ REFUSED_LOGIN = (4, 5)  # CONNACK: bad user name or password; not authorised
 def on_offer(uplink, message):
     """An update offered (None: the offer withdrawn, and one refused before may be taken
     again). One to fetch is noted in slot.json: the terminal resets into the update boot
-    (update.py) once no window is open, and the download has the heap to ituplink."""
+    (update.py) once no window is open, and the download has the heap to itself."""
     slot = uplink.slot
     if message is None:
         if slot.pop("refused", None):

@@ -31,7 +31,7 @@ from fwtools.unix_port import firmware_module
 log = logging.getLogger("svc-firmware")
 update = firmware_module("update")  # the update's part of the contract
 TOOLS_KEYS = ("mqtt_url", "mqtt_ca_file", "client_id", "topic_root")
-DISCOVER_S = 3.0  # --all: terminals whose retained state comes within this after subscribing
+DISCOVER_S = 3.0  # terminals whose retained state comes within this after subscribing
 FINAL = ("ok", "refused", "failed", "rolled_back")  # what a terminal's update ends in
 ROMFS_HEADER = b"\xd2\xcd\x31"  # what an image svc-firmware build writes starts with
 SHA256 = re.compile(f"[0-9a-f]{{{update.SHA256_HEX}}}")
@@ -146,11 +146,17 @@ class Rollout:
             if not self._subscribed.wait(10):
                 raise ConnectionError(f"no answer from the broker at {address.host}")
             deadline = time.monotonic() + timeout_s
-            if not self.terminals:
-                time.sleep(DISCOVER_S)
-                with self._changed:
-                    for device in sorted(self._seen):
-                        self.terminals[device] = self._terminal(device)
+            time.sleep(DISCOVER_S)  # the retained states: who there is, who runs what
+            with self._changed:
+                for device in sorted(self._seen) if not self.terminals else ():
+                    self.terminals[device] = self._terminal(device)
+                for device, terminal in self.terminals.items():  # running it: not offered
+                    report = self._seen.get(device, {}).get("update")
+                    if isinstance(report, dict) and report == {
+                        "sha256": self.sha256,
+                        "result": "ok",
+                    }:
+                        terminal.result = "ok"
             for wave in self._waves():
                 self._offer(wave)
                 if not self._wait(wave, deadline):
@@ -165,7 +171,8 @@ class Rollout:
 
     def _waves(self) -> Iterable[list[str]]:
         """The terminals to offer to, in waves: online ones first."""
-        order = sorted(self.terminals, key=lambda d: (self.terminals[d].online is not True, d))
+        waiting = [d for d in self.terminals if self.terminals[d].result != "ok"]
+        order = sorted(waiting, key=lambda d: (self.terminals[d].online is not True, d))
         size = self.wave or len(order)
         if order:
             yield order[:size]

@@ -357,9 +357,14 @@ def test_a_wave_of_three_confirms_before_the_other_seven_are_offered(
                     waiting.remove(terminal)
             time.sleep(0.2)
         outcome = publishing.join()
+        # published again: every terminal runs it already, none is offered it again
+        again = Rollout(
+            tools_for(mosquitto, topic_root, tmp_path), SITE, new_release.read_bytes(), devices
+        ).run(30)
     finally:
         for terminal in terminals:
             terminal.stop()
+    assert all(t.result == "ok" and not t.offered for t in again.values())
     assert {d: t.result for d, t in outcome.items()} == dict.fromkeys(devices, "ok")
     first, rest = devices[:3], devices[3:]
     assert max(outcome[d].done_at for d in first) <= min(outcome[d].offered_at for d in rest)
