@@ -84,6 +84,13 @@ def terminal_on(mosquitto, root: str, folder: Path, rom: Path, device: str = "ev
     return terminal
 
 
+def at(terminal: FirmwareTerminal, match, after: int = 0, timeout_s: float = 10) -> int:
+    """The index of the first event from `after` on that matches, waited for (events of two
+    boots may be equal: list.index would find the first)."""
+    terminal.wait_for(match, timeout_s, after)
+    return next(i for i, e in enumerate(terminal.events) if i >= after and match(e))
+
+
 def rate(terminal: FirmwareTerminal) -> int:
     seen = len(terminal.events)
     terminal.clerk_key()
@@ -418,3 +425,53 @@ def test_a_password_rotated_while_the_terminal_is_offline_reaches_it_over_the_ai
     assert outcome["t01"].result == "ok"
     assert not terminal.of_kind("login_refused") and not terminal.of_kind("update_fetching")
     assert wait_for(lambda: stored_seqs(influxdb, database, "t01")) == [1, 2, 3, 4]
+
+
+def test_a_new_image_in_a_crash_loop_or_without_a_link_goes_back_by_itself(
+    own_broker, micropython, tmp_path, topic_root, factory, new_release
+):
+    """No rating confirms the new image here. Crashing at every boot (a task failing, the
+    board reset), it is left after its third unconfirmed boot; finding no link for 10 minutes
+    (the broker gone, the time let pass at once), it gives up. Either way the terminal boots
+    the image before it, which links and rates."""
+    tools = tools_for(own_broker, topic_root, tmp_path)
+    crashing = terminal_on(own_broker, topic_root, tmp_path / "crash", factory, "ev-0001")
+    alone = terminal_on(own_broker, topic_root, tmp_path / "alone", factory, "ev-0002")
+    try:
+        for terminal in (crashing, alone):
+            terminal.start()
+            terminal.wait_for(lambda e: e["ev"] == "connected", timeout_s=15)
+        publishing = Publishing(Rollout(tools, SITE, new_release.read_bytes(), ["ev-0001"]))
+        mark = 0
+        for _ in range(3):  # each boot of the new image fails a task: a reset
+            new = at(crashing, lambda e: e["ev"] == "boot" and e["fw"] == "0.5.0", mark, 60)
+            at(crashing, lambda e: e["ev"] == "show", new)
+            crashing.crash()
+            mark = at(crashing, lambda e: e["ev"] == "reset", new)
+        back = crashing.wait_for(lambda e: e["ev"] == "rolled_back", timeout_s=30)
+        assert back["why"] == "crash loop: 3 boots unconfirmed"
+        after = crashing.events.index(back)
+        crashing.wait_for(lambda e: e["ev"] == "boot" and e["fw"] == "0.4.0", after=after)
+        crashing.wait_for(lambda e: e["ev"] == "connected", timeout_s=30, after=after)
+        assert publishing.join()["ev-0001"].result == "rolled_back"
+
+        publishing = Publishing(Rollout(tools, SITE, new_release.read_bytes(), ["ev-0002"]))
+        alone.wait_for(lambda e: e["ev"] == "update_ready", timeout_s=60)
+        own_broker.stop()  # the new image finds no broker
+        new = alone.wait_for(lambda e: e["ev"] == "boot" and e["fw"] == "0.5.0", timeout_s=30)
+        alone.wait_for(lambda e: e["ev"] == "show", after=alone.events.index(new))
+        alone.elapse(600_000)
+        back = alone.wait_for(lambda e: e["ev"] == "rolled_back", timeout_s=30)
+        assert back["why"] == "no link for 10 minutes"
+        own_broker.start()
+        after = alone.events.index(back)
+        alone.wait_for(lambda e: e["ev"] == "boot" and e["fw"] == "0.4.0", after=after)
+        alone.wait_for(lambda e: e["ev"] == "connected", timeout_s=60, after=after)
+        seen = len(alone.events)
+        alone.clerk_key()
+        alone.wait_for(lambda e: e["ev"] == "opened", after=seen)
+        outcome = publishing.join()
+    finally:
+        crashing.stop()
+        alone.stop()
+    assert outcome["ev-0002"].result == "rolled_back"
