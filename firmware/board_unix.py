@@ -16,12 +16,14 @@
 #                             as if the board had stood still that long
 #   flash fail | flash ok     make every flash write fail (EIO) or work again
 #   crash                     make the key scan task fail (watchdog test)
+#   hang                      make the key scan hang the loop past the watchdog's time
 #   quit                      stop the process
 import asyncio
 import gc
 import json
 import os
 import sys
+import time
 
 import protocol
 import simflash
@@ -31,6 +33,7 @@ SCORE_KEYS = 5
 CLERK_KEY = SCORE_KEYS  # bit of the clerk key in read_keys()
 TAP_MS = 80
 RESET_EXIT_CODE = 3
+WATCHDOG_HANG_MS = 9000  # "hang": the loop stands still longer than the watchdog's 8 s
 
 
 class Board:
@@ -44,7 +47,7 @@ class Board:
         self._ntp = True
         self._synced = False
         self._clock_offset_ms = 0
-        self._crash = False
+        self._crash = False  # type: bool | None  # True: the scan fails; None: it hangs
         self._voice = False
         self._wdt_ms = None
         self._wdt_fed = ticks.ms()
@@ -86,6 +89,8 @@ class Board:
     def read_keys(self):
         if self._crash:
             raise RuntimeError("key scan failed (injected)")
+        if self._crash is None:  # hung: the whole loop stands still, as a stuck board's
+            time.sleep_ms(WATCHDOG_HANG_MS)
         self._scans += 1
         return self._mask
 
@@ -191,6 +196,8 @@ class Board:
             simflash.FileFlash.failing = words[1] == "fail"
         elif verb == "crash":
             self._crash = True
+        elif verb == "hang":
+            self._crash = None
         else:
             raise ValueError(verb)
 

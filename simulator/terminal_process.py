@@ -116,6 +116,10 @@ class FirmwareTerminal:
         """Make the firmware's key scan task fail, as a bug would."""
         self._send("crash")
 
+    def hang(self) -> None:
+        """Make the firmware's loop stand still past the watchdog's time, as a stuck board's."""
+        self._send("hang")
+
     def power_cut(self) -> None:
         """Cut the power: the process dies at once, with whatever it had on flash."""
         if self._proc is not None:

@@ -427,13 +427,13 @@ def test_a_password_rotated_while_the_terminal_is_offline_reaches_it_over_the_ai
     assert wait_for(lambda: stored_seqs(influxdb, database, "t01")) == [1, 2, 3, 4]
 
 
-def test_a_new_image_in_a_crash_loop_or_without_a_link_goes_back_by_itself(
+def test_a_new_image_in_a_crash_loop_hung_or_without_a_link_goes_back_by_itself(
     own_broker, micropython, tmp_path, topic_root, factory, new_release
 ):
     """No rating confirms the new image here. Crashing at every boot (a task failing, the
-    board reset), it is left after its third unconfirmed boot; finding no link for 10 minutes
-    (the broker gone, the time let pass at once), it gives up. Either way the terminal boots
-    the image before it, which links and rates."""
+    board reset), it is left after its third unconfirmed boot; hung, reset by the watchdog, at
+    once; finding no link for 10 minutes (the broker gone, the time let pass at once), it gives
+    up. Each time the terminal boots the image before it, which links and rates."""
     tools = tools_for(own_broker, topic_root, tmp_path)
     crashing = terminal_on(own_broker, topic_root, tmp_path / "crash", factory, "ev-0001")
     alone = terminal_on(own_broker, topic_root, tmp_path / "alone", factory, "ev-0002")
@@ -453,6 +453,16 @@ def test_a_new_image_in_a_crash_loop_or_without_a_link_goes_back_by_itself(
         after = crashing.events.index(back)
         crashing.wait_for(lambda e: e["ev"] == "boot" and e["fw"] == "0.4.0", after=after)
         crashing.wait_for(lambda e: e["ev"] == "connected", timeout_s=30, after=after)
+        assert publishing.join()["ev-0001"].result == "rolled_back"
+
+        hung = release(tmp_path / "hung", "0.6.0")  # a sound image, on a board that hangs
+        publishing = Publishing(Rollout(tools, SITE, hung.read_bytes(), ["ev-0001"]))
+        new = at(crashing, lambda e: e["ev"] == "boot" and e["fw"] == "0.6.0", after, 60)
+        at(crashing, lambda e: e["ev"] == "show", new)
+        crashing.hang()
+        gone = at(crashing, lambda e: e["ev"] == "rolled_back", new, 30)
+        assert crashing.events[gone]["why"] == "watchdog reset"
+        at(crashing, lambda e: e["ev"] == "boot" and e["fw"] == "0.4.0", gone)
         assert publishing.join()["ev-0001"].result == "rolled_back"
 
         publishing = Publishing(Rollout(tools, SITE, new_release.read_bytes(), ["ev-0002"]))
