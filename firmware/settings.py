@@ -130,11 +130,11 @@ def load(path, default_device=None):
     return values
 
 
-def offered(current, path):
+def offered(path, current="settings.json"):
     """The broker's settings offered over the air (the keys in `path`, over the terminal's
-    settings `current`, as its file holds them), checked as at boot: (broker_addr, tls_ca),
-    or a SettingsError. tls_ca's certificate is read here too, so a CA a terminal cannot use
-    is refused before it is ever tried."""
+    settings file `current`, read only when some are offered), checked as at boot:
+    (broker_addr, tls_ca), or a SettingsError. tls_ca's certificate is read here too, so a
+    CA a terminal cannot use is refused before it is ever tried."""
     keys = store.load(path, None)
     if not isinstance(keys, dict) or not keys:
         raise SettingsError("%s holds no settings" % path)
@@ -142,7 +142,7 @@ def offered(current, path):
         if key not in OFFERED:
             raise SettingsError("%s is not a setting an offer changes" % key)
     values = dict(DEFAULTS)
-    values.update(current)
+    values.update(store.load(current, {}))
     values.update(keys)
     check(values)
     resolve_broker(values)

@@ -25,8 +25,7 @@ def load_settings(board):
         del sys.modules["settings"]
         return None
     try:  # settings offered over the air, tried until the broker accepts them (offered.py)
-        current = store.load("settings.json", {})
-        values["next_broker"] = settings.offered(current, store.NEXT_SETTINGS)
+        values["next_broker"] = settings.offered(store.NEXT_SETTINGS)
     except (settings.SettingsError, ValueError):  # none (or none it could use: never tried)
         pass
     finally:

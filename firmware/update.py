@@ -205,12 +205,7 @@ class Updater:
     def fail(self, why, offer=None):
         """The update could not be done now: noted, and not tried again until offered
         afresh (svc-firmware publish offers afresh). Returns False."""
-        offer = offer or self.offer
-        sha = offer["sha256"] if offer else None
-        self.state["refused"] = sha
-        self._stop()
-        self._result(sha, "failed", why)
-        return False
+        return self._set_aside("failed", why, offer)
 
     # --- writing and checking ---
 
@@ -278,9 +273,8 @@ class Updater:
         each link (overair.py) and merges into its settings once the broker accepts them."""
         import settings
 
-        current = store.load("settings.json", {})
         try:
-            settings.offered(current, path)
+            settings.offered(path)
         except settings.SettingsError as e:
             raise ValueError(str(e))
         finally:
@@ -289,10 +283,17 @@ class Updater:
         self.state["settings"] = self.offer["sha256"] if self.offer else None
 
     def _refuse(self, why):
-        sha = self.offer["sha256"] if self.offer else None
+        self._set_aside("refused", why)
+
+    def _set_aside(self, result, why, offer=None):
+        """The offer (this one, or the one being fetched) not taken again until offered
+        afresh, the result noted; the download stopped. Returns False."""
+        offer = offer or self.offer
+        sha = offer["sha256"] if offer else None
         self.state["refused"] = sha
         self._stop()
-        self._result(sha, "refused", why)
+        self._result(sha, result, why)
+        return False
 
     def _stop(self):
         self.offer = None
